@@ -1,0 +1,87 @@
+//! cloudify's data plane: every dataset is a [`Source`] that describes itself as a group of
+//! arrays ([`DatasetMeta`]) and answers chunk reads; region reads are built on chunk reads.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod demo;
+mod error;
+mod memory;
+mod region;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+pub use cloudify_sdk::meta::{DataType, DatasetMeta, VariableMeta};
+
+pub use demo::demo_dataset;
+pub use error::{Error, Result};
+pub use memory::MemorySource;
+pub use region::{check_chunk_index, read_region};
+
+/// Where the stored bytes of a chunk are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkRef {
+    /// `length` bytes at `offset` of the file or object `url`.
+    Range {
+        /// Path or URL.
+        url: String,
+        /// Byte offset.
+        offset: u64,
+        /// Byte count.
+        length: u64,
+    },
+    /// The encoded bytes themselves.
+    Inline(Vec<u8>),
+    /// Never written: all fill value.
+    Missing,
+    /// Computed on request; no stored bytes.
+    Computed,
+}
+
+/// A dataset: its metadata and its chunks.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// The dataset's metadata.
+    ///
+    /// # Errors
+    /// When a source that computes its metadata on demand (a plugin provider) fails.
+    fn metadata(&self) -> Result<Arc<DatasetMeta>>;
+
+    /// One chunk decoded to little-endian C-order values of the full chunk shape (edge chunks
+    /// padded with the fill value).
+    ///
+    /// # Errors
+    /// Unknown variable, bad chunk index, or a failed read.
+    async fn read_chunk(&self, variable: &str, index: &[u64]) -> Result<Vec<u8>>;
+
+    /// One chunk as stored, encoded with the variable's source codecs.
+    ///
+    /// # Errors
+    /// As [`Source::read_chunk`]; [`Error::Unsupported`] for sources without stored chunks.
+    async fn read_raw_chunk(&self, variable: &str, index: &[u64]) -> Result<Vec<u8>> {
+        let _ = index;
+        Err(Error::Unsupported { what: format!("raw chunks of variable '{variable}'") })
+    }
+
+    /// Where one chunk's stored bytes are.
+    ///
+    /// # Errors
+    /// As [`Source::read_raw_chunk`].
+    async fn chunk_ref(&self, variable: &str, index: &[u64]) -> Result<ChunkRef> {
+        let _ = index;
+        Err(Error::Unsupported { what: format!("chunk references of variable '{variable}'") })
+    }
+}
+
+/// A shared, type-erased source.
+pub type SharedSource = Arc<dyn Source>;
+
+/// Looks up `name` in `meta`.
+///
+/// # Errors
+/// [`Error::UnknownVariable`].
+pub fn variable<'m>(meta: &'m DatasetMeta, name: &str) -> Result<&'m VariableMeta> {
+    meta.variables
+        .get(name)
+        .ok_or_else(|| Error::UnknownVariable { dataset: meta.id.clone(), variable: name.to_owned() })
+}

@@ -1,0 +1,179 @@
+//! Hyperslab arithmetic: validating chunk keys, copying blocks between C-order buffers, and
+//! region reads assembled from chunk reads.
+
+use serde_json::Value;
+
+use crate::{variable, DataType, Error, Result, Source, VariableMeta};
+
+/// Checks `index` against the chunk grid of `var` (named `name`).
+///
+/// # Errors
+/// [`Error::WrongRank`] or [`Error::ChunkOutOfRange`].
+pub fn check_chunk_index(name: &str, var: &VariableMeta, index: &[u64]) -> Result<()> {
+    if index.len() != var.shape.len() {
+        return Err(Error::WrongRank { variable: name.to_owned(), expected: var.shape.len(), found: index.len() });
+    }
+    let grid = var.chunk_grid();
+    if index.iter().zip(&grid).any(|(i, n)| i >= n) {
+        return Err(Error::ChunkOutOfRange { variable: name.to_owned(), index: index.to_vec(), grid });
+    }
+    Ok(())
+}
+
+/// One element of `var`'s fill value, little-endian (zeros when it has none).
+pub(crate) fn fill_element(var: &VariableMeta) -> Vec<u8> {
+    let value = &var.fill_value;
+    let float = match value {
+        Value::String(s) if s == "NaN" => Some(f64::NAN),
+        Value::String(s) if s == "Infinity" => Some(f64::INFINITY),
+        Value::String(s) if s == "-Infinity" => Some(f64::NEG_INFINITY),
+        Value::Number(n) => n.as_f64(),
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    };
+    let int = value.as_i64().or_else(|| float.map(|f| f as i64)).unwrap_or(0);
+    let uint = value.as_u64().unwrap_or(int as u64);
+    let float = float.unwrap_or(0.0);
+    match var.dtype {
+        DataType::Bool | DataType::Uint8 => vec![uint as u8],
+        DataType::Int8 => (int as i8).to_le_bytes().to_vec(),
+        DataType::Int16 => (int as i16).to_le_bytes().to_vec(),
+        DataType::Int32 => (int as i32).to_le_bytes().to_vec(),
+        DataType::Int64 => int.to_le_bytes().to_vec(),
+        DataType::Uint16 => (uint as u16).to_le_bytes().to_vec(),
+        DataType::Uint32 => (uint as u32).to_le_bytes().to_vec(),
+        DataType::Uint64 => uint.to_le_bytes().to_vec(),
+        DataType::Float32 => (float as f32).to_le_bytes().to_vec(),
+        DataType::Float64 => float.to_le_bytes().to_vec(),
+    }
+}
+
+/// A buffer of `count` elements, each `element`.
+pub(crate) fn filled(element: &[u8], count: usize) -> Vec<u8> {
+    element.repeat(count)
+}
+
+/// A C-order buffer's shape together with the element size.
+#[derive(Clone, Copy)]
+pub(crate) struct Layout<'a> {
+    pub(crate) shape: &'a [u64],
+    pub(crate) elem: usize,
+}
+
+/// Copies the block of `count` elements at `src_origin` in `src` to `dst_origin` in `dst`.
+/// The caller guarantees that the block lies inside both buffers.
+pub(crate) fn copy_block(
+    src: &[u8],
+    src_layout: Layout<'_>,
+    src_origin: &[u64],
+    dst: &mut [u8],
+    dst_layout: Layout<'_>,
+    dst_origin: &[u64],
+    count: &[u64],
+) {
+    let elem = src_layout.elem;
+    let rank = count.len();
+    if count.iter().any(|&c| c == 0) {
+        return;
+    }
+    if rank == 0 {
+        dst[..elem].copy_from_slice(&src[..elem]);
+        return;
+    }
+    let strides = |shape: &[u64]| {
+        let mut s = vec![1u64; rank];
+        for d in (0..rank.saturating_sub(1)).rev() {
+            s[d] = s[d + 1] * shape[d + 1];
+        }
+        s
+    };
+    let (src_strides, dst_strides) = (strides(src_layout.shape), strides(dst_layout.shape));
+    let run = count[rank - 1] as usize * elem;
+    // Walk every position of the outer dimensions; the innermost one is one contiguous run.
+    let mut pos = vec![0u64; rank - 1];
+    loop {
+        let offset = |origin: &[u64], strides: &[u64]| -> usize {
+            let mut o = origin[rank - 1];
+            for d in 0..rank - 1 {
+                o += (origin[d] + pos[d]) * strides[d];
+            }
+            o as usize * elem
+        };
+        let (s, d) = (offset(src_origin, &src_strides), offset(dst_origin, &dst_strides));
+        dst[d..d + run].copy_from_slice(&src[s..s + run]);
+        let mut dim = rank - 1;
+        loop {
+            if dim == 0 {
+                return;
+            }
+            dim -= 1;
+            pos[dim] += 1;
+            if pos[dim] < count[dim] {
+                break;
+            }
+            pos[dim] = 0;
+        }
+    }
+}
+
+/// Reads `shape` elements of `name` from `start`, assembled from chunk reads, as
+/// little-endian C-order values. `limit` caps the bytes produced.
+///
+/// # Errors
+/// [`Error::BadSelection`] for a selection of the wrong rank or outside the array,
+/// [`Error::TooLarge`] over `limit`, and any chunk-read error.
+pub async fn read_region(source: &dyn Source, name: &str, start: &[u64], shape: &[u64], limit: u64) -> Result<Vec<u8>> {
+    let meta = source.metadata()?;
+    let var = variable(&meta, name)?;
+    let bad = |reason: String| Error::BadSelection { variable: name.to_owned(), reason };
+    if start.len() != var.shape.len() || shape.len() != var.shape.len() {
+        return Err(bad(format!("expected {} dimensions", var.shape.len())));
+    }
+    if let Some(d) = (0..start.len()).find(|&d| start[d].checked_add(shape[d]).is_none_or(|end| end > var.shape[d])) {
+        return Err(bad(format!("dimension {d} selects {}..{} of {}", start[d], start[d].saturating_add(shape[d]), var.shape[d])));
+    }
+    let elem = var.dtype.size();
+    let bytes = shape.iter().try_fold(elem as u64, |acc, &n| acc.checked_mul(n)).unwrap_or(u64::MAX);
+    if bytes > limit {
+        return Err(Error::TooLarge { bytes, limit });
+    }
+    let mut out = vec![0u8; bytes as usize];
+    if bytes == 0 {
+        return Ok(out);
+    }
+    let rank = shape.len();
+    let first: Vec<u64> = (0..rank).map(|d| start[d] / var.chunks[d]).collect();
+    let last: Vec<u64> = (0..rank).map(|d| (start[d] + shape[d] - 1) / var.chunks[d]).collect();
+    let mut chunk = first.clone();
+    loop {
+        let data = source.read_chunk(name, &chunk).await?;
+        // Overlap of this chunk with the selection, in array coordinates.
+        let lo: Vec<u64> = (0..rank).map(|d| start[d].max(chunk[d] * var.chunks[d])).collect();
+        let hi: Vec<u64> = (0..rank).map(|d| (start[d] + shape[d]).min((chunk[d] + 1) * var.chunks[d])).collect();
+        let count: Vec<u64> = (0..rank).map(|d| hi[d] - lo[d]).collect();
+        let src_origin: Vec<u64> = (0..rank).map(|d| lo[d] - chunk[d] * var.chunks[d]).collect();
+        let dst_origin: Vec<u64> = (0..rank).map(|d| lo[d] - start[d]).collect();
+        copy_block(
+            &data,
+            Layout { shape: &var.chunks, elem },
+            &src_origin,
+            &mut out,
+            Layout { shape, elem },
+            &dst_origin,
+            &count,
+        );
+        // Next chunk in C order within [first, last].
+        let mut dim = rank;
+        loop {
+            if dim == 0 {
+                return Ok(out);
+            }
+            dim -= 1;
+            chunk[dim] += 1;
+            if chunk[dim] <= last[dim] {
+                break;
+            }
+            chunk[dim] = first[dim];
+        }
+    }
+}

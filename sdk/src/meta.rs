@@ -1,0 +1,177 @@
+//! The dataset metadata schema: what `HostApi::dataset_metadata` answers as JSON text.
+//!
+//! It describes a dataset as a group of arrays, like a Zarr hierarchy: dimensions, global
+//! attributes, and per variable its data type, dimension names, shape, chunk shape,
+//! attributes (CF: `units`, `calendar`, `scale_factor`, ...), fill value and source codecs.
+//! The JSON is the contract; these serde types are a convenience for Rust plugins.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Metadata of one dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetMeta {
+    /// The dataset id, as in `/datasets/{id}`.
+    pub id: String,
+    /// Global attributes.
+    #[serde(default)]
+    pub attributes: Map<String, Value>,
+    /// Dimension names and sizes, in file order.
+    pub dimensions: IndexMap<String, u64>,
+    /// Names of unlimited (record) dimensions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unlimited: Vec<String>,
+    /// Variables in file order, coordinates included.
+    pub variables: IndexMap<String, VariableMeta>,
+}
+
+/// Metadata of one variable (array).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariableMeta {
+    /// Element type of the values (as stored: packed variables keep their packed type).
+    pub dtype: DataType,
+    /// Dimension names, one per axis (empty for scalars).
+    pub dimensions: Vec<String>,
+    /// Array shape.
+    pub shape: Vec<u64>,
+    /// Chunk shape (equal to `shape` for unchunked variables).
+    pub chunks: Vec<u64>,
+    /// Variable attributes.
+    #[serde(default)]
+    pub attributes: Map<String, Value>,
+    /// The fill value: a JSON number or bool, or `"NaN"`, `"Infinity"`, `"-Infinity"`;
+    /// `null` when the variable has none.
+    #[serde(default)]
+    pub fill_value: Value,
+    /// The source codec chain of the stored chunks, as Zarr v3 codec objects
+    /// (`{"name": "bytes", "configuration": {"endian": "little"}}`, ...).
+    #[serde(default)]
+    pub codecs: Vec<Value>,
+}
+
+/// Element types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataType {
+    /// `bool`
+    Bool,
+    /// `int8`
+    Int8,
+    /// `int16`
+    Int16,
+    /// `int32`
+    Int32,
+    /// `int64`
+    Int64,
+    /// `uint8`
+    Uint8,
+    /// `uint16`
+    Uint16,
+    /// `uint32`
+    Uint32,
+    /// `uint64`
+    Uint64,
+    /// `float32`
+    Float32,
+    /// `float64`
+    Float64,
+}
+
+impl DataType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Self::Bool | Self::Int8 | Self::Uint8 => 1,
+            Self::Int16 | Self::Uint16 => 2,
+            Self::Int32 | Self::Uint32 | Self::Float32 => 4,
+            Self::Int64 | Self::Uint64 | Self::Float64 => 8,
+        }
+    }
+
+    /// The numpy/xarray name (`float32`), as in xpublish's `/info`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bool => "bool",
+            Self::Int8 => "int8",
+            Self::Int16 => "int16",
+            Self::Int32 => "int32",
+            Self::Int64 => "int64",
+            Self::Uint8 => "uint8",
+            Self::Uint16 => "uint16",
+            Self::Uint32 => "uint32",
+            Self::Uint64 => "uint64",
+            Self::Float32 => "float32",
+            Self::Float64 => "float64",
+        }
+    }
+
+    /// The little-endian numpy type string (`<f4`), as in Zarr v2's `.zarray`.
+    pub fn numpy_le(self) -> &'static str {
+        match self {
+            Self::Bool => "|b1",
+            Self::Int8 => "|i1",
+            Self::Int16 => "<i2",
+            Self::Int32 => "<i4",
+            Self::Int64 => "<i8",
+            Self::Uint8 => "|u1",
+            Self::Uint16 => "<u2",
+            Self::Uint32 => "<u4",
+            Self::Uint64 => "<u8",
+            Self::Float32 => "<f4",
+            Self::Float64 => "<f8",
+        }
+    }
+}
+
+impl DatasetMeta {
+    /// Names of coordinate variables: those named like a dimension, and those listed in any
+    /// variable's CF `coordinates` attribute, in variable order.
+    pub fn coordinate_names(&self) -> Vec<&str> {
+        let listed: Vec<&str> = self
+            .variables
+            .values()
+            .filter_map(|var| var.attributes.get("coordinates").and_then(Value::as_str))
+            .flat_map(str::split_whitespace)
+            .collect();
+        self.variables
+            .keys()
+            .map(String::as_str)
+            .filter(|name| self.dimensions.contains_key(*name) || listed.contains(name))
+            .collect()
+    }
+}
+
+impl VariableMeta {
+    /// Number of chunks along each axis.
+    pub fn chunk_grid(&self) -> Vec<u64> {
+        self.shape.iter().zip(&self.chunks).map(|(&n, &c)| if c == 0 { 0 } else { n.div_ceil(c) }).collect()
+    }
+
+    /// Bytes of one decoded chunk (the full chunk shape).
+    pub fn chunk_bytes(&self) -> u64 {
+        self.chunks.iter().product::<u64>() * self.dtype.size() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_keeps_order_and_names() {
+        let json = r#"{"id":"d","dimensions":{"time":2,"lat":3},"variables":{
+            "tas":{"dtype":"float32","dimensions":["time","lat"],"shape":[2,3],"chunks":[1,3],
+                   "attributes":{"coordinates":"height"},"fill_value":"NaN"},
+            "lat":{"dtype":"float64","dimensions":["lat"],"shape":[3],"chunks":[3]},
+            "height":{"dtype":"float64","dimensions":[],"shape":[],"chunks":[]}}}"#;
+        let meta: DatasetMeta = serde_json::from_str(json).unwrap();
+        assert_eq!(meta.variables.keys().collect::<Vec<_>>(), ["tas", "lat", "height"]);
+        assert_eq!(meta.coordinate_names(), ["lat", "height"]);
+        assert_eq!(meta.variables["tas"].chunk_grid(), [2, 1]);
+        assert_eq!(meta.variables["tas"].chunk_bytes(), 12);
+        assert_eq!(meta.variables["tas"].dtype.numpy_le(), "<f4");
+        let back: DatasetMeta = serde_json::from_str(&serde_json::to_string(&meta).unwrap()).unwrap();
+        assert_eq!(back, meta);
+    }
+}
