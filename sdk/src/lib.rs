@@ -120,7 +120,8 @@ macro_rules! declare_plugin {
 
 /// Exports a plugin's root module from a `cdylib`: `export_plugin!(my_plugin::plugin_module);`.
 ///
-/// Use it in exactly one crate per shared library. Plugins that are also linked statically into
+/// The crate must also depend on `abi_stable` (same version as the SDK): the attribute this
+/// expands to names it by absolute path. Use it in exactly one crate per shared library. Plugins that are also linked statically into
 /// the host keep their logic in an rlib and export it from a one-line shim crate, because the
 /// exported symbol name is fixed and two plugins linked together would clash.
 #[macro_export]

@@ -1,0 +1,253 @@
+//! The router: built-in routes, plugin routes, and the middleware around them.
+
+use std::{
+    collections::HashSet,
+    convert::Infallible,
+    panic::{catch_unwind, AssertUnwindSafe},
+    sync::Arc,
+};
+
+use axum::{
+    body::Body,
+    extract::{RawPathParams, Request},
+    http::{HeaderName, HeaderValue, Method, StatusCode, Uri},
+    response::{IntoResponse, Response},
+    routing::{on, MethodFilter},
+    Router,
+};
+use bytes::Bytes;
+use cloudify_sdk::{HandlerBox, Host, Scope, KV};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    cors::{AllowOrigin, Any, CorsLayer},
+    trace::TraceLayer,
+};
+
+use crate::{
+    config::ServerConfig,
+    error::{json_error, AppError},
+    loader::LoadedPlugin,
+    openapi::{self, RouteDoc},
+    registry::Registry,
+    routes,
+};
+
+/// What a loaded plugin looks like from `/plugins` and `/versions`.
+#[derive(Debug, Clone)]
+pub struct PluginInfo {
+    /// Unique name.
+    pub name: String,
+    /// Its own version.
+    pub version: String,
+    /// One line on what it offers.
+    pub description: String,
+    /// `static` or the file it was loaded from.
+    pub origin: String,
+    /// `METHOD /path` of every route it mounted.
+    pub routes: Vec<String>,
+    /// Whether it provides datasets.
+    pub provides_datasets: bool,
+}
+
+/// Shared state of the built-in routes.
+#[derive(Clone)]
+pub struct AppState {
+    /// Every dataset served.
+    pub registry: Arc<Registry>,
+    /// Loaded plugins.
+    pub plugins: Arc<Vec<PluginInfo>>,
+    /// The OpenAPI document, serialised once.
+    pub openapi: Arc<String>,
+}
+
+/// The router, and the problems found while building it (one line each).
+pub struct App {
+    /// The router, ready to serve.
+    pub router: Router,
+    /// Conflicting or invalid plugin routes that were not mounted.
+    pub warnings: Vec<String>,
+}
+
+/// Builds the router over `registry` with the routes of `plugins`.
+pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerConfig) -> App {
+    let mut docs = routes::docs();
+    let mut taken: HashSet<(String, String)> = docs.iter().map(|d| (d.method.clone(), route_shape(&d.path))).collect();
+    let mut router: Router<AppState> = routes::router();
+    let mut warnings = Vec::new();
+    let mut infos = Vec::new();
+    for plugin in plugins {
+        let mut mounted = Vec::new();
+        for spec in plugin.routes {
+            let method = spec.method.as_str().to_ascii_uppercase();
+            let path = match spec.scope {
+                Scope::App => spec.path.to_string(),
+                Scope::Dataset => format!("/datasets/{{id}}{}", spec.path),
+            };
+            let refuse = |why: String| format!("plugin {}: route {method} {path} not mounted: {why}", plugin.name);
+            let Some(filter) = method_filter(&method) else {
+                warnings.push(refuse("unsupported method".to_owned()));
+                continue;
+            };
+            if !path.starts_with('/') {
+                warnings.push(refuse("path must start with '/'".to_owned()));
+                continue;
+            }
+            if !taken.insert((method.clone(), route_shape(&path))) {
+                warnings.push(refuse("conflicts with a route already mounted".to_owned()));
+                continue;
+            }
+            let target = Arc::new(PluginRoute {
+                handler: spec.handler,
+                host: plugin.host.clone(),
+                scope: spec.scope,
+                registry: Arc::clone(&registry),
+                max_body: server.max_request_body,
+            });
+            let handler = move |params: RawPathParams, req: Request| {
+                let target = Arc::clone(&target);
+                async move { target.call(params, req).await }
+            };
+            // axum panics on paths its matcher cannot hold (a catch-all in the middle, two
+            // parameter names at one position): try on a copy, refuse the route if it panics.
+            match catch_unwind(AssertUnwindSafe(|| router.clone().route(&path, on(filter, handler)))) {
+                Ok(next) => router = next,
+                Err(_) => {
+                    warnings.push(refuse("rejected by the router (invalid or overlapping path)".to_owned()));
+                    continue;
+                }
+            }
+            docs.push(RouteDoc {
+                method: method.clone(),
+                path: path.clone(),
+                summary: spec.summary.to_string(),
+                content_type: spec.content_type.to_string(),
+                tag: plugin.name.clone(),
+                operation: Some(spec.openapi.to_string()).filter(|s| !s.is_empty()),
+            });
+            mounted.push(format!("{method} {path}"));
+        }
+        infos.push(PluginInfo {
+            name: plugin.name,
+            version: plugin.version,
+            description: plugin.description,
+            origin: plugin.origin.to_string(),
+            routes: mounted,
+            provides_datasets: plugin.provides_datasets,
+        });
+    }
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    let openapi = openapi::document(&docs).to_json().unwrap_or_else(|_| "{}".to_owned());
+    let state = AppState { registry, plugins: Arc::new(infos), openapi: Arc::new(openapi) };
+    let router = router
+        .fallback(fallback)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")))
+        .layer(cors(&server.cors_allow_origins))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri())
+        }));
+    App { router, warnings }
+}
+
+/// A path with parameter names erased: `/datasets/{id}/x` and `/datasets/{ds}/x` collide.
+fn route_shape(path: &str) -> String {
+    path.split('/')
+        .map(|seg| match seg.strip_prefix("{*") {
+            Some(_) => "{*}",
+            None if seg.starts_with('{') => "{}",
+            None => seg,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn method_filter(method: &str) -> Option<MethodFilter> {
+    Some(match method {
+        "GET" => MethodFilter::GET,
+        "POST" => MethodFilter::POST,
+        "PUT" => MethodFilter::PUT,
+        "DELETE" => MethodFilter::DELETE,
+        "PATCH" => MethodFilter::PATCH,
+        "OPTIONS" => MethodFilter::OPTIONS,
+        "HEAD" => MethodFilter::HEAD,
+        _ => return None,
+    })
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new().allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS]).allow_headers(Any);
+    if origins.iter().any(|o| o == "*") {
+        return layer.allow_origin(Any).expose_headers(Any);
+    }
+    let list: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    layer.allow_origin(AllowOrigin::list(list))
+}
+
+async fn fallback(uri: Uri) -> Response {
+    AppError::RouteNotFound(uri.path().to_owned()).into_response()
+}
+
+/// One plugin route: its handler, and the host handle of the plugin that declared it.
+struct PluginRoute {
+    handler: HandlerBox,
+    host: Host,
+    scope: Scope,
+    registry: Arc<Registry>,
+    max_body: usize,
+}
+
+impl PluginRoute {
+    async fn call(&self, params: RawPathParams, req: Request) -> Response {
+        let params: Vec<KV> = params.iter().map(|(k, v)| KV::from((k.into(), v.into()))).collect();
+        if self.scope == Scope::Dataset {
+            let id = params.iter().find(|kv| kv.0 == "id").map(|kv| kv.1.as_str()).unwrap_or_default();
+            if self.registry.get(id).is_none() {
+                return AppError::DatasetNotFound(id.to_owned()).into_response();
+            }
+        }
+        let (parts, body) = req.into_parts();
+        let body = match axum::body::to_bytes(body, self.max_body).await {
+            Ok(body) => body,
+            Err(_) => return json_error(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {} bytes", self.max_body)),
+        };
+        let headers = parts
+            .headers
+            .iter()
+            .filter_map(|(name, value)| Some(KV::from((name.as_str().into(), value.to_str().ok()?.into()))))
+            .collect();
+        let request = cloudify_sdk::Request {
+            method: parts.method.as_str().into(),
+            path: parts.uri.path().into(),
+            params: params.into(),
+            query: parts.uri.query().unwrap_or_default().into(),
+            headers,
+            body: body.to_vec().into(),
+        };
+        into_axum(self.handler.call(self.host.clone(), request).await)
+    }
+}
+
+/// Converts a plugin's response without copying its body.
+fn into_axum(response: cloudify_sdk::Response) -> Response {
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = match response.body {
+        cloudify_sdk::Body::Bytes(bytes) => Body::from(Bytes::from_owner(bytes)),
+        cloudify_sdk::Body::Stream(stream) => Body::from_stream(futures::stream::unfold(stream, |mut stream| async move {
+            let piece = stream.next_chunk().await.into_option()?;
+            Some((Ok::<_, Infallible>(Bytes::from_owner(piece)), stream))
+        })),
+    };
+    let mut out = Response::new(body);
+    *out.status_mut() = status;
+    for kv in &response.headers {
+        match (HeaderName::try_from(kv.0.as_str()), HeaderValue::try_from(kv.1.as_str())) {
+            (Ok(name), Ok(value)) => {
+                out.headers_mut().append(name, value);
+            }
+            _ => tracing::debug!(header = %kv.0, "dropping an invalid response header from a plugin"),
+        }
+    }
+    out
+}

@@ -1,0 +1,153 @@
+//! The configuration: one TOML file, every key overridable by a `CLOUDIFY_...` environment
+//! variable (`CLOUDIFY_SERVER__BIND=0.0.0.0:9000`: sections are separated by `__`).
+
+use std::{collections::BTreeMap, path::{Path, PathBuf}};
+
+use figment::{
+    providers::{Env, Format, Serialized, Toml},
+    Figment,
+};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: listening, CORS, logs, limits.
+    pub server: ServerConfig,
+    /// `[plugins]`: where plugins are found and which load.
+    pub plugins: PluginsConfig,
+    /// `[demo]`: the built-in demo dataset.
+    pub demo: DemoConfig,
+    /// `[plugin.<name>]`: each plugin's own table, handed to it as JSON.
+    pub plugin: BTreeMap<String, serde_json::Value>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `127.0.0.1:9000`; `0.0.0.0:9000` to serve a network.
+    pub bind: String,
+    /// Origins allowed by CORS. Default `["*"]` (open, like cloudify); `[]` turns CORS off.
+    pub cors_allow_origins: Vec<String>,
+    /// Log format: `text` (default) or `json`.
+    pub log_format: String,
+    /// Largest request body accepted, in bytes. Default 16 MiB.
+    pub max_request_body: usize,
+    /// Largest region a single read may produce, in bytes. Default 256 MiB.
+    pub max_region_bytes: u64,
+    /// Seconds to let running requests finish after SIGTERM. Default 10.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:9000".to_owned(),
+            cors_allow_origins: vec!["*".to_owned()],
+            log_format: "text".to_owned(),
+            max_request_body: 16 << 20,
+            max_region_bytes: 256 << 20,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// `[plugins]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Folders searched for `libcloudify_plugin_*` files, besides the executable's own folder.
+    pub dirs: Vec<PathBuf>,
+    /// Plugin files loaded whatever their name.
+    pub files: Vec<PathBuf>,
+    /// When not empty, only these plugins (by name) load. Default: all found.
+    pub enabled: Vec<String>,
+    /// These plugins (by name) never load.
+    pub disabled: Vec<String>,
+    /// Also search the executable's folder. Default `true`.
+    pub search_exe_dir: bool,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        Self { dirs: Vec::new(), files: Vec::new(), enabled: Vec::new(), disabled: Vec::new(), search_exe_dir: true }
+    }
+}
+
+/// `[demo]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Serve the built-in demo dataset. Default `true`.
+    pub enabled: bool,
+    /// Its dataset id. Default `demo`.
+    pub id: String,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self { enabled: true, id: "demo".to_owned() }
+    }
+}
+
+impl Config {
+    /// Reads `file` (if any), then applies `CLOUDIFY_*` environment overrides.
+    ///
+    /// # Errors
+    /// An unreadable file, invalid TOML, an unknown key or a value of the wrong type.
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(Box::new(figment::Error::from(format!("config file {} not found", file.display()))));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        // CLOUDIFY_CONFIG and CLOUDIFY_LOG are command-line settings, not config keys.
+        figment = figment.merge(Env::prefixed("CLOUDIFY_").ignore(&["config", "log"]).split("__"));
+        figment.extract().map_err(Box::new)
+    }
+
+    /// The table of plugin `name` as JSON text (`{}` when absent).
+    pub fn plugin_table(&self, name: &str) -> String {
+        self.plugin.get(name).map_or_else(|| "{}".to_owned(), serde_json::Value::to_string)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cloudify.toml");
+        std::fs::write(
+            &file,
+            "[server]\nbind = \"127.0.0.1:1\"\n[plugins]\nenabled = [\"zarr\"]\n[plugin.zarr]\ncodec = \"zstd\"\nlevel = 1\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CLOUDIFY_SERVER__BIND", "127.0.0.1:2");
+            let config = Config::load(Some(&file)).unwrap();
+            assert_eq!(config.server.bind, "127.0.0.1:2");
+            assert_eq!(config.plugins.enabled, ["zarr"]);
+            assert_eq!(config.plugin_table("zarr"), r#"{"codec":"zstd","level":1}"#);
+            assert_eq!(config.plugin_table("stac"), "{}");
+            assert_eq!(config.server.cors_allow_origins, ["*"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cloudify.toml");
+        std::fs::write(&file, "[server]\nbnd = \"x\"\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("bnd"), "{err}");
+        assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! The host's side of [`cloudify_sdk::HostApi`]: what each plugin's `Host` handle does.
+
+use std::sync::Arc;
+
+use abi_stable::{
+    sabi_trait::TD_Opaque,
+    std_types::{RArc, RResult, RStr, RString, RVec},
+};
+use async_ffi::{FfiFuture, FutureExt as _};
+use cloudify_dataset::{read_region, ChunkRef as DataChunkRef, Error as DataError, SharedSource};
+use cloudify_sdk::{
+    BlockingTaskBox, ChunkKey, ChunkRef, ErrorKind, Host, HostApi, HostApi_TO, HostError, LogLevel, Region,
+};
+use tokio::runtime::Handle;
+
+use crate::{error::to_host_error, registry::Registry};
+
+/// One plugin's handle on the host.
+#[derive(Clone)]
+struct PluginHost {
+    plugin: Arc<str>,
+    config: Arc<str>,
+    registry: Arc<Registry>,
+    runtime: Handle,
+}
+
+/// A [`Host`] for plugin `plugin` with its config table `config` (JSON text).
+pub(crate) fn plugin_host(plugin: &str, config: String, registry: Arc<Registry>, runtime: Handle) -> Host {
+    let host = PluginHost { plugin: plugin.into(), config: config.into(), registry, runtime };
+    HostApi_TO::from_ptr(RArc::new(host), TD_Opaque)
+}
+
+fn not_found(dataset: &str) -> HostError {
+    HostError::new(ErrorKind::NOT_FOUND, format!("Dataset '{dataset}' not found"))
+}
+
+impl PluginHost {
+    fn source(&self, dataset: &str) -> Result<SharedSource, HostError> {
+        self.registry.get(dataset).ok_or_else(|| not_found(dataset))
+    }
+
+    /// Runs `read` on the host's runtime: the plugin may poll the returned future from a
+    /// runtime of its own, which has no access to the host's reactor or blocking pool.
+    fn on_runtime<T, F>(&self, dataset: &str, read: impl FnOnce(SharedSource) -> F) -> FfiFuture<RResult<T, HostError>>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, DataError>> + Send + 'static,
+    {
+        let task = match self.source(dataset) {
+            Ok(source) => self.runtime.spawn(read(source)),
+            Err(err) => return async move { RResult::RErr(err) }.into_ffi(),
+        };
+        async move {
+            match task.await {
+                Ok(outcome) => outcome.map_err(|err| to_host_error(&err)).into(),
+                Err(join) => RResult::RErr(HostError::new(ErrorKind::INTERNAL, format!("read task failed: {join}"))),
+            }
+        }
+        .into_ffi()
+    }
+}
+
+impl HostApi for PluginHost {
+    fn list_datasets(&self) -> RVec<RString> {
+        self.registry.ids().into_iter().map(RString::from).collect()
+    }
+
+    fn dataset_metadata(&self, dataset: RStr<'_>) -> RResult<RString, HostError> {
+        self.source(dataset.as_str())
+            .and_then(|source| source.metadata().map_err(|err| to_host_error(&err)))
+            .and_then(|meta| {
+                serde_json::to_string(&*meta).map_err(|err| HostError::new(ErrorKind::INTERNAL, err.to_string()))
+            })
+            .map(RString::from)
+            .into()
+    }
+
+    fn read_chunk(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>> {
+        self.on_runtime(&key.dataset, move |source| async move {
+            source.read_chunk(&key.variable, &key.index).await.map(RVec::from)
+        })
+    }
+
+    fn read_raw_chunk(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>> {
+        self.on_runtime(&key.dataset, move |source| async move {
+            source.read_raw_chunk(&key.variable, &key.index).await.map(RVec::from)
+        })
+    }
+
+    fn chunk_reference(&self, key: ChunkKey) -> FfiFuture<RResult<ChunkRef, HostError>> {
+        self.on_runtime(&key.dataset, move |source| async move {
+            let reference = source.chunk_ref(&key.variable, &key.index).await?;
+            Ok(match reference {
+                DataChunkRef::Range { url, offset, length } => ChunkRef::Range { url: url.into(), offset, length },
+                DataChunkRef::Inline(bytes) => ChunkRef::Inline(bytes.into()),
+                DataChunkRef::Missing => ChunkRef::Missing,
+                DataChunkRef::Computed => ChunkRef::Computed,
+            })
+        })
+    }
+
+    fn read_region(&self, region: Region) -> FfiFuture<RResult<RVec<u8>, HostError>> {
+        let limit = self.registry.max_region_bytes();
+        self.on_runtime(&region.dataset, move |source| async move {
+            read_region(&*source, &region.variable, &region.start, &region.shape, limit).await.map(RVec::from)
+        })
+    }
+
+    fn plugin_config(&self) -> RString {
+        RString::from(&*self.config)
+    }
+
+    fn plugin_name(&self) -> RString {
+        RString::from(&*self.plugin)
+    }
+
+    fn log(&self, level: LogLevel, message: RStr<'_>) {
+        let (plugin, message) = (&*self.plugin, message.as_str());
+        match level {
+            LogLevel::Error => tracing::error!(plugin, "{message}"),
+            LogLevel::Warn => tracing::warn!(plugin, "{message}"),
+            LogLevel::Info => tracing::info!(plugin, "{message}"),
+            LogLevel::Debug => tracing::debug!(plugin, "{message}"),
+            LogLevel::Trace => tracing::trace!(plugin, "{message}"),
+        }
+    }
+
+    fn spawn_blocking(&self, mut task: BlockingTaskBox) -> FfiFuture<()> {
+        let done = self.runtime.spawn_blocking(move || task.run());
+        async move {
+            let _ = done.await;
+        }
+        .into_ffi()
+    }
+
+    fn sleep_ms(&self, ms: u64) -> FfiFuture<()> {
+        let done = self.runtime.spawn(tokio::time::sleep(std::time::Duration::from_millis(ms)));
+        async move {
+            let _ = done.await;
+        }
+        .into_ffi()
+    }
+}

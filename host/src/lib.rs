@@ -1,0 +1,15 @@
+//! The cloudify host: configuration, plugin loading, the dataset registry and the HTTP router.
+//! It is glue; data-plane work lives in `crates/`, endpoints beyond the built-in ones in plugins.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod app;
+pub mod config;
+pub mod error;
+mod host_api;
+pub mod loader;
+mod openapi;
+pub mod registry;
+mod routes;
+
+pub use app::{app, AppState};

@@ -1,0 +1,216 @@
+//! Finding and loading plugins: shared libraries named `libcloudify_plugin_*` (next to the
+//! executable, in plugin folders, or listed in the config), plus those compiled in with
+//! `--features static-all`. A file that is not a compatible plugin is refused with one line and
+//! the others still load.
+
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use abi_stable::library::{lib_header_from_path, LibraryError};
+use cloudify_sdk::{PluginModRef, RouteSpec};
+use tokio::runtime::Handle;
+
+use crate::{config::Config, host_api::plugin_host, registry::Registry};
+
+/// File-name prefix of plugin libraries (`libcloudify_plugin_zarr.so`).
+#[cfg(not(windows))]
+const FILE_PREFIX: &str = "libcloudify_plugin_";
+#[cfg(windows)]
+const FILE_PREFIX: &str = "cloudify_plugin_";
+
+/// Where a plugin came from.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// Compiled into the binary.
+    Static,
+    /// Loaded from this file.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Static => f.write_str("static"),
+            Self::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A plugin that loaded, with the routes it declared.
+pub struct LoadedPlugin {
+    /// Its unique name.
+    pub name: String,
+    /// Its own version.
+    pub version: String,
+    /// What it offers, in one line.
+    pub description: String,
+    /// Where it came from.
+    pub origin: Origin,
+    /// Its routes, to be mounted.
+    pub routes: Vec<RouteSpec>,
+    /// The host handle given to it (its handlers receive the same one).
+    pub host: cloudify_sdk::Host,
+    /// Whether it also provides datasets.
+    pub provides_datasets: bool,
+}
+
+/// A plugin file that did not load, or a plugin left out by the config.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The file (or `static`).
+    pub origin: String,
+    /// One line saying why.
+    pub reason: String,
+}
+
+/// The outcome of loading.
+#[derive(Default)]
+pub struct Loaded {
+    /// Plugins that loaded, in load order.
+    pub plugins: Vec<LoadedPlugin>,
+    /// Files that are not usable plugins.
+    pub refused: Vec<Refusal>,
+    /// Plugins the `enabled`/`disabled` lists left out.
+    pub skipped: Vec<Refusal>,
+}
+
+/// The root modules compiled into this binary.
+fn static_plugins() -> Vec<PluginModRef> {
+    #[allow(unused_mut)]
+    let mut modules = Vec::new();
+    #[cfg(feature = "static-intake")]
+    modules.push(cloudify_intake::plugin_module());
+    modules
+}
+
+/// Plugin files to try, in order: config `files`, then plugin folders, then the
+/// executable's folder; each file once.
+pub fn candidate_files(config: &Config, extra_dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = extra_dirs.iter().chain(&config.plugins.dirs).cloned().collect();
+    if config.plugins.search_exe_dir {
+        if let Some(dir) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)) {
+            dirs.push(dir);
+        }
+    }
+    let mut files = config.plugins.files.clone();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            tracing::warn!(dir = %dir.display(), "plugin folder not readable");
+            continue;
+        };
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| {
+                path.file_name().and_then(|n| n.to_str()).is_some_and(|name| {
+                    name.starts_with(FILE_PREFIX) && name.ends_with(std::env::consts::DLL_SUFFIX)
+                })
+            })
+            .collect();
+        found.sort();
+        files.extend(found);
+    }
+    let mut seen = HashSet::new();
+    files.retain(|file| seen.insert(file.canonicalize().unwrap_or_else(|_| file.clone())));
+    files
+}
+
+/// Loads every plugin: static ones first, then `files`. Each gets a host handle over
+/// `registry`; dataset providers are added to it.
+pub fn load(config: &Config, files: &[PathBuf], registry: &Arc<Registry>, runtime: &Handle) -> Loaded {
+    let mut loaded = Loaded::default();
+    let modules = static_plugins()
+        .into_iter()
+        .map(|module| (Origin::Static, Ok(module)))
+        .chain(files.iter().map(|file| (Origin::File(file.clone()), open(file))));
+    for (origin, module) in modules {
+        let refuse = |reason: String| Refusal { origin: origin.to_string(), reason };
+        let module = match module {
+            Ok(module) => module,
+            Err(reason) => {
+                tracing::warn!(file = %origin, "plugin refused: {reason}");
+                loaded.refused.push(refuse(reason));
+                continue;
+            }
+        };
+        let name = module.name()().to_string();
+        if let Some(first) = loaded.plugins.iter().find(|p| p.name == name) {
+            let reason = format!("plugin '{name}' is already loaded from {}", first.origin);
+            tracing::warn!(file = %origin, "plugin refused: {reason}");
+            loaded.refused.push(refuse(reason));
+            continue;
+        }
+        let plugins = &config.plugins;
+        if (!plugins.enabled.is_empty() && !plugins.enabled.contains(&name)) || plugins.disabled.contains(&name) {
+            tracing::info!(plugin = name, "plugin disabled by the config");
+            loaded.skipped.push(refuse(format!("plugin '{name}' is disabled by the config")));
+            continue;
+        }
+        let host = plugin_host(&name, config.plugin_table(&name), Arc::clone(registry), runtime.clone());
+        let decl = match module.init()(host.clone()).into_result() {
+            Ok(decl) => decl,
+            Err(reason) => {
+                tracing::warn!(file = %origin, "plugin refused: {reason}");
+                loaded.refused.push(refuse(reason.into_string()));
+                continue;
+            }
+        };
+        let provides_datasets = decl.dataset_source.is_some();
+        if let Some(source) = decl.dataset_source.into_option() {
+            registry.add_provider(&name, source);
+        }
+        tracing::info!(plugin = name, version = %decl.version, from = %origin, routes = decl.routes.len(), "plugin loaded");
+        loaded.plugins.push(LoadedPlugin {
+            name,
+            version: decl.version.into_string(),
+            description: decl.description.into_string(),
+            origin,
+            routes: decl.routes.into_vec(),
+            host,
+            provides_datasets,
+        });
+    }
+    loaded
+}
+
+/// Opens one plugin file and checks its ABI; `Err` is the one-line reason for refusing it.
+fn open(file: &Path) -> Result<PluginModRef, String> {
+    // dlopen does not search the working directory: make relative paths explicit.
+    let path = if file.is_relative() { Path::new(".").join(file) } else { file.to_path_buf() };
+    lib_header_from_path(&path)
+        .and_then(|header| header.init_root_module::<PluginModRef>())
+        .map_err(|err| {
+            tracing::debug!(file = %file.display(), "full loader error: {err}");
+            refusal_reason(&err)
+        })
+}
+
+/// One line out of abi_stable's (sometimes thousands of lines long) loader errors.
+fn refusal_reason(err: &LibraryError) -> String {
+    let sdk = cloudify_sdk::SDK_VERSION;
+    match err {
+        LibraryError::OpenError { err, .. } => format!("cannot be opened: {err}"),
+        LibraryError::GetSymbolError { .. } => "not a cloudify plugin: it exports no plugin root module".to_owned(),
+        LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => format!(
+            "built against cloudify-sdk {actual_version}, this host needs {expected_version}: rebuild the plugin"
+        ),
+        LibraryError::AbiInstability(details) => {
+            let text = details.to_string();
+            let mut lines = text.lines().map(str::trim).filter(|l| {
+                l.starts_with("Error:") || l.starts_with("Expected:") || l.starts_with("Found:")
+            });
+            let summary: Vec<&str> = lines.by_ref().take(3).collect();
+            format!(
+                "incompatible plugin ABI (this host has cloudify-sdk {sdk}; rebuild the plugin): {}",
+                summary.join(" ").replace("Error:", "").trim()
+            )
+        }
+        other => {
+            let text = other.to_string();
+            let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("unknown error");
+            format!("cannot be loaded: {first}")
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! `cloudify`: serve climate-model output as cloud-native datasets.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+
+use clap::{Parser, Subcommand};
+use cloudify::{
+    app::app,
+    config::Config,
+    loader::{self, candidate_files},
+    registry::Registry,
+};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "cloudify", version, about = "Serve climate-model output as cloud-native datasets")]
+struct Cli {
+    /// Config file (TOML); every key can also be set as CLOUDIFY_SECTION__KEY.
+    #[arg(long, short, global = true, env = "CLOUDIFY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Extra folder to search for libcloudify_plugin_* files (repeatable).
+    #[arg(long, global = true)]
+    plugin_dir: Vec<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server.
+    Serve {
+        /// Address to listen on (overrides server.bind), e.g. 127.0.0.1:9000 or 127.0.0.1:0.
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// List the plugins found, with their version and routes, and why any file was refused.
+    Plugins,
+    /// Check the configuration and print it as the server would use it.
+    CheckConfig,
+}
+
+fn init_logging(format: &str) {
+    let filter = EnvFilter::try_from_env("CLOUDIFY_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn registry(config: &Config) -> Registry {
+    let mut registry = Registry::new(config.server.max_region_bytes);
+    if config.demo.enabled {
+        match cloudify_dataset::demo_dataset(&config.demo.id) {
+            Ok(demo) => registry.insert(config.demo.id.clone(), Arc::new(demo)),
+            Err(err) => tracing::error!("demo dataset unavailable: {err}"),
+        }
+    }
+    registry
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("cloudify: invalid configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config.server.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cloudify: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::CheckConfig => match toml::to_string_pretty(&config) {
+            Ok(text) => {
+                println!("# configuration OK\n{text}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("cloudify: configuration cannot be shown: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Plugins => {
+            let registry = Arc::new(registry(&config));
+            let files = candidate_files(&config, &cli.plugin_dir);
+            let loaded = loader::load(&config, &files, &registry, runtime.handle());
+            for plugin in &loaded.plugins {
+                println!("{} {} ({}){}", plugin.name, plugin.version, plugin.origin, if plugin.description.is_empty() { String::new() } else { format!(": {}", plugin.description) });
+                for route in &plugin.routes {
+                    let prefix = if route.scope == cloudify_sdk::Scope::Dataset { "/datasets/{id}" } else { "" };
+                    println!("    {} {prefix}{}", route.method, route.path);
+                }
+            }
+            for refused in loaded.refused.iter().chain(&loaded.skipped) {
+                println!("refused {}: {}", refused.origin, refused.reason);
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Serve { bind } => {
+            if let Some(bind) = bind {
+                config.server.bind = bind;
+            }
+            runtime.block_on(serve(config, cli.plugin_dir))
+        }
+    }
+}
+
+async fn serve(config: Config, plugin_dirs: Vec<PathBuf>) -> ExitCode {
+    let registry = Arc::new(registry(&config));
+    let files = candidate_files(&config, &plugin_dirs);
+    let loaded = loader::load(&config, &files, &registry, &tokio::runtime::Handle::current());
+    let app = app(Arc::clone(&registry), loaded.plugins, &config.server);
+    let listener = match tokio::net::TcpListener::bind(&config.server.bind).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!(bind = config.server.bind, "cannot listen: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().map_or_else(|_| config.server.bind.clone(), |a: SocketAddr| a.to_string());
+    tracing::info!(datasets = registry.ids().len(), "cloudify listening on http://{addr}");
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let server = axum::serve(listener, app.router).with_graceful_shutdown(shutdown_signal());
+    // After the signal, running requests get `grace` to finish.
+    let outcome = tokio::select! {
+        outcome = server => outcome,
+        () = async { shutdown_signal().await; tokio::time::sleep(grace).await } => Ok(()),
+    };
+    match outcome {
+        Ok(()) => {
+            tracing::info!("cloudify stopped");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            tracing::error!("server error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,110 @@
+//! The dataset registry: datasets configured in the host, and datasets provided by plugins
+//! (xpublish's `get_datasets`/`get_dataset` hooks), asked on every lookup like xpublish does.
+
+use std::sync::{Arc, RwLock};
+
+use abi_stable::std_types::RStr;
+use async_trait::async_trait;
+use cloudify_dataset::{check_chunk_index, variable, DatasetMeta, Error, Result, SharedSource, Source};
+use cloudify_sdk::{ChunkKey, DatasetSourceBox};
+use indexmap::IndexMap;
+
+/// Every dataset the server answers for.
+pub struct Registry {
+    datasets: IndexMap<String, SharedSource>,
+    providers: RwLock<Vec<Provider>>,
+    max_region_bytes: u64,
+}
+
+struct Provider {
+    plugin: String,
+    source: Arc<DatasetSourceBox>,
+}
+
+impl Registry {
+    /// An empty registry whose region reads stop at `max_region_bytes`.
+    pub fn new(max_region_bytes: u64) -> Self {
+        Self { datasets: IndexMap::new(), providers: RwLock::new(Vec::new()), max_region_bytes }
+    }
+
+    /// Serves `source` as `id`; a later insert with the same id replaces the earlier one.
+    pub fn insert(&mut self, id: impl Into<String>, source: SharedSource) {
+        self.datasets.insert(id.into(), source);
+    }
+
+    /// Adds the datasets of plugin `plugin`.
+    pub fn add_provider(&self, plugin: &str, source: DatasetSourceBox) {
+        let provider = Provider { plugin: plugin.to_owned(), source: Arc::new(source) };
+        self.providers.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(provider);
+    }
+
+    /// The largest region a read may produce, in bytes.
+    pub fn max_region_bytes(&self) -> u64 {
+        self.max_region_bytes
+    }
+
+    /// All dataset ids: configured ones first, then each provider's, without repeats.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.datasets.keys().cloned().collect();
+        for provider in self.providers.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+            for id in provider.source.list() {
+                if !ids.iter().any(|known| *known == *id) {
+                    ids.push(id.into_string());
+                }
+            }
+        }
+        ids
+    }
+
+    /// The dataset `id`: a configured one, else the first provider that lists it.
+    pub fn get(&self, id: &str) -> Option<SharedSource> {
+        if let Some(source) = self.datasets.get(id) {
+            return Some(Arc::clone(source));
+        }
+        let providers = self.providers.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let provider = providers.iter().find(|p| p.source.list().iter().any(|listed| listed == id))?;
+        let source = ProviderSource { id: id.to_owned(), plugin: provider.plugin.clone(), provider: Arc::clone(&provider.source) };
+        Some(Arc::new(source))
+    }
+}
+
+/// A dataset served by a plugin's [`cloudify_sdk::DatasetSource`].
+struct ProviderSource {
+    id: String,
+    plugin: String,
+    provider: Arc<DatasetSourceBox>,
+}
+
+#[async_trait]
+impl Source for ProviderSource {
+    fn metadata(&self) -> Result<Arc<DatasetMeta>> {
+        let json = self.provider.metadata(RStr::from_str(&self.id)).into_result().map_err(|err| {
+            Error::Read(format!("plugin {} failed to describe dataset '{}': {err}", self.plugin, self.id))
+        })?;
+        let meta: DatasetMeta = serde_json::from_str(&json)
+            .map_err(|err| Error::Read(format!("plugin {} sent invalid metadata for '{}': {err}", self.plugin, self.id)))?;
+        Ok(Arc::new(meta))
+    }
+
+    async fn read_chunk(&self, name: &str, index: &[u64]) -> Result<Vec<u8>> {
+        // Keys are checked here, so the plugin only ever sees valid ones and its errors are
+        // read failures.
+        let meta = self.metadata()?;
+        let var = variable(&meta, name)?;
+        check_chunk_index(name, var, index)?;
+        let key = ChunkKey { dataset: self.id.as_str().into(), variable: name.into(), index: index.into() };
+        let bytes = self.provider.read_chunk(key).await.into_result().map_err(|err| {
+            Error::Read(format!("plugin {} failed to read {}/{name}: {err}", self.plugin, self.id))
+        })?;
+        let expected = var.chunk_bytes();
+        if bytes.len() as u64 != expected {
+            return Err(Error::Read(format!(
+                "plugin {} answered {} bytes for a chunk of {}/{name}, expected {expected}",
+                self.plugin,
+                bytes.len(),
+                self.id
+            )));
+        }
+        Ok(bytes.into_vec())
+    }
+}

@@ -1,0 +1,52 @@
+//! The built-in routes, with xpublish's response shapes.
+
+pub(crate) mod datasets;
+pub(crate) mod system;
+
+use axum::{routing::get, Router};
+
+use crate::{app::AppState, openapi::RouteDoc};
+
+/// (path, summary, content type) of every built-in `GET` route.
+const BUILT_IN: &[(&str, &str, &str)] = &[
+    ("/datasets", "List dataset ids", "application/json"),
+    ("/datasets/{id}", "HTML summary of a dataset", "text/html"),
+    ("/datasets/{id}/", "HTML summary of a dataset", "text/html"),
+    ("/datasets/{id}/keys", "Variable names of a dataset", "application/json"),
+    ("/datasets/{id}/dict", "Dataset schema as xarray's to_dict(data=False)", "application/json"),
+    ("/datasets/{id}/info", "Dimensions, variables and attributes of a dataset", "application/json"),
+    ("/versions", "Versions of the server and its plugins", "application/json"),
+    ("/plugins", "Loaded plugins", "application/json"),
+    ("/openapi.json", "This OpenAPI document", "application/json"),
+    ("/health", "Liveness check", "application/json"),
+];
+
+/// The documentation entries of the built-in routes.
+pub(crate) fn docs() -> Vec<RouteDoc> {
+    BUILT_IN
+        .iter()
+        .map(|(path, summary, content_type)| RouteDoc {
+            method: "GET".to_owned(),
+            path: (*path).to_owned(),
+            summary: (*summary).to_owned(),
+            content_type: (*content_type).to_owned(),
+            tag: "cloudify".to_owned(),
+            operation: None,
+        })
+        .collect()
+}
+
+/// The built-in routes (`GET` routes answer `HEAD` too).
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/datasets", get(datasets::list))
+        .route("/datasets/{id}", get(datasets::html))
+        .route("/datasets/{id}/", get(datasets::html))
+        .route("/datasets/{id}/keys", get(datasets::keys))
+        .route("/datasets/{id}/dict", get(datasets::dict))
+        .route("/datasets/{id}/info", get(datasets::info))
+        .route("/versions", get(system::versions))
+        .route("/plugins", get(system::plugins))
+        .route("/openapi.json", get(system::openapi))
+        .route("/health", get(system::health))
+}

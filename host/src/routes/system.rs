@@ -1,0 +1,45 @@
+//! `/versions`, `/plugins`, `/openapi.json`, `/health`.
+
+use axum::{extract::State, response::IntoResponse, Json};
+use serde_json::{json, Map, Value};
+
+use crate::app::AppState;
+
+/// `GET /versions`: the server, SDK, platform and plugin versions (a flat map, as xpublish).
+pub(crate) async fn versions(State(state): State<AppState>) -> Json<Value> {
+    let mut versions = Map::new();
+    versions.insert("cloudify".into(), env!("CARGO_PKG_VERSION").into());
+    versions.insert("cloudify-sdk".into(), cloudify_sdk::SDK_VERSION.into());
+    versions.insert("OS".into(), std::env::consts::OS.into());
+    versions.insert("machine".into(), std::env::consts::ARCH.into());
+    for plugin in state.plugins.iter() {
+        versions.insert(format!("plugin-{}", plugin.name), plugin.version.clone().into());
+    }
+    Json(Value::Object(versions))
+}
+
+/// `GET /plugins`: `{name: {path, version, description, routes}}`, xpublish's shape plus routes.
+pub(crate) async fn plugins(State(state): State<AppState>) -> Json<Value> {
+    let plugins: Map<String, Value> = state
+        .plugins
+        .iter()
+        .map(|p| {
+            let entry = json!({
+                "path": p.origin, "version": p.version, "description": p.description,
+                "routes": p.routes, "provides_datasets": p.provides_datasets,
+            });
+            (p.name.clone(), entry)
+        })
+        .collect();
+    Json(Value::Object(plugins))
+}
+
+/// `GET /openapi.json`.
+pub(crate) async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
+    ([("content-type", "application/json")], state.openapi.as_ref().clone())
+}
+
+/// `GET /health`.
+pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({"status": "ok", "datasets": state.registry.ids().len(), "plugins": state.plugins.len()}))
+}

@@ -1,0 +1,102 @@
+//! The two catalog documents.
+
+use cloudify_sdk::{Host, HostExt, Request, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// `[plugin.intake]`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Config {
+    /// URL clients reach the server at; default from the request headers.
+    public_url: Option<String>,
+    /// Loading method a catalog entry uses by default: `zarr` or `kerchunk`. Default `zarr`.
+    default_method: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { public_url: None, default_method: "zarr".to_owned() }
+    }
+}
+
+const METHODS: [&str; 2] = ["zarr", "kerchunk"];
+
+fn base_url(host: &Host, req: &Request) -> Result<(String, Config), Response> {
+    let config: Config = host.config().map_err(Response::from)?;
+    let base = config.public_url.clone().unwrap_or_else(|| req.base_url());
+    Ok((base.trim_end_matches('/').to_owned(), config))
+}
+
+fn yaml(doc: &Value) -> Response {
+    match serde_norway::to_string(doc) {
+        Ok(text) => Response::bytes(200, "text/yaml", text.into_bytes()),
+        Err(err) => Response::error(500, format!("catalog not serialisable: {err}")),
+    }
+}
+
+fn describe(host: &Host, id: &str, key: &str) -> String {
+    host.metadata(id)
+        .ok()
+        .and_then(|meta| ["summary", "title", key].iter().find_map(|k| meta.attributes.get(*k)?.as_str().map(str::to_owned)))
+        .unwrap_or_default()
+}
+
+/// `GET /intake.yaml`: one zarr source per dataset, its `method` parameter choosing the
+/// endpoint (as cloudify's patched xpublish-intake does).
+pub(crate) async fn root(host: Host, req: Request) -> Response {
+    let (base, config) = match base_url(&host, &req) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    if !METHODS.contains(&config.default_method.as_str()) {
+        return Response::error(500, format!("intake.default_method must be one of {METHODS:?}"));
+    }
+    let sources: serde_json::Map<String, Value> = host
+        .datasets()
+        .into_iter()
+        .map(|id| {
+            let entry = json!({
+                "description": describe(&host, &id, "description"),
+                "driver": "zarr",
+                "metadata": {},
+                "args": {"urlpath": format!("{base}/datasets/{id}/{{{{ method }}}}"), "consolidated": true},
+                "parameters": {"method": {
+                    "allowed": METHODS, "default": config.default_method, "type": "str",
+                    "description": "server-side loading method",
+                }},
+            });
+            (id, entry)
+        })
+        .collect();
+    yaml(&json!({
+        "metadata": {"source": "Served via `cloudify`", "access_url": format!("{base}/intake.yaml")},
+        "sources": sources,
+    }))
+}
+
+/// `GET /datasets/{id}/catalog.yaml`: the dataset's zarr and kerchunk entries.
+pub(crate) async fn dataset(host: Host, req: Request) -> Response {
+    let (base, _) = match base_url(&host, &req) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let id = req.dataset_id().unwrap_or_default();
+    let description = describe(&host, id, "description");
+    let sources: serde_json::Map<String, Value> = METHODS
+        .iter()
+        .map(|method| {
+            let entry = json!({
+                "driver": "zarr",
+                "description": description,
+                "args": {"consolidated": true, "urlpath": format!("{base}/datasets/{id}/{method}")},
+            });
+            (format!("{id}-{method}"), entry)
+        })
+        .collect();
+    yaml(&json!({
+        "name": id,
+        "metadata": {"source": "Served via `cloudify`", "access_url": format!("{base}/datasets/{id}/catalog.yaml")},
+        "sources": sources,
+    }))
+}
