@@ -251,3 +251,40 @@ fn into_axum(response: cloudify_sdk::Response) -> Response {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::to_bytes, http::Request as HttpRequest};
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    fn demo_app() -> Router {
+        let mut registry = Registry::new(1 << 20);
+        registry.insert("demo", Arc::new(cloudify_dataset::demo_dataset("demo").unwrap()));
+        app(Arc::new(registry), Vec::new(), &ServerConfig::default()).router
+    }
+
+    async fn call(method: &str, path: &str) -> (StatusCode, Vec<u8>) {
+        let request = HttpRequest::builder().method(method).uri(path).body(Body::empty()).unwrap();
+        let response = demo_app().oneshot(request).await.unwrap();
+        let status = response.status();
+        (status, to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec())
+    }
+
+    #[tokio::test]
+    async fn built_in_routes_answer_in_process() {
+        assert_eq!(call("GET", "/datasets").await, (StatusCode::OK, br#"["demo"]"#.to_vec()));
+        let (status, body) = call("GET", "/datasets/x/info").await;
+        assert_eq!((status, body), (StatusCode::NOT_FOUND, br#"{"error":"Dataset 'x' not found"}"#.to_vec()));
+        let (status, body) = call("HEAD", "/datasets/demo/keys").await;
+        assert_eq!((status, body.len()), (StatusCode::OK, 0));
+    }
+
+    #[test]
+    fn route_shapes_ignore_parameter_names() {
+        assert_eq!(route_shape("/datasets/{id}/zarr/{*key}"), "/datasets/{}/zarr/{*}");
+        assert_eq!(route_shape("/datasets/{ds}/zarr/{*rest}"), route_shape("/datasets/{id}/zarr/{*key}"));
+        assert_ne!(route_shape("/a/{x}"), route_shape("/a/{*x}"));
+    }
+}

@@ -114,7 +114,7 @@ impl HostApi for PluginHost {
         RString::from(&*self.plugin)
     }
 
-    fn log(&self, level: LogLevel, message: RStr<'_>) {
+    fn write_log(&self, level: LogLevel, message: RStr<'_>) {
         let (plugin, message) = (&*self.plugin, message.as_str());
         match level {
             LogLevel::Error => tracing::error!(plugin, "{message}"),

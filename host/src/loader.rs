@@ -197,20 +197,44 @@ fn refusal_reason(err: &LibraryError) -> String {
             "built against cloudify-sdk {actual_version}, this host needs {expected_version}: rebuild the plugin"
         ),
         LibraryError::AbiInstability(details) => {
-            let text = details.to_string();
-            let mut lines = text.lines().map(str::trim).filter(|l| {
-                l.starts_with("Error:") || l.starts_with("Expected:") || l.starts_with("Found:")
-            });
-            let summary: Vec<&str> = lines.by_ref().take(3).collect();
-            format!(
-                "incompatible plugin ABI (this host has cloudify-sdk {sdk}; rebuild the plugin): {}",
-                summary.join(" ").replace("Error:", "").trim()
-            )
+            format!("incompatible plugin ABI (this host has cloudify-sdk {sdk}; rebuild the plugin): {}", first_abi_error(&details.to_string()))
         }
         other => {
             let text = other.to_string();
             let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("unknown error");
             format!("cannot be loaded: {first}")
         }
+    }
+}
+
+/// The first `Error:` of an abi_stable layout report with its `Expected:`/`Found:` values,
+/// which the report puts on the lines after their labels.
+fn first_abi_error(report: &str) -> String {
+    let lines: Vec<&str> = report.lines().map(str::trim).collect();
+    let Some(at) = lines.iter().position(|l| l.starts_with("Error:")) else {
+        return "layout mismatch".to_owned();
+    };
+    let value = |label: &str| {
+        let i = lines[at..].iter().position(|l| l.starts_with(label))? + at;
+        let inline = lines[i][label.len()..].trim();
+        Some(if inline.is_empty() { lines.get(i + 1).copied().unwrap_or_default() } else { inline }.to_owned())
+    };
+    let what = lines[at]["Error:".len()..].trim();
+    match (value("Expected:"), value("Found:")) {
+        (Some(expected), Some(found)) => format!("{what}: expected {expected}, found {found}"),
+        _ => what.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_abi_error;
+
+    #[test]
+    fn abi_reports_shrink_to_one_line() {
+        let report = "\n  lots of layout\nError:incompatible package versions\nExpected:\n    0.1.0\nFound:\n    0.2.0\n1 error(s)inside:\nError:other";
+        assert_eq!(first_abi_error(report), "incompatible package versions: expected 0.1.0, found 0.2.0");
+        assert_eq!(first_abi_error("Error:too many fields Expected: 6 Found: 7"), "too many fields Expected: 6 Found: 7");
+        assert_eq!(first_abi_error("Error:incompatible type size\nExpected: 192\nFound: 224"), "incompatible type size: expected 192, found 224");
     }
 }

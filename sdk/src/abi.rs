@@ -275,7 +275,7 @@ pub trait HostApi: Send + Sync + Clone {
     /// The name of the plugin this handle was given to.
     fn plugin_name(&self) -> RString;
     /// Writes a line to the host's log, tagged with the plugin name.
-    fn log(&self, level: LogLevel, message: RStr<'_>);
+    fn write_log(&self, level: LogLevel, message: RStr<'_>);
     /// Runs `task` on the host's blocking pool; resolves when it has finished.
     fn spawn_blocking(&self, task: BlockingTaskBox) -> FfiFuture<()>;
     /// Resolves after `ms` milliseconds (the plugin's own tokio has no timer driver).

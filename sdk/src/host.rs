@@ -13,7 +13,7 @@ use abi_stable::{
 use serde::de::DeserializeOwned;
 
 use crate::{
-    abi::{BlockingTask, BlockingTask_TO, ChunkKey, ChunkRef, Host, HostApi, LogLevel, Region},
+    abi::{BlockingTask, BlockingTask_TO, ChunkKey, ChunkRef, Host, LogLevel, Region},
     error::{Error, Result},
     handler::panic_message,
     meta::DatasetMeta,
@@ -107,7 +107,7 @@ impl HostExt for Host {
     }
 
     fn log(&self, level: LogLevel, message: &str) {
-        HostApi::log(self, level, RStr::from_str(message));
+        self.write_log(level, RStr::from_str(message));
     }
 
     fn run_blocking<T, F>(&self, f: F) -> impl Future<Output = Result<T>> + Send

@@ -57,12 +57,17 @@
 //!   signature). Every plugin must then be rebuilt; the host refuses older ones with one line
 //!   naming the file, the expected and the found version.
 
+#![warn(missing_docs, unreachable_pub)]
+#![deny(unsafe_code)]
+
 pub use abi_stable;
 pub use async_ffi;
 
 // abi_stable's derives and #[sabi_trait] expand to unsafe impls (vtables, Send/Sync);
 // that generated code is the only unsafe in the SDK.
 #[allow(unsafe_code)]
+// ...and to impls inside generated consts, which this lint flags on recent rustc.
+#[allow(non_local_definitions)]
 mod abi;
 mod error;
 mod http;

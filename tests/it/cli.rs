@@ -1,0 +1,57 @@
+use std::process::Command;
+
+use crate::util::{cloudify_bin, fixtures, Server};
+
+#[test]
+fn plugins_command_lists_plugins_routes_and_refusals() {
+    let output = Command::new(cloudify_bin())
+        .arg("plugins")
+        .arg("--plugin-dir")
+        .arg(&fixtures().plugin_dir)
+        .env_remove("CLOUDIFY_CONFIG")
+        .env("CLOUDIFY_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("hello 0.1.0 (") && l.contains("libcloudify_plugin_hello.so")), "{text}");
+    assert!(text.contains("    GET /hello\n") && text.contains("    GET /datasets/{id}/hello\n"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("intake 0.1.0")), "{text}");
+    let refused: Vec<&str> = text.lines().filter(|l| l.starts_with("refused ")).collect();
+    assert_eq!(refused.len(), 3, "{text}");
+    assert!(refused.iter().any(|l| l.contains("libcloudify_plugin_bogus.so: not a cloudify plugin")), "{text}");
+}
+
+#[test]
+fn check_config_accepts_good_files_and_refuses_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[server]\nbind = \"127.0.0.1:9999\"\n[demo]\nid = \"air\"\n[plugin.intake]\npublic_url = \"https://data.example\"\n").unwrap();
+    let out = Command::new(cloudify_bin()).args(["check-config", "--config"]).arg(&good).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("configuration OK") && text.contains("bind = \"127.0.0.1:9999\""), "{text}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[server]\nbind = 12\n").unwrap();
+    let out = Command::new(cloudify_bin()).args(["check-config", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid configuration"));
+
+    // The same file drives the server; the plugin table reaches the intake plugin.
+    let server = Server::start_with(&cloudify_bin(), &["--config", good.to_str().unwrap()], &[]);
+    assert_eq!(server.get("/datasets").json(), serde_json::json!(["air"]));
+    let catalog = server.get("/intake.yaml").text();
+    assert!(catalog.contains("urlpath: https://data.example/datasets/air/{{ method }}"), "{catalog}");
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let mut server = Server::start_with(&cloudify_bin(), &[], &[]);
+    assert_eq!(server.get("/health").status, 200);
+    let pid = server.pid();
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    let status = server.wait_exit(std::time::Duration::from_secs(20));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "log:\n{}", server.log());
+    assert!(server.log().contains("cloudify stopped"));
+}

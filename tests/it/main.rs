@@ -1,0 +1,11 @@
+//! End-to-end tests: the real `cloudify` binary, plugins loaded dynamically from shared
+//! libraries. Build first: `cargo build --release --workspace` (tests/run.sh does).
+
+mod util;
+
+// The plugin contract across a real dlopen: routes, host services, panics, refusals.
+mod plugins;
+// The command line: `plugins`, `check-config`, config files and environment overrides.
+mod cli;
+// `--features static-all`: the same plugins compiled in behave the same.
+mod static_mode;
