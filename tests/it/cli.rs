@@ -55,3 +55,15 @@ fn sigterm_stops_the_server_cleanly() {
     assert_eq!(status.and_then(|s| s.code()), Some(0), "log:\n{}", server.log());
     assert!(server.log().contains("cloudify stopped"));
 }
+
+#[test]
+fn the_example_config_is_valid_and_complete() {
+    let example = crate::util::repo().join("examples/config/cloudify.toml");
+    let out = Command::new(cloudify_bin()).args(["check-config", "--config"]).arg(&example).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Every key the server knows is in the example: its effective config equals the defaults'.
+    let defaults = Command::new(cloudify_bin()).arg("check-config").env_remove("CLOUDIFY_CONFIG").output().unwrap();
+    let strip = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap().replace("[plugin.intake]\ndefault_method = \"zarr\"\n", "");
+    let (example_text, default_text) = (strip(out.stdout), strip(defaults.stdout));
+    assert_eq!(example_text.trim_end(), default_text.replace("\n[plugin]\n", "\n").trim_end());
+}

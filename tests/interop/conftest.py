@@ -1,0 +1,63 @@
+"""Starts the real cloudify binary on 127.0.0.1 for the interop suite and stops it by PID."""
+
+import os
+import re
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _binary() -> Path:
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    binary = target / "release" / "cloudify"
+    if not binary.is_file():
+        pytest.fail(f"{binary} missing: run `cargo build --release --workspace` first (tests/run.sh does)")
+    return binary
+
+
+class Server:
+    def __init__(self, *args: str, env: dict | None = None):
+        self.log: list[str] = []
+        self.proc = subprocess.Popen(
+            [str(_binary()), "serve", "--bind", "127.0.0.1:0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "CLOUDIFY_LOG": "info", **(env or {})},
+        )
+        found = threading.Event()
+        self.url = None
+
+        def read():
+            for line in self.proc.stdout:
+                self.log.append(line)
+                match = re.search(r"listening on (http://\S+)", line)
+                if match and not found.is_set():
+                    self.url = match.group(1)
+                    found.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not found.wait(60):
+            self.stop()
+            pytest.fail("server did not start:\n" + "".join(self.log))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server():
+    srv = Server()
+    yield srv
+    srv.stop()
