@@ -20,7 +20,7 @@ use cloudify_sdk::{HandlerBox, Host, Scope, KV};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, Any, CorsLayer},
-    trace::TraceLayer,
+    trace::{DefaultOnResponse, TraceLayer},
 };
 
 use crate::{
@@ -145,9 +145,12 @@ pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerC
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")))
         .layer(cors(&server.cors_allow_origins))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            tracing::info_span!("request", method = %req.method(), uri = %req.uri())
-        }));
+        // One structured line per request (status, latency) inside a span naming the request.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| tracing::info_span!("request", method = %req.method(), uri = %req.uri()))
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        );
     App { router, warnings }
 }
 
