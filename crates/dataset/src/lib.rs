@@ -7,6 +7,7 @@ mod demo;
 mod error;
 mod memory;
 mod region;
+mod virtual_source;
 
 use std::sync::Arc;
 
@@ -16,7 +17,8 @@ pub use cloudify_sdk::meta::{DataType, DatasetMeta, VariableMeta};
 pub use demo::demo_dataset;
 pub use error::{Error, Result};
 pub use memory::MemorySource;
-pub use region::{check_chunk_index, read_region};
+pub use region::{check_chunk_index, fill_element, pad_chunk, read_region};
+pub use virtual_source::{FallbackReader, StoredChunk, VariableChunks, VirtualDataset, VirtualSource};
 
 /// Where the stored bytes of a chunk are.
 #[derive(Debug, Clone, PartialEq, Eq)]

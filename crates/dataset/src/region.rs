@@ -21,7 +21,7 @@ pub fn check_chunk_index(name: &str, var: &VariableMeta, index: &[u64]) -> Resul
 }
 
 /// One element of `var`'s fill value, little-endian (zeros when it has none).
-pub(crate) fn fill_element(var: &VariableMeta) -> Vec<u8> {
+pub fn fill_element(var: &VariableMeta) -> Vec<u8> {
     let value = &var.fill_value;
     let float = match value {
         Value::String(s) if s == "NaN" => Some(f64::NAN),
@@ -51,6 +51,16 @@ pub(crate) fn fill_element(var: &VariableMeta) -> Vec<u8> {
 /// A buffer of `count` elements, each `element`.
 pub(crate) fn filled(element: &[u8], count: usize) -> Vec<u8> {
     element.repeat(count)
+}
+
+/// The values of a block of `count` elements at a chunk's origin, padded with the fill value
+/// to `var`'s full chunk shape.
+pub fn pad_chunk(block: &[u8], count: &[u64], var: &VariableMeta) -> Vec<u8> {
+    let elem = var.dtype.size();
+    let mut out = filled(&fill_element(var), var.chunks.iter().product::<u64>() as usize);
+    let zeros = vec![0; count.len()];
+    copy_block(block, Layout { shape: count, elem }, &zeros, &mut out, Layout { shape: &var.chunks, elem }, &zeros, count);
+    out
 }
 
 /// A C-order buffer's shape together with the element size.

@@ -1,0 +1,195 @@
+//! NetCDF4 / HDF5 files: metadata through libnetcdf, chunk addresses through libhdf5.
+
+use std::path::Path;
+
+use cloudify_dataset::{DataType, DatasetMeta, StoredChunk, VariableChunks, VariableMeta, VirtualDataset};
+use hdf5_metno::{dataset::Layout, filters::Filter, Dataset};
+use indexmap::IndexMap;
+use netcdf::{
+    types::{FloatType, IntType, NcVariableType},
+    AttributeValue, Endianness,
+};
+use serde_json::{json, Map, Value};
+
+use crate::{attrs, Error, Result, Scan};
+
+fn dtype(vartype: &NcVariableType) -> Option<DataType> {
+    Some(match vartype {
+        NcVariableType::Int(IntType::I8) => DataType::Int8,
+        NcVariableType::Int(IntType::I16) => DataType::Int16,
+        NcVariableType::Int(IntType::I32) => DataType::Int32,
+        NcVariableType::Int(IntType::I64) => DataType::Int64,
+        NcVariableType::Int(IntType::U8) => DataType::Uint8,
+        NcVariableType::Int(IntType::U16) => DataType::Uint16,
+        NcVariableType::Int(IntType::U32) => DataType::Uint32,
+        NcVariableType::Int(IntType::U64) => DataType::Uint64,
+        NcVariableType::Float(FloatType::F32) => DataType::Float32,
+        NcVariableType::Float(FloatType::F64) => DataType::Float64,
+        _ => return None,
+    })
+}
+
+fn value(value: AttributeValue) -> Value {
+    use AttributeValue as A;
+    let ints = |v: Vec<i64>| attrs::scalar_or_list(v.into_iter().map(Value::from).collect());
+    let uints = |v: Vec<u64>| attrs::scalar_or_list(v.into_iter().map(Value::from).collect());
+    let floats = |v: Vec<f64>| attrs::scalar_or_list(v.into_iter().map(attrs::float).collect());
+    match value {
+        A::Str(s) => Value::String(s),
+        A::Strs(v) => attrs::scalar_or_list(v.into_iter().map(Value::String).collect()),
+        A::Schar(x) => json!(x),
+        A::Schars(v) => ints(v.into_iter().map(i64::from).collect()),
+        A::Short(x) => json!(x),
+        A::Shorts(v) => ints(v.into_iter().map(i64::from).collect()),
+        A::Int(x) => json!(x),
+        A::Ints(v) => ints(v.into_iter().map(i64::from).collect()),
+        A::Longlong(x) => json!(x),
+        A::Longlongs(v) => ints(v),
+        A::Uchar(x) => json!(x),
+        A::Uchars(v) => uints(v.into_iter().map(u64::from).collect()),
+        A::Ushort(x) => json!(x),
+        A::Ushorts(v) => uints(v.into_iter().map(u64::from).collect()),
+        A::Uint(x) => json!(x),
+        A::Uints(v) => uints(v.into_iter().map(u64::from).collect()),
+        A::Ulonglong(x) => json!(x),
+        A::Ulonglongs(v) => uints(v),
+        A::Float(x) => attrs::float(f64::from(x)),
+        A::Floats(v) => floats(v.into_iter().map(f64::from).collect()),
+        A::Double(x) => attrs::float(x),
+        A::Doubles(v) => floats(v),
+    }
+}
+
+fn attributes<'a>(list: impl Iterator<Item = netcdf::Attribute<'a>>, path: &str) -> Map<String, Value> {
+    let mut out = Map::new();
+    for attr in list {
+        match attr.value() {
+            Ok(v) => {
+                out.insert(attr.name().to_owned(), value(v));
+            }
+            Err(err) => tracing::warn!(file = path, attribute = attr.name(), "attribute skipped: {err}"),
+        }
+    }
+    out
+}
+
+/// The Zarr v3 codec of each HDF5 filter, or why there is none.
+fn codecs(filters: &[Filter], dtype: DataType, big_endian: bool) -> Result<Vec<Value>, String> {
+    let mut chain = vec![attrs::bytes_codec(dtype, big_endian)];
+    for filter in filters {
+        chain.push(match filter {
+            Filter::Shuffle => json!({"name": "numcodecs.shuffle", "configuration": {"elementsize": dtype.size()}}),
+            Filter::Deflate(level) => json!({"name": "numcodecs.zlib", "configuration": {"level": level}}),
+            other => return Err(format!("HDF5 filter {other:?} has no codec here")),
+        });
+    }
+    Ok(chain)
+}
+
+/// Where each chunk of `ds` is, in C order over `var`'s chunk grid.
+fn locate(ds: &Dataset, var: &VariableMeta) -> VariableChunks {
+    let fallback = |reason: &str| VariableChunks::Fallback { reason: reason.to_owned() };
+    let grid = var.chunk_grid();
+    let count = grid.iter().product::<u64>() as usize;
+    match ds.layout() {
+        Layout::Contiguous => {
+            let chunk = match ds.offset() {
+                Some(addr) => StoredChunk::Range { file: 0, offset: addr, length: ds.storage_size() },
+                None => StoredChunk::Missing,
+            };
+            VariableChunks::Stored(vec![chunk; count])
+        }
+        Layout::Chunked => {
+            let mut chunks = vec![StoredChunk::Missing; count];
+            for i in 0..ds.num_chunks().unwrap_or(0) {
+                let Some(info) = ds.chunk_info(i) else {
+                    return fallback("chunk index unreadable");
+                };
+                if info.filter_mask != 0 {
+                    return fallback("some chunks skip filters");
+                }
+                let flat = info
+                    .offset
+                    .iter()
+                    .zip(&var.chunks)
+                    .zip(&grid)
+                    .fold(0u64, |acc, ((&offset, &size), &n)| acc * n + offset / size) as usize;
+                match chunks.get_mut(flat) {
+                    Some(slot) => *slot = StoredChunk::Range { file: 0, offset: info.addr, length: info.size },
+                    None => return fallback("chunk outside the grid"),
+                }
+            }
+            VariableChunks::Stored(chunks)
+        }
+        Layout::Compact => fallback("compact layout (data inside the object header)"),
+        #[allow(unreachable_patterns)]
+        _ => fallback("virtual layout"),
+    }
+}
+
+pub(crate) fn scan(path: &Path, location: &str, id: &str) -> Result<Scan> {
+    let corrupt = |e: &dyn std::fmt::Display| Error::Corrupt { path: location.to_owned(), reason: e.to_string() };
+    let nc = netcdf::open(path).map_err(|e| corrupt(&e))?;
+    let h5 = hdf5_metno::File::open(path).map_err(|e| corrupt(&e))?;
+    let mut skipped = Vec::new();
+    if let Ok(groups) = nc.groups() {
+        for group in groups {
+            skipped.push((format!("/{}", group.name()), "sub-groups are not served yet".to_owned()));
+        }
+    }
+    let mut variables = IndexMap::new();
+    let mut chunks = IndexMap::new();
+    for var in nc.variables() {
+        let name = var.name();
+        let Some(dtype) = dtype(&var.vartype()) else {
+            skipped.push((name, format!("type {:?} is not served yet", var.vartype())));
+            continue;
+        };
+        let shape: Vec<u64> = var.dimensions().iter().map(|d| d.len() as u64).collect();
+        let chunk_shape = match var.chunking().map_err(|e| corrupt(&e))? {
+            Some(c) => c.into_iter().map(|n| n as u64).collect(),
+            None => shape.clone(),
+        };
+        let big_endian = match var.endianness().map_err(|e| corrupt(&e))? {
+            Endianness::Big => true,
+            Endianness::Little => false,
+            Endianness::Native => cfg!(target_endian = "big"),
+        };
+        let attributes = attributes(var.attributes(), location);
+        let fill_value = attributes.get("_FillValue").cloned().unwrap_or_else(|| attrs::default_fill(dtype));
+        let mut meta = VariableMeta {
+            dtype,
+            dimensions: var.dimensions().iter().map(netcdf::Dimension::name).collect(),
+            shape,
+            chunks: chunk_shape,
+            attributes,
+            fill_value,
+            codecs: Vec::new(),
+        };
+        let located = match h5.dataset(&name) {
+            Ok(ds) => match codecs(&ds.filters(), dtype, big_endian) {
+                Ok(chain) => {
+                    meta.codecs = chain;
+                    locate(&ds, &meta)
+                }
+                Err(reason) => VariableChunks::Fallback { reason },
+            },
+            Err(err) => VariableChunks::Fallback { reason: format!("no HDF5 dataset: {err}") },
+        };
+        if let VariableChunks::Fallback { reason } = &located {
+            tracing::debug!(file = location, variable = name, "read through libnetcdf: {reason}");
+            // Decoded values come from libnetcdf: declare plain little-endian bytes.
+            meta.codecs = vec![attrs::bytes_codec(dtype, false)];
+        }
+        chunks.insert(name.clone(), located);
+        variables.insert(name, meta);
+    }
+    let meta = DatasetMeta {
+        id: id.to_owned(),
+        attributes: attributes(nc.attributes(), location),
+        dimensions: nc.dimensions().map(|d| (d.name(), d.len() as u64)).collect(),
+        unlimited: nc.dimensions().filter(netcdf::Dimension::is_unlimited).map(|d| d.name()).collect(),
+        variables,
+    };
+    Ok(Scan { dataset: VirtualDataset { meta, files: vec![location.to_owned()], chunks }, skipped })
+}

@@ -1,0 +1,93 @@
+//! Scans NetCDF files into cloudify's virtual datasets: metadata plus the byte range of every
+//! chunk, so the data plane reads files without the NetCDF library on the hot path.
+//!
+//! * NetCDF classic / 64-bit offset / CDF-5: a pure-Rust header parser (`cloudify-netcdf3`).
+//! * NetCDF4 / HDF5: metadata through libnetcdf (the `netcdf` crate), chunk addresses through
+//!   libhdf5 (`hdf5-metno`, `H5Dget_chunk_info`). Variables whose chunks cannot be expressed as
+//!   byte ranges (szip, scale-offset, n-bit, compact layout, chunks with skipped filters) are
+//!   read through libnetcdf instead ([`NetcdfFallback`]). libnetcdf and libhdf5 share one global
+//!   lock: scans are meant for a blocking thread, and their results for a cache.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod attrs;
+mod classic;
+mod fallback;
+mod hdf;
+
+use std::{io::Read, path::Path, sync::Arc};
+
+use cloudify_dataset::{FallbackReader, VariableChunks, VirtualDataset};
+
+pub use fallback::NetcdfFallback;
+
+/// What can go wrong scanning a file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {reason}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Neither NetCDF classic nor HDF5.
+    #[error("{path} is not a NetCDF file")]
+    NotNetcdf {
+        /// The file.
+        path: String,
+    },
+    /// The file is NetCDF but damaged or truncated.
+    #[error("{path} is corrupt: {reason}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What the reader said.
+        reason: String,
+    },
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A scanned file.
+pub struct Scan {
+    /// Metadata and chunk locations.
+    pub dataset: VirtualDataset,
+    /// Variables left out, with the reason (types not served yet, e.g. strings).
+    pub skipped: Vec<(String, String)>,
+}
+
+impl Scan {
+    /// The reader for variables that need libnetcdf, if any does.
+    pub fn fallback(&self) -> Option<Arc<dyn FallbackReader>> {
+        fallback_for(&self.dataset)
+    }
+}
+
+/// The fallback reader `dataset` needs (for a cached scan as for a fresh one).
+pub fn fallback_for(dataset: &VirtualDataset) -> Option<Arc<dyn FallbackReader>> {
+    let needed = dataset.chunks.values().any(|c| matches!(c, VariableChunks::Fallback { .. }));
+    let path = dataset.files.first()?;
+    needed.then(|| Arc::new(NetcdfFallback::new(path)) as Arc<dyn FallbackReader>)
+}
+
+/// Scans the NetCDF file at `path` as dataset `id`. Blocking (file IO, library calls).
+///
+/// # Errors
+/// [`Error::Io`], [`Error::NotNetcdf`], [`Error::Corrupt`].
+pub fn scan(path: &Path, id: &str) -> Result<Scan> {
+    let shown = path.display().to_string();
+    let io = |e: std::io::Error| Error::Io { path: shown.clone(), reason: e.to_string() };
+    let mut magic = [0u8; 8];
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let n = file.read(&mut magic).map_err(io)?;
+    let location = std::fs::canonicalize(path).map_err(io)?.display().to_string();
+    match &magic[..n.min(8)] {
+        [b'C', b'D', b'F', 1 | 2 | 5, ..] => classic::scan(path, &location, id),
+        b"\x89HDF\r\n\x1a\n" => hdf::scan(path, &location, id),
+        _ => Err(Error::NotNetcdf { path: shown }),
+    }
+}
