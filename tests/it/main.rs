@@ -7,5 +7,7 @@ mod util;
 mod plugins;
 // The command line: `plugins`, `check-config`, config files and environment overrides.
 mod cli;
+// NetCDF files written by netCDF4-python, read through the data plane.
+mod sources;
 // `--features static-all`: the same plugins compiled in behave the same.
 mod static_mode;

@@ -261,3 +261,27 @@ impl Server {
         None
     }
 }
+
+/// The interop venv's Python (`scripts/setup.sh --python` makes it), or `CLOUDIFY_TEST_PYTHON`.
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("CLOUDIFY_TEST_PYTHON").map_or_else(|| repo().join(".venv/bin/python"), PathBuf::from);
+    assert!(python.is_file(), "{} missing: run `scripts/setup.sh --python` first (tests/run.sh does)", python.display());
+    python
+}
+
+/// NetCDF files written by netCDF4-python, with what it reads back and kerchunk's references
+/// (`tests/data/make_netcdf.py`), made once per test run.
+pub fn netcdf_files() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new(python())
+            .arg(repo().join("tests/data/make_netcdf.py"))
+            .arg(dir.path())
+            .status()
+            .expect("python runs");
+        assert!(status.success(), "make_netcdf.py failed");
+        dir
+    })
+    .path()
+}

@@ -19,6 +19,8 @@ impl NetcdfFallback {
 
 impl FallbackReader for NetcdfFallback {
     fn read_chunk(&self, name: &str, var: &VariableMeta, index: &[u64]) -> Result<Vec<u8>> {
+        // Per thread in libhdf5: see hdf::scan.
+        hdf5_metno::silence_errors(true);
         let read = |e: netcdf::Error| Error::Read(format!("{}: {name}: {e}", self.path.display()));
         let file = netcdf::open(&self.path).map_err(read)?;
         let variable = file.variable(name).ok_or_else(|| Error::Read(format!("{}: no variable {name}", self.path.display())))?;

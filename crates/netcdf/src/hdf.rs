@@ -129,6 +129,9 @@ fn locate(ds: &Dataset, var: &VariableMeta) -> VariableChunks {
 
 pub(crate) fn scan(path: &Path, location: &str, id: &str) -> Result<Scan> {
     let corrupt = |e: &dyn std::fmt::Display| Error::Corrupt { path: location.to_owned(), reason: e.to_string() };
+    // libhdf5 prints an error stack for every failed probe (libnetcdf probes attributes that
+    // may not exist); errors reach us as values anyway.
+    hdf5_metno::silence_errors(true);
     let nc = netcdf::open(path).map_err(|e| corrupt(&e))?;
     let h5 = hdf5_metno::File::open(path).map_err(|e| corrupt(&e))?;
     let mut skipped = Vec::new();

@@ -1,0 +1,122 @@
+use std::{collections::BTreeMap, path::Path, sync::Arc};
+
+use cloudify_dataset::{read_region, ChunkRef, Source, VariableChunks, VirtualSource};
+use cloudify_store::Stores;
+use serde_json::Value;
+
+use crate::util::netcdf_files;
+
+fn manifest() -> BTreeMap<String, Value> {
+    serde_json::from_str(&std::fs::read_to_string(netcdf_files().join("manifest.json")).unwrap()).unwrap()
+}
+
+fn open(path: &Path) -> VirtualSource {
+    let scan = cloudify_netcdf::scan(path, "test").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let fallback = scan.fallback();
+    VirtualSource::new(scan.dataset, Arc::new(Stores::new()), fallback).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_variable_equals_what_netcdf4_python_reads() {
+    let dir = netcdf_files();
+    for (file, entry) in manifest() {
+        let source = open(&dir.join(&file));
+        let meta = source.metadata().unwrap();
+        for (name, expected) in entry["variables"].as_object().unwrap() {
+            let var = meta.variables.get(name).unwrap_or_else(|| panic!("{file}: {name} not served"));
+            let shape: Vec<u64> = serde_json::from_value(expected["shape"].clone()).unwrap();
+            assert_eq!(var.shape, shape, "{file}: {name}");
+            assert_eq!(var.dtype.name(), expected["dtype"], "{file}: {name}");
+            let want = std::fs::read(dir.join(expected["values"].as_str().unwrap())).unwrap();
+            // The whole array, assembled from every chunk through the data plane.
+            let got = read_region(&source, name, &vec![0; shape.len()], &shape, u64::MAX).await.unwrap();
+            assert!(got == want, "{file}: {name} differs from netCDF4-python");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_variables_and_missing_chunks() {
+    let dir = netcdf_files();
+    let contiguous = open(&dir.join("nc4_contiguous.nc"));
+    assert!(matches!(contiguous.chunk_ref("orog", &[0, 0]).await.unwrap(), ChunkRef::Range { length: 1536, .. }));
+
+    let sparse = open(&dir.join("nc4_sparse.nc"));
+    assert!(matches!(sparse.dataset().chunks["checked"], VariableChunks::Fallback { .. }), "fletcher32");
+    assert_eq!(sparse.chunk_ref("sparse", &[0, 1]).await.unwrap(), ChunkRef::Missing);
+    let missing: Vec<f32> =
+        sparse.read_chunk("sparse", &[0, 1]).await.unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    assert!(missing.iter().all(|&v| v == -999.0));
+    let meta = sparse.metadata().unwrap();
+    assert_eq!(meta.variables["big"].codecs[0]["configuration"]["endian"], "big");
+    assert_eq!(meta.variables["sparse"].codecs.last().unwrap()["name"], "numcodecs.zlib");
+    assert_eq!(meta.variables["nofill"].fill_value, serde_json::json!(-2_147_483_647), "netCDF default fill");
+    assert!(sparse.read_raw_chunk("checked", &[0, 0]).await.is_err(), "no raw bytes for fallback variables");
+    assert_eq!(sparse.chunk_ref("checked", &[0, 0]).await.unwrap(), ChunkRef::Computed);
+}
+
+/// Our chunk references equal Python kerchunk's (`SingleHdf5ToZarr`, `NetCDF3ToZarr`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunk_references_equal_kerchunk() {
+    let dir = netcdf_files();
+    let mut compared = 0;
+    for (file, entry) in manifest() {
+        let Some(refs_file) = entry.get("kerchunk").and_then(Value::as_str) else { continue };
+        let refs: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(refs_file)).unwrap()).unwrap();
+        let refs = refs["refs"].as_object().unwrap();
+        let source = open(&dir.join(&file));
+        let meta = source.metadata().unwrap();
+        for (name, var) in &meta.variables {
+            let VariableChunks::Stored(chunks) = &source.dataset().chunks[name] else { continue };
+            let grid = var.chunk_grid();
+            for flat in 0..chunks.len() {
+                let mut index = vec![0u64; grid.len()];
+                let mut rest = flat as u64;
+                for d in (0..grid.len()).rev() {
+                    index[d] = rest % grid[d];
+                    rest /= grid[d];
+                }
+                let key = if index.is_empty() {
+                    format!("{name}/0")
+                } else {
+                    format!("{name}/{}", index.iter().map(u64::to_string).collect::<Vec<_>>().join("."))
+                };
+                match (source.chunk_ref(name, &index).await.unwrap(), refs.get(&key)) {
+                    (ChunkRef::Range { offset, length, .. }, Some(Value::Array(theirs))) => {
+                        assert_eq!((offset, length), (theirs[1].as_u64().unwrap(), theirs[2].as_u64().unwrap()), "{file}: {key}");
+                        compared += 1;
+                    }
+                    (ChunkRef::Missing, None) => {}
+                    (ours, theirs) => panic!("{file}: {key}: ours {ours:?}, kerchunk {theirs:?}"),
+                }
+            }
+        }
+    }
+    assert!(compared > 80, "only {compared} references compared");
+}
+
+#[test]
+fn damaged_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = netcdf_files();
+    let cases: [(&str, Box<dyn Fn(&Path)>, &str); 4] = [
+        ("truncated3.nc", Box::new(|p: &Path| {
+            let bytes = std::fs::read(good.join("nc3_classic.nc")).unwrap();
+            std::fs::write(p, &bytes[..bytes.len() - 100]).unwrap();
+        }), "truncated"),
+        ("truncated4.nc", Box::new(|p: &Path| {
+            let bytes = std::fs::read(good.join("nc4_chunked.nc")).unwrap();
+            std::fs::write(p, &bytes[..bytes.len() / 3]).unwrap();
+        }), "corrupt"),
+        ("text.nc", Box::new(|p: &Path| std::fs::write(p, b"just some text, no NetCDF").unwrap()), "not a NetCDF file"),
+        ("header.nc", Box::new(|p: &Path| std::fs::write(p, b"CDF\x01\x00\x00").unwrap()), "corrupt"),
+    ];
+    for (name, make, message) in cases {
+        let path = dir.path().join(name);
+        make(&path);
+        let err = cloudify_netcdf::scan(&path, "x").err().unwrap_or_else(|| panic!("{name} scanned")).to_string();
+        assert!(err.contains(message), "{name}: {err}");
+    }
+    let err = cloudify_netcdf::scan(&dir.path().join("missing.nc"), "x").err().unwrap().to_string();
+    assert!(err.contains("cannot read"), "{err}");
+}
