@@ -19,6 +19,12 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// `[demo]`: the built-in demo dataset.
     pub demo: DemoConfig,
+    /// `[cache]`: where scans (chunk references) and the demo file are kept.
+    pub cache: CacheConfig,
+    /// `[[datasets]]`: one entry per dataset.
+    pub datasets: Vec<DatasetConfig>,
+    /// `[[folders]]`: every NetCDF file under a folder, ids from file names.
+    pub folders: Vec<FolderConfig>,
     /// `[plugin.<name>]`: each plugin's own table, handed to it as JSON.
     pub plugin: BTreeMap<String, serde_json::Value>,
 }
@@ -89,6 +95,61 @@ pub struct DemoConfig {
 impl Default for DemoConfig {
     fn default() -> Self {
         Self { enabled: true, id: "demo".to_owned() }
+    }
+}
+
+/// `[cache]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Folder of the reference cache. Default `$XDG_CACHE_HOME/cloudify`, else
+    /// `$HOME/.cache/cloudify`, else the system's temporary folder.
+    pub dir: Option<PathBuf>,
+}
+
+impl CacheConfig {
+    /// The cache folder in effect.
+    pub fn dir(&self) -> PathBuf {
+        if let Some(dir) = &self.dir {
+            return dir.clone();
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir);
+        base.join("cloudify")
+    }
+}
+
+/// `[[datasets]]`: one dataset.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetConfig {
+    /// The id in `/datasets/{id}`.
+    pub id: String,
+    /// The NetCDF file (classic or NetCDF4/HDF5).
+    pub path: PathBuf,
+}
+
+/// `[[folders]]`: every NetCDF file under `path` becomes a dataset named after its file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FolderConfig {
+    /// The folder.
+    pub path: PathBuf,
+    /// Descend into sub-folders. Default `true`.
+    pub recursive: bool,
+    /// File name endings served. Default `["nc", "nc4", "netcdf", "h5", "hdf5"]`.
+    pub extensions: Vec<String>,
+}
+
+impl Default for FolderConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::new(),
+            recursive: true,
+            extensions: ["nc", "nc4", "netcdf", "h5", "hdf5"].map(str::to_owned).to_vec(),
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod config;
+pub mod datasets;
 pub mod error;
 mod host_api;
 pub mod loader;

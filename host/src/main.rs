@@ -6,9 +6,10 @@ use clap::{Parser, Subcommand};
 use cloudify::{
     app::app,
     config::Config,
+    datasets::open_all,
     loader::{self, candidate_files},
-    registry::Registry,
 };
+use cloudify_store::Stores;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -52,16 +53,6 @@ fn init_logging(format: &str) {
     }
 }
 
-fn registry(config: &Config) -> Registry {
-    let mut registry = Registry::new(config.server.max_region_bytes);
-    if config.demo.enabled {
-        match cloudify_dataset::demo_dataset(&config.demo.id) {
-            Ok(demo) => registry.insert(config.demo.id.clone(), Arc::new(demo)),
-            Err(err) => tracing::error!("demo dataset unavailable: {err}"),
-        }
-    }
-    registry
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -92,7 +83,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Plugins => {
-            let registry = Arc::new(registry(&config));
+            let registry = Arc::new(runtime.block_on(open_all(&config, Arc::new(Stores::new()))));
             let files = candidate_files(&config, &cli.plugin_dir);
             let loaded = loader::load(&config, &files, &registry, runtime.handle());
             for plugin in &loaded.plugins {
@@ -117,7 +108,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config, plugin_dirs: Vec<PathBuf>) -> ExitCode {
-    let registry = Arc::new(registry(&config));
+    let registry = Arc::new(open_all(&config, Arc::new(Stores::new())).await);
     let files = candidate_files(&config, &plugin_dirs);
     let loaded = loader::load(&config, &files, &registry, &tokio::runtime::Handle::current());
     let app = app(Arc::clone(&registry), loaded.plugins, &config.server);

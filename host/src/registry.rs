@@ -32,6 +32,11 @@ impl Registry {
         self.datasets.insert(id.into(), source);
     }
 
+    /// Whether a configured dataset has the id `id`.
+    pub fn contains(&self, id: &str) -> bool {
+        self.datasets.contains_key(id)
+    }
+
     /// Adds the datasets of plugin `plugin`.
     pub fn add_provider(&self, plugin: &str, source: DatasetSourceBox) {
         let provider = Provider { plugin: plugin.to_owned(), source: Arc::new(source) };

@@ -4,6 +4,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -21,14 +22,14 @@ def _binary() -> Path:
 
 
 class Server:
-    def __init__(self, *args: str, env: dict | None = None):
+    def __init__(self, *args: str, env: dict | None = None, cache_dir: str | None = None):
         self.log: list[str] = []
         self.proc = subprocess.Popen(
             [str(_binary()), "serve", "--bind", "127.0.0.1:0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "CLOUDIFY_LOG": "info", **(env or {})},
+            env={**os.environ, "CLOUDIFY_LOG": "info", "CLOUDIFY_CACHE__DIR": cache_dir or tempfile.mkdtemp(), **(env or {})},
         )
         found = threading.Event()
         self.url = None
@@ -57,7 +58,12 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def server():
-    srv = Server()
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def server(cache_dir):
+    srv = Server(cache_dir=cache_dir)
     yield srv
     srv.stop()

@@ -9,5 +9,7 @@ mod plugins;
 mod cli;
 // NetCDF files written by netCDF4-python, read through the data plane.
 mod sources;
+// Datasets from the config: files, folders, the reference cache, broken files.
+mod datasets;
 // `--features static-all`: the same plugins compiled in behave the same.
 mod static_mode;

@@ -118,6 +118,12 @@ pub fn fixtures() -> &'static Fixtures {
     })
 }
 
+/// A cache folder shared by the servers of this test run (the demo file is written once).
+pub fn cache_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
 /// A running server, stopped (by PID) when dropped.
 pub struct Server {
     child: Child,
@@ -136,6 +142,9 @@ impl Server {
             cmd.env(key, value);
         }
         cmd.env_remove("CLOUDIFY_CONFIG");
+        if !env.iter().any(|(key, _)| *key == "CLOUDIFY_CACHE__DIR") {
+            cmd.env("CLOUDIFY_CACHE__DIR", cache_dir());
+        }
         let mut child = cmd.spawn().expect("server starts");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
@@ -262,9 +271,9 @@ impl Server {
     }
 }
 
-/// The interop venv's Python (`scripts/setup.sh --python` makes it), or `CLOUDIFY_TEST_PYTHON`.
+/// The interop venv's Python (`scripts/setup.sh --python` makes it), or `TEST_PYTHON`.
 pub fn python() -> PathBuf {
-    let python = std::env::var_os("CLOUDIFY_TEST_PYTHON").map_or_else(|| repo().join(".venv/bin/python"), PathBuf::from);
+    let python = std::env::var_os("TEST_PYTHON").map_or_else(|| repo().join(".venv/bin/python"), PathBuf::from);
     assert!(python.is_file(), "{} missing: run `scripts/setup.sh --python` first (tests/run.sh does)", python.display());
     python
 }

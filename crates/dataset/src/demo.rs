@@ -78,13 +78,13 @@ pub fn demo_dataset(id: &str) -> Result<MemorySource> {
     variables.insert(
         "tas".to_owned(),
         var(DataType::Float32, &["time", "lat", "lon"], &[TIMES, LATS, LONS], &[6, LATS, LONS],
-            json!({"standard_name": "air_temperature", "long_name": "Near-Surface Air Temperature", "units": "K"}),
+            json!({"standard_name": "air_temperature", "long_name": "Near-Surface Air Temperature", "units": "K", "_FillValue": 1e20}),
             json!(1e20)),
     );
     variables.insert(
         "pr".to_owned(),
         var(DataType::Float32, &["time", "lat", "lon"], &[TIMES, LATS, LONS], &[1, LATS, LONS],
-            json!({"standard_name": "precipitation_flux", "long_name": "Precipitation", "units": "kg m-2 s-1"}),
+            json!({"standard_name": "precipitation_flux", "long_name": "Precipitation", "units": "kg m-2 s-1", "_FillValue": 1e20}),
             json!(1e20)),
     );
     let meta = DatasetMeta {

@@ -33,6 +33,16 @@ impl MemorySource {
         Ok(Self { meta: Arc::new(meta), arrays })
     }
 
+    /// The values of variable `name`, little-endian, C order.
+    pub fn array(&self, name: &str) -> Option<&[u8]> {
+        self.arrays.get(name).map(Vec::as_slice)
+    }
+
+    /// Every variable's values.
+    pub fn arrays(&self) -> &HashMap<String, Vec<u8>> {
+        &self.arrays
+    }
+
     fn chunk(&self, name: &str, index: &[u64]) -> Result<Vec<u8>> {
         let var = variable(&self.meta, name)?;
         check_chunk_index(name, var, index)?;

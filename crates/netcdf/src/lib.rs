@@ -11,15 +11,19 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod attrs;
+mod cache;
 mod classic;
 mod fallback;
 mod hdf;
+mod write;
 
 use std::{io::Read, path::Path, sync::Arc};
 
 use cloudify_dataset::{FallbackReader, VariableChunks, VirtualDataset};
 
+pub use cache::{scan_cached, Origin};
 pub use fallback::NetcdfFallback;
+pub use write::write_netcdf4;
 
 /// What can go wrong scanning a file.
 #[derive(Debug, thiserror::Error)]

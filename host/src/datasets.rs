@@ -1,0 +1,139 @@
+//! Opening the configured datasets at start-up: the demo file, `[[datasets]]` and
+//! `[[folders]]`, each scanned once (through the reference cache) on a blocking thread. A file
+//! that cannot be served is skipped with a warning; the others are served.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Instant,
+};
+
+use cloudify_dataset::{demo_dataset, SharedSource, VirtualSource};
+use cloudify_netcdf::{scan_cached, write_netcdf4, Origin};
+use cloudify_store::Stores;
+
+use crate::{config::Config, registry::Registry};
+
+/// File name of the demo dataset in the cache folder; versioned so a changed demo is rewritten.
+const DEMO_FILE: &str = "demo-v1.nc";
+
+/// Writes the demo NetCDF4 file on first start; `None` when it cannot be written.
+fn demo_file(config: &Config) -> Option<PathBuf> {
+    let dir = config.cache.dir().join("demo");
+    let path = dir.join(DEMO_FILE);
+    if path.is_file() {
+        return Some(path);
+    }
+    let demo = match demo_dataset(&config.demo.id) {
+        Ok(demo) => demo,
+        Err(err) => {
+            tracing::error!("demo dataset unavailable: {err}");
+            return None;
+        }
+    };
+    let tmp = dir.join(format!("{DEMO_FILE}.tmp{}", std::process::id()));
+    let written = std::fs::create_dir_all(&dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            let meta = cloudify_dataset::Source::metadata(&demo).map_err(|e| e.to_string())?;
+            write_netcdf4(&tmp, &meta, demo.arrays()).map_err(|e| e.to_string())
+        })
+        .and_then(|()| std::fs::rename(&tmp, &path).map_err(|e| e.to_string()));
+    match written {
+        Ok(()) => {
+            tracing::info!(file = %path.display(), "wrote the demo dataset");
+            Some(path)
+        }
+        Err(err) => {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!(dir = %dir.display(), "cannot write the demo file ({err}); serving it from memory");
+            None
+        }
+    }
+}
+
+/// `(id, path)` of every file under the configured folders.
+fn folder_files(config: &Config) -> Vec<(String, PathBuf)> {
+    let mut found = Vec::new();
+    for folder in &config.folders {
+        let depth = if folder.recursive { usize::MAX } else { 1 };
+        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&folder.path)
+            .max_depth(depth)
+            .follow_links(true)
+            .into_iter()
+            .filter_map(|entry| match entry {
+                Ok(entry) => Some(entry),
+                Err(err) => {
+                    tracing::warn!(folder = %folder.path.display(), "{err}");
+                    None
+                }
+            })
+            .filter(|entry| entry.file_type().is_file())
+            .map(walkdir::DirEntry::into_path)
+            .filter(|path| {
+                path.extension().and_then(|e| e.to_str()).is_some_and(|ext| folder.extensions.iter().any(|x| x == ext))
+            })
+            .collect();
+        files.sort();
+        for path in files {
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                found.push((stem.to_owned(), path));
+            }
+        }
+    }
+    found
+}
+
+fn open_file(path: &Path, id: &str, cache: &Path, stores: &Arc<Stores>) -> Result<(SharedSource, Origin), String> {
+    let (scan, origin) = scan_cached(path, id, cache).map_err(|e| e.to_string())?;
+    for (variable, reason) in &scan.skipped {
+        tracing::warn!(dataset = id, variable, "variable not served: {reason}");
+    }
+    let fallback = scan.fallback();
+    let source = VirtualSource::new(scan.dataset, Arc::clone(stores), fallback).map_err(|e| e.to_string())?;
+    Ok((Arc::new(source), origin))
+}
+
+/// The registry of every dataset the config names.
+pub async fn open_all(config: &Config, stores: Arc<Stores>) -> Registry {
+    let started = Instant::now();
+    let mut registry = Registry::new(config.server.max_region_bytes);
+    let cache = config.cache.dir().join("scans");
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    if config.demo.enabled {
+        let demo_config = config.clone();
+        match tokio::task::spawn_blocking(move || demo_file(&demo_config)).await.ok().flatten() {
+            Some(path) => files.push((config.demo.id.clone(), path)),
+            None => match demo_dataset(&config.demo.id) {
+                Ok(demo) => registry.insert(config.demo.id.clone(), Arc::new(demo)),
+                Err(err) => tracing::error!("demo dataset unavailable: {err}"),
+            },
+        }
+    }
+    files.extend(config.datasets.iter().map(|d| (d.id.clone(), d.path.clone())));
+    files.extend(folder_files(config));
+
+    let (mut scanned, mut cached) = (0, 0);
+    for (id, path) in files {
+        if registry.contains(&id) {
+            tracing::warn!(dataset = id, file = %path.display(), "dataset id already taken; file skipped");
+            continue;
+        }
+        let (cache, stores, task_id, task_path) = (cache.clone(), Arc::clone(&stores), id.clone(), path.clone());
+        let opened = tokio::task::spawn_blocking(move || open_file(&task_path, &task_id, &cache, &stores))
+            .await
+            .unwrap_or_else(|e| Err(format!("scan task failed: {e}")));
+        match opened {
+            Ok((source, origin)) => {
+                match origin {
+                    Origin::Cached => cached += 1,
+                    Origin::Scanned => scanned += 1,
+                }
+                registry.insert(id, source);
+            }
+            Err(reason) => tracing::warn!(dataset = id, file = %path.display(), "dataset skipped: {reason}"),
+        }
+    }
+    tracing::info!(scanned, cached, elapsed_ms = started.elapsed().as_millis() as u64, "datasets opened");
+    registry
+}

@@ -1,0 +1,68 @@
+use serde_json::json;
+
+use crate::util::{netcdf_files, Server};
+
+fn f32s_file(name: &str) -> Vec<u8> {
+    std::fs::read(netcdf_files().join(name)).unwrap()
+}
+
+#[test]
+fn configured_files_and_folders_are_served_and_broken_ones_skipped() {
+    let files = netcdf_files();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("archive/sub");
+    std::fs::create_dir_all(&folder).unwrap();
+    for name in ["nc3_classic.nc", "nc4_packed.nc"] {
+        std::fs::copy(files.join(name), folder.join(name)).unwrap();
+    }
+    std::fs::write(folder.join("broken.nc"), b"CDF\x01 but nothing else").unwrap();
+    std::fs::write(folder.join("notes.txt"), b"not a dataset").unwrap();
+    let vanishing = dir.path().join("vanishing.nc");
+    std::fs::copy(files.join("nc4_chunked.nc"), &vanishing).unwrap();
+    let config = dir.path().join("cloudify.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[datasets]]\nid = \"tas4\"\npath = \"{}\"\n\n[[datasets]]\nid = \"missing\"\npath = \"/nonexistent/file.nc\"\n\n\
+             [[datasets]]\nid = \"vanishing\"\npath = \"{}\"\n\n[[folders]]\npath = \"{}\"\n\n[cache]\ndir = \"{}\"\n",
+            files.join("nc4_chunked.nc").display(),
+            vanishing.display(),
+            dir.path().join("archive").display(),
+            dir.path().join("cache").display(),
+        ),
+    )
+    .unwrap();
+    let args = ["--config", config.to_str().unwrap(), "--plugin-dir", crate::util::fixtures().plugin_dir.to_str().unwrap()];
+    let server = Server::start_with(&crate::util::cloudify_bin(), &args, &[("CLOUDIFY_CACHE__DIR", dir.path().join("cache").to_str().unwrap())]);
+    let ids = server.get("/datasets").json();
+    assert_eq!(ids, json!(["demo", "tas4", "vanishing", "nc3_classic", "nc4_packed", "ramp"]));
+    let log = server.log();
+    for skipped in ["dataset=\"missing\"", "dataset=\"broken\""] {
+        assert!(log.lines().any(|l| l.contains("dataset skipped") && l.contains(skipped)), "{skipped}:\n{log}");
+    }
+    assert!(log.contains("variable not served") && log.contains("variable=\"name\""), "char arrays are reported:\n{log}");
+
+    let info = server.get("/datasets/tas4/info").json();
+    assert_eq!(info["dimensions"], json!({"lat": 30, "lon": 40, "time": 5}));
+    assert_eq!(info["variables"]["tas"]["attributes"]["units"], "K");
+    assert_eq!(info["variables"]["time"]["attributes"]["calendar"], "noleap");
+    assert_eq!(info["global_attributes"]["title"], "chunked, shuffle + zlib");
+    let region = server.get("/datasets/tas4/faulty/region/tas?start=0,0,0&shape=5,30,40");
+    assert_eq!(region.status, 200, "{}", region.text());
+    assert!(region.body == f32s_file("nc4_chunked.nc.tas.bin"), "tas over HTTP equals netCDF4-python");
+    let packed = server.get("/datasets/nc4_packed/faulty/region/pr?start=0,0,0&shape=4,10,10");
+    assert!(packed.body == f32s_file("nc4_packed.nc.pr.bin"), "packed values are served packed");
+
+    // A file that disappears after start-up: the read fails with a JSON error, nothing else.
+    std::fs::remove_file(&vanishing).unwrap();
+    let gone = server.get("/datasets/vanishing/faulty/chunk/tas/0.0.0");
+    assert_eq!(gone.status, 500);
+    assert_eq!(gone.json(), json!({"error": "internal error reading the dataset"}));
+    assert_eq!(server.get("/datasets/tas4/faulty/chunk/tas/0.0.0").status, 200);
+    drop(server);
+
+    // A restart reads every scan from the reference cache.
+    let again = Server::start_with(&crate::util::cloudify_bin(), &args, &[("CLOUDIFY_CACHE__DIR", dir.path().join("cache").to_str().unwrap())]);
+    assert!(again.log().contains("scanned=0 cached=4"), "{}", again.log());
+    assert_eq!(again.get("/datasets/nc3_classic/keys").json(), json!(["lat", "lon", "time", "ts", "flag", "scalar"]));
+}
