@@ -4,9 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
 packages=()
-command -v cc >/dev/null || packages+=(gcc)
-command -v pkg-config >/dev/null || packages+=(pkg-config)
+# The C toolchain and the NetCDF/HDF5 libraries the server links (scans go through them).
+for package in gcc pkg-config libnetcdf-dev libhdf5-dev; do
+  installed "$package" || packages+=("$package")
+done
 if [ "${1:-}" = "--python" ]; then
   python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv python3-pip)
 fi
