@@ -127,8 +127,13 @@ impl CacheConfig {
 pub struct DatasetConfig {
     /// The id in `/datasets/{id}`.
     pub id: String,
-    /// The NetCDF file (classic or NetCDF4/HDF5).
+    /// The NetCDF file (classic or NetCDF4/HDF5), or a glob of files joined along
+    /// `concat_dim` in path order (`/data/tas_day_*_{2000..2009}.nc` style series).
     pub path: PathBuf,
+    /// The dimension a glob's files are joined along. Default: the first file's unlimited
+    /// dimension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concat_dim: Option<String>,
 }
 
 /// `[[folders]]`: every NetCDF file under `path` becomes a dataset named after its file.

@@ -8,8 +8,8 @@ use std::{
     time::Instant,
 };
 
-use cloudify_dataset::{demo_dataset, SharedSource, VirtualSource};
-use cloudify_netcdf::{scan_cached, write_netcdf4, Origin};
+use cloudify_dataset::{concat, demo_dataset, SharedSource, VirtualSource};
+use cloudify_netcdf::{fallback_for, scan_cached, write_netcdf4, Origin};
 use cloudify_store::Stores;
 
 use crate::{config::Config, registry::Registry};
@@ -84,13 +84,52 @@ fn folder_files(config: &Config) -> Vec<(String, PathBuf)> {
     found
 }
 
-fn open_file(path: &Path, id: &str, cache: &Path, stores: &Arc<Stores>) -> Result<(SharedSource, Origin), String> {
-    let (scan, origin) = scan_cached(path, id, cache).map_err(|e| e.to_string())?;
-    for (variable, reason) in &scan.skipped {
-        tracing::warn!(dataset = id, variable, "variable not served: {reason}");
+/// What one dataset entry names: a file, or the files of a glob in path order.
+struct Entry {
+    id: String,
+    path: PathBuf,
+    concat_dim: Option<String>,
+}
+
+fn files_of(path: &Path) -> Result<Vec<PathBuf>, String> {
+    let text = path.to_string_lossy();
+    if !text.contains(['*', '?', '[']) {
+        return Ok(vec![path.to_path_buf()]);
     }
-    let fallback = scan.fallback();
-    let source = VirtualSource::new(scan.dataset, Arc::clone(stores), fallback).map_err(|e| e.to_string())?;
+    let mut files: Vec<PathBuf> = glob::glob(&text).map_err(|e| e.to_string())?.filter_map(Result::ok).collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("no file matches {text}"));
+    }
+    Ok(files)
+}
+
+fn open_entry(entry: &Entry, cache: &Path, stores: &Arc<Stores>) -> Result<(SharedSource, Origin), String> {
+    let mut origin = Origin::Cached;
+    let mut parts = Vec::new();
+    for file in files_of(&entry.path)? {
+        let (scan, from) = scan_cached(&file, &entry.id, cache).map_err(|e| e.to_string())?;
+        for (variable, reason) in &scan.skipped {
+            tracing::warn!(dataset = entry.id, variable, "variable not served: {reason}");
+        }
+        if from == Origin::Scanned {
+            origin = Origin::Scanned;
+        }
+        parts.push(scan.dataset);
+    }
+    let dataset = if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        let dim = entry
+            .concat_dim
+            .clone()
+            .or_else(|| parts[0].meta.unlimited.first().cloned())
+            .ok_or("the files have no unlimited dimension: set concat_dim")?;
+        // A blocking thread of the runtime: wait here for the reads the join may need.
+        tokio::runtime::Handle::current().block_on(concat(parts, &dim, stores)).map_err(|e| e.to_string())?
+    };
+    let fallback = fallback_for(&dataset);
+    let source = VirtualSource::new(dataset, Arc::clone(stores), fallback).map_err(|e| e.to_string())?;
     Ok((Arc::new(source), origin))
 }
 
@@ -99,28 +138,29 @@ pub async fn open_all(config: &Config, stores: Arc<Stores>) -> Registry {
     let started = Instant::now();
     let mut registry = Registry::new(config.server.max_region_bytes);
     let cache = config.cache.dir().join("scans");
-    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    let mut entries: Vec<Entry> = Vec::new();
     if config.demo.enabled {
         let demo_config = config.clone();
         match tokio::task::spawn_blocking(move || demo_file(&demo_config)).await.ok().flatten() {
-            Some(path) => files.push((config.demo.id.clone(), path)),
+            Some(path) => entries.push(Entry { id: config.demo.id.clone(), path, concat_dim: None }),
             None => match demo_dataset(&config.demo.id) {
                 Ok(demo) => registry.insert(config.demo.id.clone(), Arc::new(demo)),
                 Err(err) => tracing::error!("demo dataset unavailable: {err}"),
             },
         }
     }
-    files.extend(config.datasets.iter().map(|d| (d.id.clone(), d.path.clone())));
-    files.extend(folder_files(config));
+    entries.extend(config.datasets.iter().map(|d| Entry { id: d.id.clone(), path: d.path.clone(), concat_dim: d.concat_dim.clone() }));
+    entries.extend(folder_files(config).into_iter().map(|(id, path)| Entry { id, path, concat_dim: None }));
 
     let (mut scanned, mut cached) = (0, 0);
-    for (id, path) in files {
+    for entry in entries {
+        let (id, path) = (entry.id.clone(), entry.path.clone());
         if registry.contains(&id) {
             tracing::warn!(dataset = id, file = %path.display(), "dataset id already taken; file skipped");
             continue;
         }
-        let (cache, stores, task_id, task_path) = (cache.clone(), Arc::clone(&stores), id.clone(), path.clone());
-        let opened = tokio::task::spawn_blocking(move || open_file(&task_path, &task_id, &cache, &stores))
+        let (cache, stores) = (cache.clone(), Arc::clone(&stores));
+        let opened = tokio::task::spawn_blocking(move || open_entry(&entry, &cache, &stores))
             .await
             .unwrap_or_else(|e| Err(format!("scan task failed: {e}")));
         match opened {

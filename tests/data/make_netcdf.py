@@ -176,6 +176,45 @@ WRITERS = {
 }
 
 
+def series(out):
+    """Ten yearly files of monthly data, to be joined along time."""
+    folder = out / "series"
+    folder.mkdir(exist_ok=True)
+    for i, year in enumerate(range(2000, 2010)):
+        with netCDF4.Dataset(folder / f"tas_{year}.nc", "w", format="NETCDF4") as ds:
+            ds.title = "yearly series"
+            coords(ds, 6, 8)
+            ds.createDimension("time", None)
+            time = ds.createVariable("time", "f8", ("time",))
+            time.units = "days since 2000-01-01"
+            time.calendar = "360_day"
+            time[:] = (i * 12 + np.arange(12)) * 30.0
+            tas = ds.createVariable("tas", "f4", ("time", "lat", "lon"), chunksizes=(4, 6, 8), zlib=True)
+            tas.units = "K"
+            tas[:] = field((12, 6, 8), 100 + i).astype("f4")
+    bad = out / "series_bad"
+    bad.mkdir(exist_ok=True)
+    for year, steps in [(2000, 13), (2001, 12)]:
+        with netCDF4.Dataset(bad / f"tas_{year}.nc", "w", format="NETCDF4") as ds:
+            coords(ds, 6, 8)
+            ds.createDimension("time", None)
+            tas = ds.createVariable("tas", "f4", ("time", "lat", "lon"), chunksizes=(4, 6, 8))
+            tas[:] = np.zeros((steps, 6, 8), dtype="f4")
+    variables = {}
+    files = sorted(folder.glob("tas_*.nc"))
+    for name in ["time", "tas", "lat"]:
+        parts = []
+        for f in files:
+            with netCDF4.Dataset(f) as ds:
+                ds.set_auto_maskandscale(False)
+                parts.append(np.asarray(ds[name][...]))
+        values = np.concatenate(parts) if name != "lat" else parts[0]
+        blob = out / f"series.{name}.bin"
+        blob.write_bytes(values.astype(values.dtype.newbyteorder("<")).tobytes())
+        variables[name] = {"dtype": values.dtype.name, "shape": list(values.shape), "values": blob.name}
+    return {"glob": "series/tas_*.nc", "variables": variables}
+
+
 def dump(path, out):
     """What netCDF4-python reads: raw (unmasked, unscaled) values, little-endian."""
     variables = {}
@@ -216,6 +255,7 @@ def main():
         if name != "cdf5.nc":  # kerchunk's NetCDF3ToZarr reads CDF-1/2 only
             entry["kerchunk"] = kerchunk_refs(path, out)
         manifest[name] = entry
+    (out / "series.json").write_text(json.dumps(series(out), indent=1))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 

@@ -24,9 +24,10 @@ fn configured_files_and_folders_are_served_and_broken_ones_skipped() {
         &config,
         format!(
             "[[datasets]]\nid = \"tas4\"\npath = \"{}\"\n\n[[datasets]]\nid = \"missing\"\npath = \"/nonexistent/file.nc\"\n\n\
-             [[datasets]]\nid = \"vanishing\"\npath = \"{}\"\n\n[[folders]]\npath = \"{}\"\n\n[cache]\ndir = \"{}\"\n",
+             [[datasets]]\nid = \"vanishing\"\npath = \"{}\"\n\n[[datasets]]\nid = \"series\"\npath = \"{}/series/tas_*.nc\"\n\n[[folders]]\npath = \"{}\"\n\n[cache]\ndir = \"{}\"\n",
             files.join("nc4_chunked.nc").display(),
             vanishing.display(),
+            files.display(),
             dir.path().join("archive").display(),
             dir.path().join("cache").display(),
         ),
@@ -35,7 +36,8 @@ fn configured_files_and_folders_are_served_and_broken_ones_skipped() {
     let args = ["--config", config.to_str().unwrap(), "--plugin-dir", crate::util::fixtures().plugin_dir.to_str().unwrap()];
     let server = Server::start_with(&crate::util::cloudify_bin(), &args, &[("CLOUDIFY_CACHE__DIR", dir.path().join("cache").to_str().unwrap())]);
     let ids = server.get("/datasets").json();
-    assert_eq!(ids, json!(["demo", "tas4", "vanishing", "nc3_classic", "nc4_packed", "ramp"]));
+    assert_eq!(ids, json!(["demo", "tas4", "vanishing", "series", "nc3_classic", "nc4_packed", "ramp"]));
+    assert_eq!(server.get("/datasets/series/info").json()["dimensions"]["time"], 120);
     let log = server.log();
     for skipped in ["dataset=\"missing\"", "dataset=\"broken\""] {
         assert!(log.lines().any(|l| l.contains("dataset skipped") && l.contains(skipped)), "{skipped}:\n{log}");
@@ -63,6 +65,6 @@ fn configured_files_and_folders_are_served_and_broken_ones_skipped() {
 
     // A restart reads every scan from the reference cache.
     let again = Server::start_with(&crate::util::cloudify_bin(), &args, &[("CLOUDIFY_CACHE__DIR", dir.path().join("cache").to_str().unwrap())]);
-    assert!(again.log().contains("scanned=0 cached=4"), "{}", again.log());
+    assert!(again.log().contains("scanned=0 cached=5"), "{}", again.log());
     assert_eq!(again.get("/datasets/nc3_classic/keys").json(), json!(["lat", "lon", "time", "ts", "flag", "scalar"]));
 }

@@ -120,3 +120,44 @@ fn damaged_files_are_clear_errors() {
     let err = cloudify_netcdf::scan(&dir.path().join("missing.nc"), "x").err().unwrap().to_string();
     assert!(err.contains("cannot read"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yearly_series_joins_along_time_like_open_mfdataset() {
+    let dir = netcdf_files();
+    let series: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("series.json")).unwrap()).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("series")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert_eq!(files.len(), 10);
+    let parts = files.iter().map(|f| cloudify_netcdf::scan(f, "series").unwrap().dataset).collect();
+    let stores = Arc::new(Stores::new());
+    let joined = cloudify_dataset::concat(parts, "time", &stores).await.unwrap();
+    assert_eq!(joined.files.len(), 10);
+    // `time` is chunked by 512 in files of 12 steps: it is read once and kept inline.
+    assert!(matches!(&joined.chunks["time"], VariableChunks::Stored(c) if matches!(c[..], [cloudify_dataset::StoredChunk::Inline(_)])));
+    let source = VirtualSource::new(joined, Arc::clone(&stores), None).unwrap();
+    let meta = source.metadata().unwrap();
+    assert_eq!(meta.dimensions["time"], 120);
+    for (name, expected) in series["variables"].as_object().unwrap() {
+        let shape: Vec<u64> = serde_json::from_value(expected["shape"].clone()).unwrap();
+        assert_eq!(meta.variables[name].shape, shape, "{name}");
+        let want = std::fs::read(dir.join(expected["values"].as_str().unwrap())).unwrap();
+        let got = read_region(&source, name, &vec![0; shape.len()], &shape, u64::MAX).await.unwrap();
+        assert!(got == want, "{name} differs from the files read one by one");
+    }
+    // Chunk 5 along time is the second chunk of the second file.
+    let ChunkRef::Range { url, .. } = source.chunk_ref("tas", &[4, 0, 0]).await.unwrap() else { panic!() };
+    assert!(url.ends_with("tas_2001.nc"), "{url}");
+
+    // 13 steps in chunks of 4 cannot be followed by another file on a regular grid.
+    let mut bad: Vec<_> = std::fs::read_dir(dir.join("series_bad")).unwrap().map(|e| e.unwrap().path()).collect();
+    bad.sort();
+    let parts = bad.iter().map(|f| cloudify_netcdf::scan(f, "bad").unwrap().dataset).collect();
+    let err = cloudify_dataset::concat(parts, "time", &stores).await.unwrap_err().to_string();
+    assert!(err.contains("13 steps along 'time', not a multiple of its chunk length 4"), "{err}");
+    // Files with different grids are refused.
+    let parts = vec![
+        cloudify_netcdf::scan(&files[0], "x").unwrap().dataset,
+        cloudify_netcdf::scan(&dir.join("nc4_chunked.nc"), "x").unwrap().dataset,
+    ];
+    assert!(cloudify_dataset::concat(parts, "time", &stores).await.is_err());
+}

@@ -3,6 +3,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod concat;
 mod demo;
 mod error;
 mod memory;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 pub use cloudify_sdk::meta::{DataType, DatasetMeta, VariableMeta};
 
+pub use concat::concat;
 pub use demo::demo_dataset;
 pub use error::{Error, Result};
 pub use memory::MemorySource;

@@ -1,0 +1,167 @@
+//! Multi-file datasets: virtual datasets of the same variables and grids joined along one
+//! dimension (what `xr.open_mfdataset(..., concat_dim=dim)` gives with `data_vars="minimal"`).
+//! Variables without that dimension are taken from the first file.
+//!
+//! Chunks are reused as they are when every file's length along the dimension is a multiple of
+//! the chunk length, so the joined grid stays regular. Otherwise (typically the time coordinate,
+//! which libnetcdf chunks by 512 or 1024 in files of 12 or 365 steps) the variable is read once
+//! and kept inline, up to [`MAX_INLINE_BYTES`].
+
+use std::sync::Arc;
+
+use cloudify_store::Stores;
+use serde_json::json;
+
+use crate::{read_region, DatasetMeta, Error, Result, StoredChunk, VariableChunks, VirtualDataset, VirtualSource};
+
+/// The largest variable read into memory when its chunks do not line up across files.
+pub(crate) const MAX_INLINE_BYTES: u64 = 64 << 20;
+
+fn mismatch(what: String) -> Error {
+    Error::Unsupported { what: format!("concatenating files: {what}") }
+}
+
+/// Positions of chunk `flat` (C order) over `grid`.
+fn unravel(mut flat: u64, grid: &[u64]) -> Vec<u64> {
+    let mut index = vec![0; grid.len()];
+    for d in (0..grid.len()).rev() {
+        index[d] = flat % grid[d];
+        flat /= grid[d];
+    }
+    index
+}
+
+fn ravel(index: &[u64], grid: &[u64]) -> usize {
+    index.iter().zip(grid).fold(0u64, |acc, (&i, &n)| acc * n + i) as usize
+}
+
+fn check_same(first: &DatasetMeta, other: &DatasetMeta, dim: &str, file: &str) -> Result<()> {
+    let names = |m: &DatasetMeta| m.variables.keys().cloned().collect::<Vec<_>>();
+    if names(first) != names(other) {
+        return Err(mismatch(format!("{file} has variables {:?}, the first file {:?}", names(other), names(first))));
+    }
+    for (name, a) in &first.variables {
+        let b = &other.variables[name];
+        let along = a.dimensions.iter().position(|d| d == dim);
+        let same_grid = a.shape.iter().zip(&b.shape).enumerate().all(|(d, (x, y))| Some(d) == along || x == y);
+        if a.dtype != b.dtype || a.dimensions != b.dimensions || !same_grid || a.chunks != b.chunks || a.codecs != b.codecs {
+            return Err(mismatch(format!("variable '{name}' of {file} differs from the first file's (type, dimensions, grid, chunks or codecs)")));
+        }
+    }
+    Ok(())
+}
+
+/// Joins `parts` (in order) along dimension `dim`, reading through `stores` the 1-d variables
+/// whose chunks do not line up.
+///
+/// # Errors
+/// [`Error::Unsupported`] when the files' variables, types, grids, chunks or codecs differ,
+/// when a file's length along `dim` is not a multiple of a multi-dimensional variable's chunk
+/// length (except the last file's: the joined grid must stay regular), or when a variable
+/// along `dim` is read through a fallback reader; read errors of the inlined variables.
+pub async fn concat(parts: Vec<VirtualDataset>, dim: &str, stores: &Arc<Stores>) -> Result<VirtualDataset> {
+    let Some(first) = parts.first() else {
+        return Err(mismatch("no files".to_owned()));
+    };
+    if !first.meta.dimensions.contains_key(dim) {
+        return Err(mismatch(format!("the first file has no dimension '{dim}'")));
+    }
+    for part in &parts[1..] {
+        check_same(&first.meta, &part.meta, dim, part.files.first().map_or("", String::as_str))?;
+    }
+    // Variables along `dim` whose chunks do not line up at every file boundary: 1-d ones
+    // (coordinates) are read and kept inline; for others the files must be rechunked.
+    let boundaries: Vec<u64> = parts[..parts.len() - 1].iter().map(|p| p.meta.dimensions[dim]).collect();
+    let mut misaligned = Vec::new();
+    for (name, var) in &first.meta.variables {
+        let Some(axis) = var.dimensions.iter().position(|d| d == dim) else { continue };
+        let step = var.chunks[axis];
+        if let Some(len) = boundaries.iter().find(|&&len| len % step != 0) {
+            if var.shape.len() > 1 {
+                return Err(mismatch(format!(
+                    "'{name}' has a file of {len} steps along '{dim}', not a multiple of its chunk length {step}: rechunk the files"
+                )));
+            }
+            misaligned.push(name.clone());
+        }
+    }
+    let mut inline = Vec::new();
+    for name in &misaligned {
+        inline.push((name.clone(), read_joined(&parts, name, stores).await?));
+    }
+    let mut joined = join_aligned(parts, dim, &misaligned)?;
+    for (name, bytes) in inline {
+        let var = joined.meta.variables.get_mut(&name).ok_or_else(|| mismatch(format!("no variable {name}")))?;
+        var.chunks.clone_from(&var.shape);
+        var.codecs = vec![json!({"name": "bytes", "configuration": {"endian": "little"}})];
+        joined.chunks.insert(name, VariableChunks::Stored(vec![StoredChunk::Inline(bytes)]));
+    }
+    Ok(joined)
+}
+
+/// The values of the 1-d variable `name` from every part, one after the other.
+async fn read_joined(parts: &[VirtualDataset], name: &str, stores: &Arc<Stores>) -> Result<Vec<u8>> {
+    let total: u64 = parts
+        .iter()
+        .map(|p| p.meta.variables[name].shape.iter().product::<u64>() * p.meta.variables[name].dtype.size() as u64)
+        .sum();
+    if total > MAX_INLINE_BYTES {
+        return Err(mismatch(format!(
+            "'{name}' ({total} bytes) has chunks that do not line up at file boundaries; rechunk the files"
+        )));
+    }
+    let mut out = Vec::with_capacity(total as usize);
+    for part in parts {
+        let var = &part.meta.variables[name];
+        let source = VirtualSource::new(part.clone(), Arc::clone(stores), None)?;
+        out.extend(read_region(&source, name, &vec![0; var.shape.len()], &var.shape, MAX_INLINE_BYTES).await?);
+    }
+    Ok(out)
+}
+
+fn join_aligned(parts: Vec<VirtualDataset>, dim: &str, skip: &[String]) -> Result<VirtualDataset> {
+    let mut parts = parts.into_iter();
+    let Some(mut joined) = parts.next() else {
+        return Err(mismatch("no files".to_owned()));
+    };
+    for part in parts {
+        let file_offset = joined.files.len() as u32;
+        for (name, var) in &mut joined.meta.variables {
+            let Some(axis) = var.dimensions.iter().position(|d| d == dim) else { continue };
+            if skip.contains(name) {
+                var.shape[axis] += part.meta.variables[name].shape[axis];
+                continue;
+            }
+            let (mine, theirs) = (&joined.chunks[name], &part.chunks[name]);
+            let (VariableChunks::Stored(mine), VariableChunks::Stored(theirs)) = (mine, theirs) else {
+                return Err(mismatch(format!("variable '{name}' is read through libnetcdf and cannot be joined")));
+            };
+            let other = &part.meta.variables[name];
+            let (grid_a, grid_b) = (var.chunk_grid(), other.chunk_grid());
+            let mut grid = grid_a.clone();
+            grid[axis] += grid_b[axis];
+            let chunks: Vec<StoredChunk> = (0..grid.iter().product::<u64>())
+                .map(|flat| {
+                    let mut index = unravel(flat, &grid);
+                    if index[axis] < grid_a[axis] {
+                        return mine[ravel(&index, &grid_a)].clone();
+                    }
+                    index[axis] -= grid_a[axis];
+                    match &theirs[ravel(&index, &grid_b)] {
+                        StoredChunk::Range { file, offset, length } => {
+                            StoredChunk::Range { file: file + file_offset, offset: *offset, length: *length }
+                        }
+                        other => other.clone(),
+                    }
+                })
+                .collect();
+            var.shape[axis] += other.shape[axis];
+            joined.chunks.insert(name.clone(), VariableChunks::Stored(chunks));
+        }
+        if let Some(len) = joined.meta.dimensions.get_mut(dim) {
+            *len += part.meta.dimensions[dim];
+        }
+        joined.files.extend(part.files);
+    }
+    Ok(joined)
+}
