@@ -9,6 +9,8 @@ mod plugins;
 mod cli;
 // NetCDF files written by netCDF4-python, read through the data plane.
 mod sources;
+// CF time decoding against Python's cftime.
+mod cftime;
 // Datasets from the config: files, folders, the reference cache, broken files.
 mod datasets;
 // `--features static-all`: the same plugins compiled in behave the same.
