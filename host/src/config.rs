@@ -99,12 +99,22 @@ impl Default for DemoConfig {
 }
 
 /// `[cache]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
     /// Folder of the reference cache. Default `$XDG_CACHE_HOME/cloudify`, else
     /// `$HOME/.cache/cloudify`, else the system's temporary folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
+    /// Bytes of decoded chunks kept in memory, shared by all datasets. Default 256 MiB;
+    /// 0 turns the cache off.
+    pub chunk_bytes: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { dir: None, chunk_bytes: 256 << 20 }
+    }
 }
 
 impl CacheConfig {

@@ -8,7 +8,7 @@ use std::{
     time::Instant,
 };
 
-use cloudify_dataset::{concat, demo_dataset, SharedSource, VirtualSource};
+use cloudify_dataset::{concat, demo_dataset, ChunkCache, SharedSource, VirtualSource};
 use cloudify_netcdf::{fallback_for, scan_cached, write_netcdf4, Origin};
 use cloudify_store::Stores;
 
@@ -152,6 +152,7 @@ pub async fn open_all(config: &Config, stores: Arc<Stores>) -> Registry {
     entries.extend(config.datasets.iter().map(|d| Entry { id: d.id.clone(), path: d.path.clone(), concat_dim: d.concat_dim.clone() }));
     entries.extend(folder_files(config).into_iter().map(|(id, path)| Entry { id, path, concat_dim: None }));
 
+    let chunk_cache = (config.cache.chunk_bytes > 0).then(|| ChunkCache::new(config.cache.chunk_bytes));
     let (mut scanned, mut cached) = (0, 0);
     for entry in entries {
         let (id, path) = (entry.id.clone(), entry.path.clone());
@@ -169,6 +170,10 @@ pub async fn open_all(config: &Config, stores: Arc<Stores>) -> Registry {
                     Origin::Cached => cached += 1,
                     Origin::Scanned => scanned += 1,
                 }
+                let source = match &chunk_cache {
+                    Some(chunks) => Arc::new(chunks.wrap(&id, source)),
+                    None => source,
+                };
                 registry.insert(id, source);
             }
             Err(reason) => tracing::warn!(dataset = id, file = %path.display(), "dataset skipped: {reason}"),

@@ -3,6 +3,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod chunk_cache;
 mod concat;
 mod demo;
 mod error;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 pub use cloudify_sdk::meta::{DataType, DatasetMeta, VariableMeta};
 
+pub use chunk_cache::{CachedSource, ChunkCache};
 pub use concat::concat;
 pub use demo::demo_dataset;
 pub use error::{Error, Result};

@@ -1,9 +1,13 @@
 //! Hyperslab arithmetic: validating chunk keys, copying blocks between C-order buffers, and
 //! region reads assembled from chunk reads.
 
+use futures::StreamExt as _;
 use serde_json::Value;
 
 use crate::{variable, DataType, Error, Result, Source, VariableMeta};
+
+/// How many chunks a region read fetches at once.
+const CONCURRENT_CHUNK_READS: usize = 8;
 
 /// Checks `index` against the chunk grid of `var` (named `name`).
 ///
@@ -154,9 +158,30 @@ pub async fn read_region(source: &dyn Source, name: &str, start: &[u64], shape: 
     let rank = shape.len();
     let first: Vec<u64> = (0..rank).map(|d| start[d] / var.chunks[d]).collect();
     let last: Vec<u64> = (0..rank).map(|d| (start[d] + shape[d] - 1) / var.chunks[d]).collect();
+    let mut chunks = Vec::new();
     let mut chunk = first.clone();
-    loop {
-        let data = source.read_chunk(name, &chunk).await?;
+    'grid: loop {
+        chunks.push(chunk.clone());
+        // Next chunk in C order within [first, last].
+        let mut dim = rank;
+        loop {
+            if dim == 0 {
+                break 'grid;
+            }
+            dim -= 1;
+            chunk[dim] += 1;
+            if chunk[dim] <= last[dim] {
+                break;
+            }
+            chunk[dim] = first[dim];
+        }
+    }
+    // Chunks are fetched and decoded concurrently, and copied in as they arrive.
+    let mut arrivals = futures::stream::iter(chunks)
+        .map(|chunk| async move { source.read_chunk(name, &chunk).await.map(|data| (chunk, data)) })
+        .buffer_unordered(CONCURRENT_CHUNK_READS);
+    while let Some(arrival) = arrivals.next().await {
+        let (chunk, data) = arrival?;
         // Overlap of this chunk with the selection, in array coordinates.
         let lo: Vec<u64> = (0..rank).map(|d| start[d].max(chunk[d] * var.chunks[d])).collect();
         let hi: Vec<u64> = (0..rank).map(|d| (start[d] + shape[d]).min((chunk[d] + 1) * var.chunks[d])).collect();
@@ -172,18 +197,6 @@ pub async fn read_region(source: &dyn Source, name: &str, start: &[u64], shape: 
             &dst_origin,
             &count,
         );
-        // Next chunk in C order within [first, last].
-        let mut dim = rank;
-        loop {
-            if dim == 0 {
-                return Ok(out);
-            }
-            dim -= 1;
-            chunk[dim] += 1;
-            if chunk[dim] <= last[dim] {
-                break;
-            }
-            chunk[dim] = first[dim];
-        }
     }
+    Ok(out)
 }

@@ -1,0 +1,114 @@
+//! [`CachedSource`]: decoded chunks kept in a cache shared by every dataset and bounded in
+//! bytes. Concurrent requests for the same chunk wait for one read instead of each reading it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use moka::future::Cache;
+
+use crate::{check_chunk_index, variable, ChunkRef, DatasetMeta, Error, Result, SharedSource, Source};
+
+type Key = (Arc<str>, Arc<str>, Vec<u64>);
+
+/// Decoded chunks of all datasets, least recently used evicted past `max_bytes`.
+#[derive(Clone)]
+pub struct ChunkCache {
+    chunks: Cache<Key, Arc<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for ChunkCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkCache").field("bytes", &self.chunks.weighted_size()).finish()
+    }
+}
+
+impl ChunkCache {
+    /// A cache holding at most `max_bytes` of decoded chunks.
+    pub fn new(max_bytes: u64) -> Self {
+        let chunks = Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|_key: &Key, value: &Arc<Vec<u8>>| u32::try_from(value.len()).unwrap_or(u32::MAX))
+            .build();
+        Self { chunks }
+    }
+
+    /// Serves `inner` (dataset `id`) through this cache.
+    pub fn wrap(&self, id: &str, inner: SharedSource) -> CachedSource {
+        CachedSource { id: id.into(), inner, cache: self.clone() }
+    }
+}
+
+/// A source whose decoded chunks go through a [`ChunkCache`].
+pub struct CachedSource {
+    id: Arc<str>,
+    inner: SharedSource,
+    cache: ChunkCache,
+}
+
+#[async_trait]
+impl Source for CachedSource {
+    fn metadata(&self) -> Result<Arc<DatasetMeta>> {
+        self.inner.metadata()
+    }
+
+    async fn read_chunk(&self, name: &str, index: &[u64]) -> Result<Vec<u8>> {
+        // Bad keys are answered here, so that only read failures come out of the cache.
+        let meta = self.inner.metadata()?;
+        check_chunk_index(name, variable(&meta, name)?, index)?;
+        let key = (Arc::clone(&self.id), Arc::from(name), index.to_vec());
+        let load = async { self.inner.read_chunk(name, index).await.map(Arc::new) };
+        let chunk = self.cache.chunks.try_get_with(key, load).await.map_err(|err| match &*err {
+            Error::Read(message) => Error::Read(message.clone()),
+            other => Error::Read(other.to_string()),
+        })?;
+        Ok(chunk.as_ref().clone())
+    }
+
+    async fn read_raw_chunk(&self, name: &str, index: &[u64]) -> Result<Vec<u8>> {
+        self.inner.read_raw_chunk(name, index).await
+    }
+
+    async fn chunk_ref(&self, name: &str, index: &[u64]) -> Result<ChunkRef> {
+        self.inner.chunk_ref(name, index).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::demo_dataset;
+
+    /// Counts the chunk reads that reach the inner source.
+    struct Counting(SharedSource, AtomicUsize);
+
+    #[async_trait]
+    impl Source for Counting {
+        fn metadata(&self) -> Result<Arc<DatasetMeta>> {
+            self.0.metadata()
+        }
+        async fn read_chunk(&self, name: &str, index: &[u64]) -> Result<Vec<u8>> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.read_chunk(name, index).await
+        }
+    }
+
+    #[tokio::test]
+    async fn repeated_reads_hit_the_cache_within_its_bound() {
+        let counting = Arc::new(Counting(Arc::new(demo_dataset("demo").unwrap()), AtomicUsize::new(0)));
+        // Room for two chunks of pr (45 x 90 float32 = 16 200 bytes each).
+        let cache = ChunkCache::new(2 * 16_200);
+        let source = cache.wrap("demo", counting.clone());
+        let first = source.read_chunk("pr", &[0, 0, 0]).await.unwrap();
+        assert_eq!(source.read_chunk("pr", &[0, 0, 0]).await.unwrap(), first);
+        assert_eq!(counting.1.load(Ordering::SeqCst), 1);
+        for t in 1..10 {
+            source.read_chunk("pr", &[t, 0, 0]).await.unwrap();
+        }
+        cache.chunks.run_pending_tasks().await;
+        assert!(cache.chunks.weighted_size() <= 2 * 16_200);
+        assert!(matches!(source.read_chunk("pr", &[99, 0, 0]).await, Err(Error::ChunkOutOfRange { .. })));
+        assert_eq!(counting.1.load(Ordering::SeqCst), 10);
+    }
+}
