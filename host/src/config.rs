@@ -137,7 +137,8 @@ impl CacheConfig {
 pub struct DatasetConfig {
     /// The id in `/datasets/{id}`.
     pub id: String,
-    /// The NetCDF file (classic or NetCDF4/HDF5), or a glob of files joined along
+    /// The NetCDF file (classic or NetCDF4/HDF5), a Zarr v2/v3 store folder, or a glob of
+    /// NetCDF files joined along
     /// `concat_dim` in path order (`/data/tas_day_*_{2000..2009}.nc` style series).
     pub path: PathBuf,
     /// The dimension a glob's files are joined along. Default: the first file's unlimited
@@ -146,7 +147,8 @@ pub struct DatasetConfig {
     pub concat_dim: Option<String>,
 }
 
-/// `[[folders]]`: every NetCDF file under `path` becomes a dataset named after its file.
+/// `[[folders]]`: every NetCDF file and Zarr store under `path` becomes a dataset named after
+/// its file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FolderConfig {

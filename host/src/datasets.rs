@@ -11,6 +11,7 @@ use std::{
 use cloudify_dataset::{concat, demo_dataset, ChunkCache, SharedSource, VirtualSource};
 use cloudify_netcdf::{fallback_for, scan_cached, write_netcdf4, Origin};
 use cloudify_store::Stores;
+use cloudify_zarr::ZarrSource;
 
 use crate::{config::Config, registry::Registry};
 
@@ -57,10 +58,12 @@ fn folder_files(config: &Config) -> Vec<(String, PathBuf)> {
     let mut found = Vec::new();
     for folder in &config.folders {
         let depth = if folder.recursive { usize::MAX } else { 1 };
+        // A Zarr store is one dataset: taken whole, not descended into.
         let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&folder.path)
             .max_depth(depth)
             .follow_links(true)
             .into_iter()
+            .filter_entry(|entry| entry.depth() == 0 || !entry.path().parent().is_some_and(is_zarr))
             .filter_map(|entry| match entry {
                 Ok(entry) => Some(entry),
                 Err(err) => {
@@ -68,10 +71,11 @@ fn folder_files(config: &Config) -> Vec<(String, PathBuf)> {
                     None
                 }
             })
-            .filter(|entry| entry.file_type().is_file())
+            .filter(|entry| entry.file_type().is_file() || (entry.depth() > 0 && is_zarr(entry.path())))
             .map(walkdir::DirEntry::into_path)
             .filter(|path| {
-                path.extension().and_then(|e| e.to_str()).is_some_and(|ext| folder.extensions.iter().any(|x| x == ext))
+                is_zarr(path)
+                    || path.extension().and_then(|e| e.to_str()).is_some_and(|ext| folder.extensions.iter().any(|x| x == ext))
             })
             .collect();
         files.sort();
@@ -104,7 +108,17 @@ fn files_of(path: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
+/// Whether `path` is a Zarr store: a `.zarr` folder, or one holding Zarr group metadata.
+fn is_zarr(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "zarr") || [".zgroup", "zarr.json"].iter().any(|f| path.join(f).is_file())
+}
+
 fn open_entry(entry: &Entry, cache: &Path, stores: &Arc<Stores>) -> Result<(SharedSource, Origin), String> {
+    if is_zarr(&entry.path) {
+        let location = entry.path.to_string_lossy();
+        let opened = tokio::runtime::Handle::current().block_on(ZarrSource::open(&location, &entry.id, Arc::clone(stores)));
+        return opened.map(|source| (Arc::new(source) as SharedSource, Origin::Scanned)).map_err(|e| e.to_string());
+    }
     let mut origin = Origin::Cached;
     let mut parts = Vec::new();
     for file in files_of(&entry.path)? {

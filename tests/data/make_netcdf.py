@@ -215,6 +215,19 @@ def series(out):
     return {"glob": "series/tas_*.nc", "variables": variables}
 
 
+def zarr_stores(out):
+    """nc4_chunked.nc as Zarr v2 and v3 stores, as xarray writes them (raw values, chunks kept)."""
+    import xarray as xr
+
+    ds = xr.open_dataset(out / "nc4_chunked.nc", decode_cf=False, mask_and_scale=False, decode_times=False)
+    for var in ds.variables.values():
+        chunks = var.encoding.get("chunksizes")
+        var.encoding = {"chunks": chunks} if chunks else {}
+    for fmt in (2, 3):
+        ds.to_zarr(out / f"chunked_v{fmt}.zarr", zarr_format=fmt, consolidated=True, mode="w")
+    return {"chunked_v2.zarr": "nc4_chunked.nc", "chunked_v3.zarr": "nc4_chunked.nc"}
+
+
 def dump(path, out):
     """What netCDF4-python reads: raw (unmasked, unscaled) values, little-endian."""
     variables = {}
@@ -256,6 +269,7 @@ def main():
             entry["kerchunk"] = kerchunk_refs(path, out)
         manifest[name] = entry
     (out / "series.json").write_text(json.dumps(series(out), indent=1))
+    (out / "zarr.json").write_text(json.dumps(zarr_stores(out), indent=1))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 

@@ -2,6 +2,18 @@ use serde_json::json;
 
 use crate::util::{netcdf_files, Server};
 
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
 fn f32s_file(name: &str) -> Vec<u8> {
     std::fs::read(netcdf_files().join(name)).unwrap()
 }
@@ -15,6 +27,8 @@ fn configured_files_and_folders_are_served_and_broken_ones_skipped() {
     for name in ["nc3_classic.nc", "nc4_packed.nc"] {
         std::fs::copy(files.join(name), folder.join(name)).unwrap();
     }
+    // A Zarr store in the folder is one dataset (its chunk files are not).
+    copy_tree(&files.join("chunked_v3.zarr"), &folder.join("store.zarr"));
     std::fs::write(folder.join("broken.nc"), b"CDF\x01 but nothing else").unwrap();
     std::fs::write(folder.join("notes.txt"), b"not a dataset").unwrap();
     let vanishing = dir.path().join("vanishing.nc");
@@ -36,7 +50,9 @@ fn configured_files_and_folders_are_served_and_broken_ones_skipped() {
     let args = ["--config", config.to_str().unwrap(), "--plugin-dir", crate::util::fixtures().plugin_dir.to_str().unwrap()];
     let server = Server::start_with(&crate::util::cloudify_bin(), &args, &[("CLOUDIFY_CACHE__DIR", dir.path().join("cache").to_str().unwrap())]);
     let ids = server.get("/datasets").json();
-    assert_eq!(ids, json!(["demo", "tas4", "vanishing", "series", "nc3_classic", "nc4_packed", "ramp"]));
+    assert_eq!(ids, json!(["demo", "tas4", "vanishing", "series", "nc3_classic", "nc4_packed", "store", "ramp"]));
+    let store = server.get("/datasets/store/faulty/region/tas?start=0,0,0&shape=5,30,40");
+    assert!(store.body == f32s_file("nc4_chunked.nc.tas.bin"), "a Zarr store over HTTP equals netCDF4-python");
     assert_eq!(server.get("/datasets/series/info").json()["dimensions"]["time"], 120);
     let log = server.log();
     for skipped in ["dataset=\"missing\"", "dataset=\"broken\""] {
@@ -65,6 +81,6 @@ fn configured_files_and_folders_are_served_and_broken_ones_skipped() {
 
     // A restart reads every scan from the reference cache.
     let again = Server::start_with(&crate::util::cloudify_bin(), &args, &[("CLOUDIFY_CACHE__DIR", dir.path().join("cache").to_str().unwrap())]);
-    assert!(again.log().contains("scanned=0 cached=5"), "{}", again.log());
+    assert!(again.log().contains("scanned=1 cached=5"), "{}", again.log());
     assert_eq!(again.get("/datasets/nc3_classic/keys").json(), json!(["lat", "lon", "time", "ts", "flag", "scalar"]));
 }

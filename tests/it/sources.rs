@@ -161,3 +161,30 @@ async fn a_yearly_series_joins_along_time_like_open_mfdataset() {
     ];
     assert!(cloudify_dataset::concat(parts, "time", &stores).await.is_err());
 }
+
+/// Zarr v2 and v3 stores written by xarray from a NetCDF4 file serve that file's values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zarr_stores_equal_the_netcdf_they_were_written_from() {
+    let dir = netcdf_files();
+    let stores: BTreeMap<String, String> = serde_json::from_str(&std::fs::read_to_string(dir.join("zarr.json")).unwrap()).unwrap();
+    let manifest = manifest();
+    for (store, origin) in stores {
+        let source = cloudify_zarr::ZarrSource::open(dir.join(&store).to_str().unwrap(), "z", Arc::new(Stores::new())).await.unwrap();
+        let meta = source.metadata().unwrap();
+        assert_eq!(meta.dimensions.get("lat"), Some(&30), "{store}: {meta:?}");
+        assert_eq!(meta.variables["tas"].dimensions, ["time", "lat", "lon"], "{store}");
+        assert_eq!(meta.variables["tas"].chunks, [1, 15, 20], "{store}");
+        assert_eq!(meta.variables["tas"].attributes["units"], "K", "{store}");
+        assert_eq!(meta.attributes["title"], "chunked, shuffle + zlib", "{store}");
+        for (name, expected) in manifest[&origin]["variables"].as_object().unwrap() {
+            let shape: Vec<u64> = serde_json::from_value(expected["shape"].clone()).unwrap();
+            let want = std::fs::read(dir.join(expected["values"].as_str().unwrap())).unwrap();
+            let got = read_region(&source, name, &vec![0; shape.len()], &shape, u64::MAX).await.unwrap();
+            assert!(got == want, "{store}: {name} differs from netCDF4-python on {origin}");
+        }
+        let ChunkRef::Range { url, offset: 0, length } = source.chunk_ref("tas", &[0, 1, 1]).await.unwrap() else { panic!() };
+        assert!(length > 0 && (url.ends_with("tas/0.1.1") || url.ends_with("tas/c/0/1/1")), "{url}");
+        assert!(!source.read_raw_chunk("tas", &[0, 1, 1]).await.unwrap().is_empty());
+        assert!(source.read_chunk("tas", &[9, 0, 0]).await.is_err());
+    }
+}

@@ -79,6 +79,9 @@ pub trait Source: Send + Sync {
     }
 }
 
+/// Variables by name, in file order.
+pub type VariableMap = indexmap::IndexMap<String, VariableMeta>;
+
 /// A shared, type-erased source.
 pub type SharedSource = Arc<dyn Source>;
 

@@ -93,7 +93,11 @@ impl Stores {
         Self::default()
     }
 
-    fn resolve(&self, location: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
+    /// The object store holding `location`, and the path of `location` inside it.
+    ///
+    /// # Errors
+    /// [`Error::BadLocation`].
+    pub fn resolve(&self, location: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
         let url = to_url(location)?;
         let key = format!("{}://{}", url.scheme(), url.authority());
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
