@@ -137,8 +137,9 @@ impl CacheConfig {
 pub struct DatasetConfig {
     /// The id in `/datasets/{id}`.
     pub id: String,
-    /// The NetCDF file (classic or NetCDF4/HDF5), a Zarr v2/v3 store folder, or a glob of
-    /// NetCDF files joined along
+    /// The NetCDF file (classic or NetCDF4/HDF5), a Zarr v2/v3 store folder, a URL
+    /// (`http(s)://`, `s3://`) of a Zarr store or a NetCDF classic file, or a glob of NetCDF
+    /// files joined along
     /// `concat_dim` in path order (`/data/tas_day_*_{2000..2009}.nc` style series).
     pub path: PathBuf,
     /// The dimension a glob's files are joined along. Default: the first file's unlimited

@@ -9,7 +9,7 @@ use std::{
 };
 
 use cloudify_dataset::{concat, demo_dataset, ChunkCache, SharedSource, VirtualSource};
-use cloudify_netcdf::{fallback_for, scan_cached, write_netcdf4, Origin};
+use cloudify_netcdf::{fallback_for, scan_cached, scan_remote, write_netcdf4, Origin};
 use cloudify_store::Stores;
 use cloudify_zarr::ZarrSource;
 
@@ -113,7 +113,23 @@ fn is_zarr(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "zarr") || [".zgroup", "zarr.json"].iter().any(|f| path.join(f).is_file())
 }
 
+/// A dataset at a URL (HTTP, S3): a Zarr store, or a NetCDF classic file read by its header.
+fn open_remote(location: &str, id: &str, stores: &Arc<Stores>) -> Result<SharedSource, String> {
+    let runtime = tokio::runtime::Handle::current();
+    if location.trim_end_matches('/').ends_with(".zarr") {
+        let source = runtime.block_on(ZarrSource::open(location, id, Arc::clone(stores))).map_err(|e| e.to_string())?;
+        return Ok(Arc::new(source));
+    }
+    let scan = runtime.block_on(scan_remote(location, id, stores)).map_err(|e| e.to_string())?;
+    let source = VirtualSource::new(scan.dataset, Arc::clone(stores), None).map_err(|e| e.to_string())?;
+    Ok(Arc::new(source))
+}
+
 fn open_entry(entry: &Entry, cache: &Path, stores: &Arc<Stores>) -> Result<(SharedSource, Origin), String> {
+    let location = entry.path.to_string_lossy();
+    if Stores::is_remote(&location) {
+        return open_remote(&location, &entry.id, stores).map(|source| (source, Origin::Scanned));
+    }
     if is_zarr(&entry.path) {
         let location = entry.path.to_string_lossy();
         let opened = tokio::runtime::Handle::current().block_on(ZarrSource::open(&location, &entry.id, Arc::clone(stores)));

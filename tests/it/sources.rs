@@ -188,3 +188,51 @@ async fn zarr_stores_equal_the_netcdf_they_were_written_from() {
         assert!(source.read_chunk("tas", &[9, 0, 0]).await.is_err());
     }
 }
+
+/// A static file server with Range support on 127.0.0.1, stopped when dropped.
+struct HttpServer(Option<tokio::runtime::Runtime>);
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn http_server(dir: &Path) -> (HttpServer, String) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback_service(tower_http::services::ServeDir::new(dir));
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    (HttpServer(Some(runtime)), url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netcdf_classic_and_zarr_over_http_range_requests() {
+    let dir = netcdf_files();
+    let (_server, url) = tokio::task::block_in_place(|| http_server(dir));
+    let stores = Arc::new(Stores::new());
+    let manifest = manifest();
+    for file in ["nc3_classic.nc", "nc3_64bit.nc", "nc3_single_record.nc", "cdf5.nc"] {
+        let scan = cloudify_netcdf::scan_remote(&format!("{url}/{file}"), "remote", &stores).await.unwrap();
+        let source = VirtualSource::new(scan.dataset, Arc::clone(&stores), None).unwrap();
+        for (name, expected) in manifest[file]["variables"].as_object().unwrap() {
+            let shape: Vec<u64> = serde_json::from_value(expected["shape"].clone()).unwrap();
+            let want = std::fs::read(dir.join(expected["values"].as_str().unwrap())).unwrap();
+            let got = read_region(&source, name, &vec![0; shape.len()], &shape, u64::MAX).await.unwrap();
+            assert!(got == want, "{file}: {name} over HTTP differs from netCDF4-python");
+        }
+    }
+    let err = cloudify_netcdf::scan_remote(&format!("{url}/nc4_chunked.nc"), "x", &stores).await.err().unwrap().to_string();
+    assert!(err.contains("local paths only"), "{err}");
+    assert!(cloudify_netcdf::scan_remote(&format!("{url}/missing.nc"), "x", &stores).await.is_err());
+
+    let tas = std::fs::read(dir.join("nc4_chunked.nc.tas.bin")).unwrap();
+    for store in ["chunked_v2.zarr", "chunked_v3.zarr"] {
+        let source = cloudify_zarr::ZarrSource::open(&format!("{url}/{store}"), "z", Arc::clone(&stores)).await.unwrap();
+        let got = read_region(&source, "tas", &[0, 0, 0], &[5, 30, 40], u64::MAX).await.unwrap();
+        assert!(got == tas, "{store} over HTTP differs from netCDF4-python");
+    }
+}

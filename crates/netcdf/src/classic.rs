@@ -59,6 +59,11 @@ fn header(path: &Path) -> Result<cloudify_netcdf3::Header> {
 pub(crate) fn scan(path: &Path, location: &str, id: &str) -> Result<Scan> {
     let header = header(path)?;
     let file_len = std::fs::metadata(path).map_err(|e| Error::Io { path: location.to_owned(), reason: e.to_string() })?.len();
+    from_header(&header, file_len, location, id)
+}
+
+/// The virtual dataset of a file of `file_len` bytes at `location` with `header`.
+pub(crate) fn from_header(header: &cloudify_netcdf3::Header, file_len: u64, location: &str, id: &str) -> Result<Scan> {
     let mut variables = IndexMap::new();
     let mut chunks = IndexMap::new();
     let mut skipped = Vec::new();

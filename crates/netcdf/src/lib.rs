@@ -78,6 +78,35 @@ pub fn fallback_for(dataset: &VirtualDataset) -> Option<Arc<dyn FallbackReader>>
     needed.then(|| Arc::new(NetcdfFallback::new(path)) as Arc<dyn FallbackReader>)
 }
 
+/// Scans the NetCDF file at the URL `location` (HTTP, S3) as dataset `id`, reading only its
+/// header. NetCDF classic files only: NetCDF4/HDF5 needs libhdf5, which reads local files.
+///
+/// # Errors
+/// [`Error::Io`] when the object cannot be read, [`Error::NotNetcdf`], [`Error::Corrupt`], and
+/// [`Error::Io`] naming the limitation for a remote NetCDF4 file.
+pub async fn scan_remote(location: &str, id: &str, stores: &cloudify_store::Stores) -> Result<Scan> {
+    let io = |e: cloudify_store::Error| Error::Io { path: location.to_owned(), reason: e.to_string() };
+    let size = stores.stat(location).await.map_err(io)?.size;
+    let mut want = size.min(64 * 1024);
+    loop {
+        let head = stores.read_range(location, 0, want).await.map_err(io)?;
+        if head.starts_with(b"\x89HDF\r\n\x1a\n") {
+            return Err(Error::Io {
+                path: location.to_owned(),
+                reason: "NetCDF4/HDF5 files are read from local paths only (libhdf5); copy it or serve it as Zarr".to_owned(),
+            });
+        }
+        if !head.starts_with(b"CDF") {
+            return Err(Error::NotNetcdf { path: location.to_owned() });
+        }
+        match cloudify_netcdf3::parse(&head) {
+            Err(cloudify_netcdf3::Error::Truncated { .. }) if want < size => want = (want * 4).min(size),
+            Err(err) => return Err(Error::Corrupt { path: location.to_owned(), reason: err.to_string() }),
+            Ok(header) => return classic::from_header(&header, size, location, id),
+        }
+    }
+}
+
 /// Scans the NetCDF file at `path` as dataset `id`. Blocking (file IO, library calls).
 ///
 /// # Errors

@@ -1,6 +1,7 @@
 //! Byte-range access for cloudify's data plane: a location is a local path or a URL
 //! (`file://`, `http(s)://`, `s3://`), read through `object_store`, whose churn stays behind
-//! this crate.
+//! this crate. S3 settings (endpoint, credentials, region) come from the usual `AWS_*`
+//! environment variables.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -106,7 +107,13 @@ impl Stores {
                 .map_err(|e| Error::BadLocation { location: location.to_owned(), reason: e.to_string() })?;
             return Ok((Arc::clone(store), path));
         }
-        let (store, path) = object_store::parse_url(&url)
+        // Settings come from the environment as object_store names them (AWS_ENDPOINT,
+        // AWS_ACCESS_KEY_ID, ...); plain-HTTP URLs are allowed because the operator wrote them.
+        let mut options: Vec<(String, String)> = std::env::vars().collect();
+        if url.scheme() == "http" {
+            options.push(("allow_http".to_owned(), "true".to_owned()));
+        }
+        let (store, path) = object_store::parse_url_opts(&url, options)
             .map_err(|e| Error::BadLocation { location: location.to_owned(), reason: e.to_string() })?;
         let store: Arc<dyn ObjectStore> = Arc::from(store);
         open.insert(key, Arc::clone(&store));
@@ -132,6 +139,11 @@ impl Stores {
             });
         }
         Ok(bytes)
+    }
+
+    /// Whether `location` names a remote object (a URL other than `file://`).
+    pub fn is_remote(location: &str) -> bool {
+        location.contains("://") && !location.starts_with("file://")
     }
 
     /// The whole object at `location`.

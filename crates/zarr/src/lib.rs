@@ -96,6 +96,20 @@ fn variable_meta(name: &str, json: &Value) -> std::result::Result<VariableMeta, 
     })
 }
 
+/// Names of the root group's arrays from consolidated metadata: Zarr v3's inline
+/// `consolidated_metadata`, or zarr-python's v2 `.zmetadata` file.
+async fn consolidated_names(group_json: &Value, location: &str, stores: &Stores) -> Option<Vec<String>> {
+    let direct_child = |key: &str| !key.trim_start_matches('/').contains('/');
+    if let Some(nodes) = group_json.pointer("/consolidated_metadata/metadata").and_then(Value::as_object) {
+        let names = nodes.iter().filter(|(k, v)| direct_child(k) && v["node_type"] == "array").map(|(k, _)| k.clone());
+        return Some(names.collect());
+    }
+    let text = stores.read_all(&format!("{}/.zmetadata", location.trim_end_matches('/'))).await.ok()?;
+    let doc: Value = serde_json::from_slice(&text).ok()?;
+    let keys = doc["metadata"].as_object()?.keys();
+    Some(keys.filter_map(|k| k.strip_suffix("/.zarray")).filter(|k| direct_child(k)).map(str::to_owned).collect())
+}
+
 impl ZarrSource {
     /// Opens the root group at `location` (a folder path or URL) as dataset `id`. Arrays of
     /// types not served yet are left out with a warning; sub-groups too.
@@ -109,13 +123,19 @@ impl ZarrSource {
         let group = Group::async_open(Arc::clone(&storage), "/").await.map_err(|e| fail(e.to_string()))?;
         let options = GroupMetadataOptions::default().with_metadata_convert_version(MetadataConvertVersion::V3);
         let group_json = serde_json::to_value(group.metadata_opt(&options)).unwrap_or_default();
-        let paths = group.async_child_array_paths().await.map_err(|e| fail(e.to_string()))?;
+        let names = match group.async_child_array_paths().await {
+            Ok(paths) => paths.iter().map(|p| p.as_str().trim_start_matches('/').to_owned()).collect(),
+            // Plain HTTP cannot list: consolidated metadata names the arrays instead.
+            Err(err) => consolidated_names(&group_json, location, &stores)
+                .await
+                .ok_or_else(|| fail(format!("cannot list the store ({err}) and it has no consolidated metadata")))?,
+        };
         let mut variables = cloudify_dataset::VariableMap::new();
         let mut arrays = HashMap::new();
         let mut dimensions = Vec::<(String, u64)>::new();
-        for path in paths {
-            let name = path.as_str().trim_start_matches('/').to_owned();
-            let array = Array::async_open(Arc::clone(&storage), path.as_str()).await.map_err(|e| fail(e.to_string()))?;
+        for name in names {
+            let path = format!("/{name}");
+            let array = Array::async_open(Arc::clone(&storage), &path).await.map_err(|e| fail(e.to_string()))?;
             match variable_meta(&name, &v3_json(&array)) {
                 Ok(var) => {
                     for (dim, &len) in var.dimensions.iter().zip(&var.shape) {
