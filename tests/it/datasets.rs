@@ -84,3 +84,68 @@ fn configured_files_and_folders_are_served_and_broken_ones_skipped() {
     assert!(again.log().contains("scanned=1 cached=5"), "{}", again.log());
     assert_eq!(again.get("/datasets/nc3_classic/keys").json(), json!(["lat", "lon", "time", "ts", "flag", "scalar"]));
 }
+
+/// An S3-compatible server (moto, from the test venv) on 127.0.0.1, stopped when dropped.
+struct Moto(std::process::Child);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn moto() -> (Moto, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bin = crate::util::python().parent().unwrap().join("moto_server");
+    let child = std::process::Command::new(bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("moto_server starts");
+    let guard = Moto(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "moto_server did not listen");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    (guard, format!("http://127.0.0.1:{port}"))
+}
+
+#[test]
+fn datasets_in_s3_are_served() {
+    let files = netcdf_files();
+    let (_moto, endpoint) = moto();
+    let status = std::process::Command::new(crate::util::python())
+        .arg(crate::util::repo().join("tests/data/s3_upload.py"))
+        .args([&endpoint, "climate"])
+        .args(["nc3_classic.nc", "chunked_v2.zarr", "chunked_v3.zarr", "nc4_chunked.nc"].map(|f| files.join(f)))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cloudify.toml");
+    let mut text = String::new();
+    for (id, key) in [("nc3", "nc3_classic.nc"), ("v2", "chunked_v2.zarr"), ("v3", "chunked_v3.zarr"), ("nc4", "nc4_chunked.nc")] {
+        text.push_str(&format!("[[datasets]]\nid = \"{id}\"\npath = \"s3://climate/{key}\"\n\n"));
+    }
+    std::fs::write(&config, text).unwrap();
+    let env = [
+        ("AWS_ENDPOINT", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let args = ["--config", config.to_str().unwrap(), "--plugin-dir", crate::util::fixtures().plugin_dir.to_str().unwrap()];
+    let server = Server::start_with(&crate::util::cloudify_bin(), &args, &env);
+    assert_eq!(server.get("/datasets").json(), json!(["demo", "nc3", "v2", "v3", "ramp"]), "{}", server.log());
+    assert!(server.log().contains("local paths only"), "NetCDF4 in S3 is refused with the reason");
+    let ts = server.get("/datasets/nc3/faulty/region/ts?start=0,0,0&shape=4,6,8");
+    assert!(ts.body == f32s_file("nc3_classic.nc.ts.bin"), "NetCDF classic from S3 equals netCDF4-python");
+    for id in ["v2", "v3"] {
+        let tas = server.get(&format!("/datasets/{id}/faulty/region/tas?start=0,0,0&shape=5,30,40"));
+        assert!(tas.body == f32s_file("nc4_chunked.nc.tas.bin"), "Zarr {id} from S3 equals netCDF4-python");
+    }
+}
