@@ -269,7 +269,7 @@ def main():
             entry["kerchunk"] = kerchunk_refs(path, out)
         manifest[name] = entry
     (out / "series.json").write_text(json.dumps(series(out), indent=1))
-    (out / "zarr.json").write_text(json.dumps(zarr_stores(out), indent=1))
+    (out / "zarr-stores.json").write_text(json.dumps(zarr_stores(out), indent=1))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 

@@ -166,7 +166,7 @@ async fn a_yearly_series_joins_along_time_like_open_mfdataset() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zarr_stores_equal_the_netcdf_they_were_written_from() {
     let dir = netcdf_files();
-    let stores: BTreeMap<String, String> = serde_json::from_str(&std::fs::read_to_string(dir.join("zarr.json")).unwrap()).unwrap();
+    let stores: BTreeMap<String, String> = serde_json::from_str(&std::fs::read_to_string(dir.join("zarr-stores.json")).unwrap()).unwrap();
     let manifest = manifest();
     for (store, origin) in stores {
         let source = cloudify_zarr::ZarrSource::open(dir.join(&store).to_str().unwrap(), "z", Arc::new(Stores::new())).await.unwrap();
