@@ -2,18 +2,6 @@ use serde_json::json;
 
 use crate::util::{netcdf_files, Server};
 
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
 fn f32s_file(name: &str) -> Vec<u8> {
     std::fs::read(netcdf_files().join(name)).unwrap()
 }
@@ -28,7 +16,7 @@ fn configured_files_and_folders_are_served_and_broken_ones_skipped() {
         std::fs::copy(files.join(name), folder.join(name)).unwrap();
     }
     // A Zarr store in the folder is one dataset (its chunk files are not).
-    copy_tree(&files.join("chunked_v3.zarr"), &folder.join("store.zarr"));
+    crate::util::copy_dir(&files.join("chunked_v3.zarr"), &folder.join("store.zarr"));
     std::fs::write(folder.join("broken.nc"), b"CDF\x01 but nothing else").unwrap();
     std::fs::write(folder.join("notes.txt"), b"not a dataset").unwrap();
     let vanishing = dir.path().join("vanishing.nc");

@@ -40,7 +40,8 @@ pub fn cargo_build(manifest: &Path, extra: &[&str], target_dir: &Path) {
     assert!(status.success(), "building {} failed", manifest.display());
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// Copies the folder `from` to `to`, leaving out `target` folders.
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
