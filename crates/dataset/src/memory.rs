@@ -33,11 +33,6 @@ impl MemorySource {
         Ok(Self { meta: Arc::new(meta), arrays })
     }
 
-    /// The values of variable `name`, little-endian, C order.
-    pub fn array(&self, name: &str) -> Option<&[u8]> {
-        self.arrays.get(name).map(Vec::as_slice)
-    }
-
     /// Every variable's values.
     pub fn arrays(&self) -> &HashMap<String, Vec<u8>> {
         &self.arrays
