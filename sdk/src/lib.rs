@@ -86,7 +86,7 @@ pub use abi::{
 pub use error::{Error, Result};
 pub use handler::handler;
 pub use host::HostExt;
-pub use plugin::{Plugin, Route};
+pub use plugin::{InitOutcome, Plugin, Route};
 pub use provider::{dataset_source, Provider};
 
 /// The SDK (= ABI) version this crate was compiled as.
@@ -99,8 +99,9 @@ pub mod __private {
 
 /// Declares a plugin: generates `pub fn plugin_module() -> PluginModRef`.
 ///
-/// `init` is any `fn(Host) -> impl Into<PluginDecl>` (usually returning a [`Plugin`]); a
-/// panic inside it refuses the plugin with the panic message instead of aborting the host.
+/// `init` is any `fn(Host) -> impl InitOutcome`: a [`Plugin`], or `Result<Plugin, E>` whose
+/// `Err` refuses the plugin with that reason; a panic inside it refuses the plugin with the
+/// panic message instead of aborting the host.
 #[macro_export]
 macro_rules! declare_plugin {
     (name: $name:expr, init: $init:path $(,)?) => {

@@ -24,6 +24,10 @@ pub struct DatasetMeta {
     pub unlimited: Vec<String>,
     /// Variables in file order, coordinates included.
     pub variables: IndexMap<String, VariableMeta>,
+    /// When the source data last changed (Unix seconds; the newest file of a multi-file
+    /// dataset), for HTTP `Last-Modified`; `None` when unknown (remote sources, memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<i64>,
 }
 
 /// Metadata of one variable (array).

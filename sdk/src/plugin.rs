@@ -125,14 +125,43 @@ impl Route {
     }
 }
 
+/// What a plugin's `init` may return: a declaration, or a reason to refuse the plugin
+/// (e.g. an invalid config table).
+pub trait InitOutcome {
+    /// The declaration, or the refusal reason.
+    ///
+    /// # Errors
+    /// The plugin's own reason for refusing to load.
+    fn into_decl(self) -> Result<PluginDecl, String>;
+}
+
+impl InitOutcome for PluginDecl {
+    fn into_decl(self) -> Result<PluginDecl, String> {
+        Ok(self)
+    }
+}
+
+impl InitOutcome for Plugin {
+    fn into_decl(self) -> Result<PluginDecl, String> {
+        Ok(self.into())
+    }
+}
+
+impl<D: InitOutcome, E: std::fmt::Display> InitOutcome for Result<D, E> {
+    fn into_decl(self) -> Result<PluginDecl, String> {
+        self.map_err(|err| err.to_string()).and_then(InitOutcome::into_decl)
+    }
+}
+
 /// Runs a plugin's `init` with panics caught; used by [`crate::declare_plugin!`].
 pub fn guard_init<D, F>(name: &str, init: F) -> RResult<PluginDecl, RString>
 where
-    D: Into<PluginDecl>,
+    D: InitOutcome,
     F: FnOnce() -> D,
 {
-    match catch_unwind(AssertUnwindSafe(|| init().into())) {
-        Ok(decl) => RResult::ROk(decl),
+    match catch_unwind(AssertUnwindSafe(|| init().into_decl())) {
+        Ok(Ok(decl)) => RResult::ROk(decl),
+        Ok(Err(reason)) => RResult::RErr(format!("plugin {name}: {reason}").into()),
         Err(panic) => RResult::RErr(format!("plugin {name} panicked in init: {}", panic_message(&*panic)).into()),
     }
 }

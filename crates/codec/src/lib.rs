@@ -114,7 +114,15 @@ impl ChunkCodec {
     /// # Errors
     /// [`Error::Encode`] when `decoded` does not hold the chunk shape's values.
     pub fn encode(&self, decoded: &[u8]) -> Result<Vec<u8>> {
-        let bytes = ArrayBytes::new_flen(decoded.to_vec());
+        self.encode_owned(decoded.to_vec())
+    }
+
+    /// [`ChunkCodec::encode`] without copying the values first (large chunks).
+    ///
+    /// # Errors
+    /// As [`ChunkCodec::encode`].
+    pub fn encode_owned(&self, decoded: Vec<u8>) -> Result<Vec<u8>> {
+        let bytes = ArrayBytes::new_flen(decoded);
         let encoded = self
             .chain
             .encode(bytes, &self.shape, &self.data_type, &self.fill, &CodecOptions::default())

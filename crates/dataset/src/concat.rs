@@ -161,6 +161,7 @@ fn join_aligned(parts: Vec<VirtualDataset>, dim: &str, skip: &[String]) -> Resul
         if let Some(len) = joined.meta.dimensions.get_mut(dim) {
             *len += part.meta.dimensions[dim];
         }
+        joined.meta.last_modified = joined.meta.last_modified.max(part.meta.last_modified);
         joined.files.extend(part.files);
     }
     Ok(joined)

@@ -98,6 +98,7 @@ pub fn demo_dataset(id: &str) -> Result<MemorySource> {
         })),
         dimensions: [("time", TIMES), ("lat", LATS), ("lon", LONS)].iter().map(|(n, s)| ((*n).to_owned(), *s as u64)).collect(),
         unlimited: vec!["time".to_owned()],
+        last_modified: None,
         variables,
     };
     let arrays = HashMap::from([

@@ -111,6 +111,7 @@ pub(crate) fn from_header(header: &cloudify_netcdf3::Header, file_len: u64, loca
         attributes: attributes(&header.attributes),
         dimensions: header.dims.iter().map(|d| (d.name.clone(), d.len)).collect(),
         unlimited: header.dims.iter().filter(|d| d.is_record).map(|d| d.name.clone()).collect(),
+        last_modified: None,
         variables,
     };
     Ok(Scan { dataset: VirtualDataset { meta, files: vec![location.to_owned()], chunks }, skipped })

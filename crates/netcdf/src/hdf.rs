@@ -192,6 +192,7 @@ pub(crate) fn scan(path: &Path, location: &str, id: &str) -> Result<Scan> {
         attributes: attributes(nc.attributes(), location),
         dimensions: nc.dimensions().map(|d| (d.name(), d.len() as u64)).collect(),
         unlimited: nc.dimensions().filter(netcdf::Dimension::is_unlimited).map(|d| d.name()).collect(),
+        last_modified: None,
         variables,
     };
     Ok(Scan { dataset: VirtualDataset { meta, files: vec![location.to_owned()], chunks }, skipped })

@@ -118,9 +118,14 @@ pub fn scan(path: &Path, id: &str) -> Result<Scan> {
     let mut file = std::fs::File::open(path).map_err(io)?;
     let n = file.read(&mut magic).map_err(io)?;
     let location = std::fs::canonicalize(path).map_err(io)?.display().to_string();
-    match &magic[..n.min(8)] {
+    let modified = file.metadata().and_then(|m| m.modified()).ok();
+    let mut scan = match &magic[..n.min(8)] {
         [b'C', b'D', b'F', 1 | 2 | 5, ..] => classic::scan(path, &location, id),
         b"\x89HDF\r\n\x1a\n" => hdf::scan(path, &location, id),
         _ => Err(Error::NotNetcdf { path: shown }),
-    }
+    }?;
+    scan.dataset.meta.last_modified = modified
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_secs()).ok());
+    Ok(scan)
 }

@@ -154,6 +154,7 @@ impl ZarrSource {
             attributes: group_json["attributes"].as_object().cloned().unwrap_or_default(),
             dimensions: dimensions.into_iter().collect(),
             unlimited: Vec::new(),
+        last_modified: None,
             variables,
         };
         Ok(Self { location: location.trim_end_matches('/').to_owned(), meta: Arc::new(meta), arrays, stores })

@@ -142,6 +142,7 @@ impl Provider for Ramp {
             attributes: json!({"title": "ramp from the faulty plugin"}).as_object().cloned().unwrap_or_default(),
             dimensions: [("x".to_owned(), RAMP_LEN)].into_iter().collect(),
             unlimited: vec![],
+        last_modified: None,
             variables: [("x".to_owned(), x)].into_iter().collect(),
         })
     }

@@ -1,0 +1,271 @@
+//! Answering store keys: metadata documents, chunks through the encoded-chunk cache, and the
+//! HTTP caching headers of both.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use cloudify_sdk::{
+    abi_stable::std_types::{RStr, RVec},
+    Host, HostExt, Request, Response,
+};
+use percent_encoding::percent_decode_str;
+
+use crate::{
+    codecs::ServedCodec,
+    config::Config,
+    keys::{self, Format, Key},
+    store::{Array, Document, Store},
+};
+
+/// How long a dataset's rendered metadata is reused before it is fetched from the host again
+/// (datasets a provider plugin serves may change).
+const METADATA_TTL: Duration = Duration::from_secs(30);
+
+/// An error answer: status and message.
+#[derive(Debug, Clone)]
+struct Failure {
+    status: u16,
+    message: String,
+}
+
+impl Failure {
+    fn not_found(message: String) -> Self {
+        Self { status: 404, message }
+    }
+}
+
+impl From<cloudify_sdk::Error> for Failure {
+    fn from(err: cloudify_sdk::Error) -> Self {
+        Self { status: err.status(), message: err.to_string() }
+    }
+}
+
+impl From<Failure> for Response {
+    fn from(failure: Failure) -> Self {
+        Response::error(failure.status, failure.message)
+    }
+}
+
+/// Names one encoded chunk in the cache.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ChunkId {
+    dataset: String,
+    generation: u64,
+    var: String,
+    index: Vec<u64>,
+    /// v3 bytes that differ from the v2 bytes of the same chunk.
+    v3_only: bool,
+}
+
+/// The plugin's state: config, rendered stores and the encoded-chunk cache.
+pub(crate) struct ZarrService {
+    config: Config,
+    codec: ServedCodec,
+    stores: moka::sync::Cache<String, Arc<Store>>,
+    chunks: moka::future::Cache<ChunkId, Arc<Document>>,
+}
+
+impl ZarrService {
+    pub(crate) fn new(config: Config) -> Self {
+        let chunks = moka::future::Cache::builder()
+            .max_capacity(config.cache_bytes)
+            .weigher(|_, doc: &Arc<Document>| u32::try_from(doc.body.len()).unwrap_or(u32::MAX))
+            .build();
+        Self {
+            codec: ServedCodec::new(config.codec, config.level),
+            stores: moka::sync::Cache::builder().time_to_live(METADATA_TTL).build(),
+            chunks,
+            config,
+        }
+    }
+
+    /// Answers `GET`/`HEAD /datasets/{id}/zarr/{key}`.
+    pub(crate) async fn answer(&self, host: &Host, req: &Request) -> Response {
+        self.try_answer(host, req).await.unwrap_or_else(Response::from)
+    }
+
+    async fn try_answer(&self, host: &Host, req: &Request) -> Result<Response, Failure> {
+        let id = req.dataset_id().unwrap_or_default();
+        let key = percent_decode_str(req.param("key").unwrap_or_default())
+            .decode_utf8()
+            .map_err(|_| Failure::not_found("the key is not UTF-8".to_owned()))?;
+        let store = self.store(host, id)?;
+        let unknown_var = |var: &str| Failure::not_found(format!("no variable '{var}' in dataset '{id}'"));
+        match keys::parse(&key) {
+            None => Err(Failure::not_found(format!("'{key}' is no Zarr metadata or chunk key"))),
+            Some(Key::Metadata { var }) => {
+                let doc = store.docs.get(&*key).ok_or_else(|| unknown_var(var.unwrap_or_default()))?;
+                Ok(self.reply(req, &store, doc, "application/json"))
+            }
+            Some(Key::Chunk { var, index, format }) => {
+                let array = store.arrays.get(var).ok_or_else(|| unknown_var(var))?;
+                let grid = array.grid();
+                let index = keys::chunk_index(&index, format, grid.len()).ok_or_else(|| {
+                    Failure::not_found(format!("chunk key '{key}' does not fit the {} dimensions of '{var}'", grid.len()))
+                })?;
+                if index.iter().zip(&grid).any(|(i, n)| i >= n) {
+                    return Err(Failure::not_found(format!("chunk {index:?} is outside the chunk grid {grid:?} of '{var}'")));
+                }
+                let doc = self.chunk(host, id, &store, var, array, index, format).await?;
+                Ok(self.reply(req, &store, &doc, "application/octet-stream"))
+            }
+        }
+    }
+
+    /// The dataset `id` as a store, rendered from the host's metadata at most every
+    /// [`METADATA_TTL`].
+    fn store(&self, host: &Host, id: &str) -> Result<Arc<Store>, Failure> {
+        if let Some(store) = self.stores.get(id) {
+            return Ok(store);
+        }
+        let json = host.dataset_metadata(RStr::from_str(id)).into_result().map_err(cloudify_sdk::Error::Host)?;
+        let meta = serde_json::from_str(&json).map_err(cloudify_sdk::Error::Json)?;
+        let generation = xxhash_rust::xxh3::xxh3_64(json.as_bytes());
+        let rechunk = self.config.rechunk_for(id);
+        let store = Store::new(&meta, generation, self.codec, rechunk).map_err(|message| Failure { status: 500, message })?;
+        let store = Arc::new(store);
+        self.stores.insert(id.to_owned(), Arc::clone(&store));
+        Ok(store)
+    }
+
+    /// One encoded chunk, from the cache or read, encoded and cached; concurrent requests
+    /// for the same chunk share one read.
+    #[allow(clippy::too_many_arguments)]
+    async fn chunk(
+        &self,
+        host: &Host,
+        id: &str,
+        store: &Store,
+        var: &str,
+        array: &Array,
+        index: Vec<u64>,
+        format: Format,
+    ) -> Result<Arc<Document>, Failure> {
+        let encoder = Arc::clone(array.encoder(format));
+        let produce = async {
+            let values = read_values(host, id, var, array, &index).await?;
+            let encoded = host.run_blocking(move || encoder.encode_owned(values)).await?;
+            let encoded = encoded.map_err(|err| Failure { status: 500, message: format!("chunk of '{var}': {err}") })?;
+            Ok::<_, Failure>(Arc::new(Document::new(encoded)))
+        };
+        if self.config.cache_bytes == 0 {
+            return produce.await;
+        }
+        let key = ChunkId {
+            dataset: id.to_owned(),
+            generation: store.generation,
+            var: var.to_owned(),
+            index: index.clone(),
+            v3_only: format == Format::V3 && !array.formats_share_bytes(),
+        };
+        self.chunks.try_get_with(key, produce).await.map_err(|failure| (*failure).clone())
+    }
+
+    /// A `200` with `doc`, or `304` when the client's copy is current; with validators.
+    fn reply(&self, req: &Request, store: &Store, doc: &Document, content_type: &str) -> Response {
+        let mut response = if not_modified(req, &doc.etag, store.last_modified) {
+            Response::new(304)
+        } else {
+            Response::bytes(200, content_type, RVec::from(doc.body.clone()))
+        };
+        response = response.with_header("etag", &doc.etag);
+        if let Some(modified) = store.last_modified {
+            response = response.with_header("last-modified", &httpdate::fmt_http_date(modified));
+        }
+        if !self.config.cache_control.is_empty() {
+            response = response.with_header("cache-control", &self.config.cache_control);
+        }
+        response
+    }
+}
+
+/// RFC 9110 §13.1: `If-None-Match` decides when present, else `If-Modified-Since`.
+fn not_modified(req: &Request, etag: &str, last_modified: Option<SystemTime>) -> bool {
+    if let Some(tags) = req.header("if-none-match") {
+        return tags.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag);
+    }
+    let since = req.header("if-modified-since").and_then(|date| httpdate::parse_http_date(date).ok());
+    matches!((since, last_modified), (Some(since), Some(modified)) if modified <= since)
+}
+
+/// The decoded values of one served chunk: a stored chunk, or for rechunked arrays the
+/// region it covers, padded to the full chunk shape.
+async fn read_values(host: &Host, id: &str, var: &str, array: &Array, index: &[u64]) -> Result<Vec<u8>, Failure> {
+    if !array.rechunked {
+        return Ok(host.chunk(id, var, index).await?.into_vec());
+    }
+    let start: Vec<u64> = index.iter().zip(&array.chunks).map(|(i, c)| i * c).collect();
+    let count: Vec<u64> = start.iter().zip(&array.chunks).zip(&array.shape).map(|((s, c), n)| (*c).min(n - s)).collect();
+    let block = host.region(id, var, &start, &count).await?.into_vec();
+    Ok(pad(block, &count, &array.chunks, array.dtype.size()))
+}
+
+/// Places a C-order block of `count` elements at the origin of a zeroed chunk of `chunks`
+/// elements (Zarr edge chunks have the full shape; the padding is never read).
+fn pad(block: Vec<u8>, count: &[u64], chunks: &[u64], item: usize) -> Vec<u8> {
+    if count == chunks {
+        return block;
+    }
+    let last = count.len() - 1;
+    let row = count[last] as usize * item;
+    let total: u64 = chunks.iter().product();
+    let mut out = vec![0u8; total as usize * item];
+    let rows: u64 = count[..last].iter().product();
+    for r in 0..rows {
+        // Row r of the block, unravelled over count[..last], ravelled over chunks[..last].
+        let (mut rest, mut dst_row, mut stride) = (r, 0u64, 1u64);
+        for axis in (0..last).rev() {
+            dst_row += (rest % count[axis]) * stride;
+            rest /= count[axis];
+            stride *= chunks[axis];
+        }
+        let dst = (dst_row * chunks[last]) as usize * item;
+        let src = r as usize * row;
+        out[dst..dst + row].copy_from_slice(&block[src..src + row]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use cloudify_sdk::abi_stable::std_types::{RString, Tuple2};
+
+    use super::*;
+
+    fn request(headers: &[(&str, &str)]) -> Request {
+        Request {
+            method: "GET".into(),
+            headers: headers.iter().map(|(k, v)| Tuple2(RString::from(*k), RString::from(*v))).collect(),
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn conditional_requests() {
+        let modified = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert!(not_modified(&request(&[("if-none-match", "\"a\", \"b\"")]), "\"b\"", None));
+        assert!(not_modified(&request(&[("if-none-match", "W/\"b\"")]), "\"b\"", None));
+        assert!(!not_modified(&request(&[("if-none-match", "\"a\"")]), "\"b\"", Some(modified)));
+        let later = httpdate::fmt_http_date(modified + Duration::from_secs(60));
+        let earlier = httpdate::fmt_http_date(modified - Duration::from_secs(60));
+        assert!(not_modified(&request(&[("if-modified-since", &later)]), "\"b\"", Some(modified)));
+        assert!(!not_modified(&request(&[("if-modified-since", &earlier)]), "\"b\"", Some(modified)));
+        assert!(!not_modified(&request(&[("if-modified-since", &later)]), "\"b\"", None));
+        // If-None-Match wins over If-Modified-Since.
+        assert!(!not_modified(&request(&[("if-none-match", "\"a\""), ("if-modified-since", &later)]), "\"b\"", Some(modified)));
+        assert!(!not_modified(&request(&[]), "\"b\"", Some(modified)));
+    }
+
+    #[test]
+    fn edge_blocks_are_padded_in_place() {
+        // A 2x3 block of u8 in a 3x4 chunk.
+        let padded = pad(vec![1, 2, 3, 4, 5, 6], &[2, 3], &[3, 4], 1);
+        assert_eq!(padded, [1, 2, 3, 0, 4, 5, 6, 0, 0, 0, 0, 0]);
+        let three_d = pad((1..=4u8).collect(), &[2, 1, 2], &[2, 2, 2], 1);
+        assert_eq!(three_d, [1, 2, 0, 0, 3, 4, 0, 0]);
+        assert_eq!(pad(vec![7, 8], &[1], &[1], 2), [7, 8]);
+        assert_eq!(pad(vec![9], &[], &[], 1), [9]);
+    }
+}

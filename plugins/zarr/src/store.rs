@@ -1,0 +1,345 @@
+//! One dataset seen as a Zarr store: every metadata document of both formats rendered once,
+//! and per array what serving its chunks needs (served chunk shape, codecs).
+
+use std::{collections::HashMap, sync::Arc, time::SystemTime};
+
+use base64::Engine as _;
+use cloudify_codec::ChunkCodec;
+use cloudify_sdk::meta::{DataType, DatasetMeta, VariableMeta};
+use indexmap::IndexMap;
+use serde_json::{json, Map, Value};
+
+use crate::{codecs::ServedCodec, config::Rechunk, keys::Format};
+
+/// A response body with its validator.
+#[derive(Debug)]
+pub(crate) struct Document {
+    /// The bytes served.
+    pub(crate) body: Vec<u8>,
+    /// Strong `ETag` value, quotes included.
+    pub(crate) etag: String,
+}
+
+impl Document {
+    pub(crate) fn new(body: Vec<u8>) -> Self {
+        let etag = format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(&body));
+        Self { body, etag }
+    }
+}
+
+/// What serving one array's chunks needs.
+pub(crate) struct Array {
+    /// Element type.
+    pub(crate) dtype: DataType,
+    /// Array shape.
+    pub(crate) shape: Vec<u64>,
+    /// Chunk shape served (the stored one unless rechunked).
+    pub(crate) chunks: Vec<u64>,
+    /// Whether `chunks` differs from the stored chunk shape (chunks are read as regions).
+    pub(crate) rechunked: bool,
+    /// Encoders of served chunks, v2 then v3 (the same encoder when the bytes agree).
+    encoders: [Arc<ChunkCodec>; 2],
+}
+
+impl Array {
+    /// The encoder of `format`'s chunks.
+    pub(crate) fn encoder(&self, format: Format) -> &Arc<ChunkCodec> {
+        &self.encoders[usize::from(format == Format::V3)]
+    }
+
+    /// Whether v2 and v3 chunks are the same bytes (and may share cache entries).
+    pub(crate) fn formats_share_bytes(&self) -> bool {
+        Arc::ptr_eq(&self.encoders[0], &self.encoders[1])
+    }
+
+    /// Number of chunks along each axis.
+    pub(crate) fn grid(&self) -> Vec<u64> {
+        self.shape.iter().zip(&self.chunks).map(|(n, c)| n.div_ceil(*c)).collect()
+    }
+}
+
+/// A dataset as a Zarr store.
+pub(crate) struct Store {
+    /// Hash of the metadata it was built from: chunk cache entries of another build differ.
+    pub(crate) generation: u64,
+    /// When the source last changed.
+    pub(crate) last_modified: Option<SystemTime>,
+    /// Arrays by name.
+    pub(crate) arrays: IndexMap<String, Array>,
+    /// Metadata documents by store key (`.zmetadata`, `tas/zarr.json`, ...).
+    pub(crate) docs: HashMap<String, Document>,
+}
+
+impl Store {
+    /// Renders `meta` (whose JSON text hashes to `generation`) with chunks served by `codec`
+    /// and optionally rechunked.
+    ///
+    /// # Errors
+    /// A variable whose served codec chain zarrs cannot build (a zero-length chunk, ...).
+    pub(crate) fn new(meta: &DatasetMeta, generation: u64, codec: ServedCodec, rechunk: Option<&Rechunk>) -> Result<Self, String> {
+        let mut arrays = IndexMap::new();
+        let mut v2 = Map::new();
+        let mut v3 = Map::new();
+        let mut docs = HashMap::new();
+        v2.insert(".zgroup".to_owned(), json!({"zarr_format": 2}));
+        v2.insert(".zattrs".to_owned(), Value::Object(meta.attributes.clone()));
+        for (name, var) in &meta.variables {
+            let item = var.dtype.size();
+            // Zarr has no zero-length chunks; an empty dimension keeps one-element chunks.
+            let stored: Vec<u64> = var.chunks.iter().map(|&c| c.max(1)).collect();
+            let chunks = match rechunk {
+                Some(r) => r.chunk_shape(&var.dimensions, &var.shape, &stored, item as u64),
+                None => stored.clone(),
+            };
+            let fill = fill_bytes(var);
+            let build = |format| {
+                ChunkCodec::new(&codec.chain(format, item), var.dtype, &chunks, &fill)
+                    .map(Arc::new)
+                    .map_err(|err| format!("variable '{name}': {err}"))
+            };
+            let v2_encoder = build(Format::V2)?;
+            let v3_encoder = if codec.chain(Format::V2, item) == codec.chain(Format::V3, item) {
+                Arc::clone(&v2_encoder)
+            } else {
+                build(Format::V3)?
+            };
+
+            let (zarray, zattrs) = (v2_array(var, &chunks, codec), v2_attributes(var));
+            let array_json = v3_array(var, &chunks, codec);
+            docs.insert(format!("{name}/.zarray"), Document::new(zarray.to_string().into_bytes()));
+            docs.insert(format!("{name}/.zattrs"), Document::new(zattrs.to_string().into_bytes()));
+            docs.insert(format!("{name}/zarr.json"), Document::new(array_json.to_string().into_bytes()));
+            v2.insert(format!("{name}/.zarray"), zarray);
+            v2.insert(format!("{name}/.zattrs"), zattrs);
+            v3.insert(name.clone(), array_json);
+            arrays.insert(
+                name.clone(),
+                Array {
+                    dtype: var.dtype,
+                    shape: var.shape.clone(),
+                    rechunked: chunks != stored,
+                    chunks,
+                    encoders: [v2_encoder, v3_encoder],
+                },
+            );
+        }
+        let root_attrs = Value::Object(meta.attributes.clone());
+        docs.insert(".zgroup".to_owned(), Document::new(br#"{"zarr_format":2}"#.to_vec()));
+        docs.insert(".zattrs".to_owned(), Document::new(root_attrs.to_string().into_bytes()));
+        let zmetadata = json!({"metadata": v2, "zarr_consolidated_format": 1});
+        docs.insert(".zmetadata".to_owned(), Document::new(zmetadata.to_string().into_bytes()));
+        let root = json!({
+            "zarr_format": 3,
+            "node_type": "group",
+            "attributes": root_attrs,
+            "consolidated_metadata": {"kind": "inline", "must_understand": false, "metadata": v3},
+        });
+        docs.insert("zarr.json".to_owned(), Document::new(root.to_string().into_bytes()));
+        let last_modified = meta
+            .last_modified
+            .and_then(|secs| u64::try_from(secs).ok())
+            .map(|secs| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        Ok(Self { generation, last_modified, arrays, docs })
+    }
+}
+
+/// `_FillValue` as a number: JSON numbers and the strings `NaN`, `Infinity`, `-Infinity`.
+fn as_f64(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => match s.as_str() {
+            "NaN" => Some(f64::NAN),
+            "Infinity" => Some(f64::INFINITY),
+            "-Infinity" => Some(f64::NEG_INFINITY),
+            _ => None,
+        },
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    }
+}
+
+/// The variable's `_FillValue` as a Zarr `fill_value` of its type, if it declares one
+/// (netCDF's implicit default fill is not a mask xarray applies, so it is not advertised).
+fn declared_fill(var: &VariableMeta) -> Option<Value> {
+    let value = var.attributes.get("_FillValue")?;
+    let value = match value {
+        Value::Array(items) if items.len() == 1 => &items[0],
+        other => other,
+    };
+    Some(match var.dtype {
+        DataType::Bool => Value::Bool(as_f64(value)? != 0.0),
+        DataType::Float32 | DataType::Float64 => match value {
+            Value::Number(_) => value.clone(),
+            _ => {
+                let f = as_f64(value)?;
+                Value::from(if f.is_nan() { "NaN" } else if f > 0.0 { "Infinity" } else { "-Infinity" })
+            }
+        },
+        _ => match value {
+            Value::Number(n) if n.is_i64() || n.is_u64() => value.clone(),
+            _ => Value::from(as_f64(value)? as i64),
+        },
+    })
+}
+
+/// A Zarr v3 `fill_value` is required: the declared one, else zero of the type.
+fn v3_fill(var: &VariableMeta) -> Value {
+    declared_fill(var).unwrap_or_else(|| match var.dtype {
+        DataType::Bool => Value::Bool(false),
+        DataType::Float32 | DataType::Float64 => json!(0.0),
+        _ => json!(0),
+    })
+}
+
+/// One element of the served fill value, little-endian, for the encoder.
+fn fill_bytes(var: &VariableMeta) -> Vec<u8> {
+    let fill = v3_fill(var);
+    let f = as_f64(&fill).unwrap_or(0.0);
+    let i = fill.as_i64().unwrap_or(f as i64);
+    let u = fill.as_u64().unwrap_or(i as u64);
+    match var.dtype {
+        DataType::Bool | DataType::Uint8 => vec![u as u8],
+        DataType::Int8 => (i as i8).to_le_bytes().to_vec(),
+        DataType::Int16 => (i as i16).to_le_bytes().to_vec(),
+        DataType::Int32 => (i as i32).to_le_bytes().to_vec(),
+        DataType::Int64 => i.to_le_bytes().to_vec(),
+        DataType::Uint16 => (u as u16).to_le_bytes().to_vec(),
+        DataType::Uint32 => (u as u32).to_le_bytes().to_vec(),
+        DataType::Uint64 => u.to_le_bytes().to_vec(),
+        DataType::Float32 => (f as f32).to_le_bytes().to_vec(),
+        DataType::Float64 => f.to_le_bytes().to_vec(),
+    }
+}
+
+/// Attributes without `_FillValue`, which each format carries its own way.
+fn plain_attributes(var: &VariableMeta) -> Map<String, Value> {
+    var.attributes.iter().filter(|(k, _)| *k != "_FillValue").map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn v2_array(var: &VariableMeta, chunks: &[u64], codec: ServedCodec) -> Value {
+    json!({
+        "zarr_format": 2,
+        "shape": var.shape,
+        "chunks": chunks,
+        "dtype": var.dtype.numpy_le(),
+        "compressor": codec.v2_compressor(),
+        "fill_value": declared_fill(var),
+        "filters": null,
+        "order": "C",
+        "dimension_separator": ".",
+    })
+}
+
+/// v2 attributes: xarray takes `_FillValue` from `.zarray` and dimension names from
+/// `_ARRAY_DIMENSIONS`.
+fn v2_attributes(var: &VariableMeta) -> Value {
+    let mut attrs = plain_attributes(var);
+    attrs.insert("_ARRAY_DIMENSIONS".to_owned(), json!(var.dimensions));
+    Value::Object(attrs)
+}
+
+/// v3 metadata: xarray reads `_FillValue` from the attributes, encoded as its
+/// `FillValueCoder` writes it (floats as base64 of a little-endian double).
+fn v3_array(var: &VariableMeta, chunks: &[u64], codec: ServedCodec) -> Value {
+    let mut attrs = plain_attributes(var);
+    if let Some(fill) = declared_fill(var) {
+        let encoded = match var.dtype {
+            DataType::Float32 | DataType::Float64 => {
+                let f = as_f64(&fill).unwrap_or(f64::NAN);
+                Value::from(base64::engine::general_purpose::STANDARD.encode(f.to_le_bytes()))
+            }
+            _ => fill,
+        };
+        attrs.insert("_FillValue".to_owned(), encoded);
+    }
+    json!({
+        "zarr_format": 3,
+        "node_type": "array",
+        "shape": var.shape,
+        "data_type": var.dtype.name(),
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": v3_fill(var),
+        "codecs": codec.chain(Format::V3, var.dtype.size()),
+        "attributes": attrs,
+        "dimension_names": var.dimensions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CodecName;
+
+    fn meta() -> DatasetMeta {
+        serde_json::from_value(json!({
+            "id": "d",
+            "attributes": {"title": "t"},
+            "dimensions": {"time": 5, "lat": 3},
+            "last_modified": 1_700_000_000,
+            "variables": {
+                "tas": {"dtype": "float32", "dimensions": ["time", "lat"], "shape": [5, 3], "chunks": [2, 3],
+                        "attributes": {"units": "K", "_FillValue": 1e20}, "fill_value": 1e20},
+                "mask": {"dtype": "float64", "dimensions": ["lat"], "shape": [3], "chunks": [3],
+                         "attributes": {"_FillValue": "NaN"}, "fill_value": "NaN"},
+                "packed": {"dtype": "int16", "dimensions": ["time"], "shape": [5], "chunks": [5],
+                           "attributes": {"scale_factor": 0.5, "_FillValue": -999}, "fill_value": -999},
+                "height": {"dtype": "float64", "dimensions": [], "shape": [], "chunks": [],
+                           "attributes": {}, "fill_value": 9.969_209_968_386_869e36},
+            }
+        }))
+        .unwrap()
+    }
+
+    fn doc(store: &Store, key: &str) -> Value {
+        serde_json::from_slice(&store.docs[key].body).unwrap()
+    }
+
+    #[test]
+    fn v2_documents_carry_fill_value_and_dimensions_the_xarray_way() {
+        let store = Store::new(&meta(), 1, ServedCodec::new(CodecName::BloscLz4, None), None).unwrap();
+        let zarray = doc(&store, "tas/.zarray");
+        assert_eq!((zarray["dtype"].as_str(), zarray["fill_value"].as_f64()), (Some("<f4"), Some(1e20)));
+        assert_eq!(zarray["chunks"], json!([2, 3]));
+        assert_eq!(doc(&store, "mask/.zarray")["fill_value"], "NaN");
+        assert_eq!(doc(&store, "packed/.zarray")["fill_value"], -999);
+        // No declared _FillValue: no mask, whatever netCDF's default fill is.
+        assert_eq!(doc(&store, "height/.zarray")["fill_value"], Value::Null);
+        let zattrs = doc(&store, "tas/.zattrs");
+        assert_eq!(zattrs, json!({"units": "K", "_ARRAY_DIMENSIONS": ["time", "lat"]}));
+        let consolidated = doc(&store, ".zmetadata");
+        assert_eq!(consolidated["metadata"]["tas/.zarray"], zarray);
+        assert_eq!(consolidated["metadata"][".zattrs"], json!({"title": "t"}));
+        assert!(store.last_modified.is_some());
+    }
+
+    #[test]
+    fn v3_documents_encode_fill_values_in_attributes() {
+        let store = Store::new(&meta(), 1, ServedCodec::new(CodecName::Zstd, None), None).unwrap();
+        let tas = doc(&store, "tas/zarr.json");
+        assert_eq!(tas["data_type"], "float32");
+        assert_eq!(tas["dimension_names"], json!(["time", "lat"]));
+        assert_eq!(tas["codecs"][1]["name"], "zstd");
+        // base64 of the little-endian double 1e20, as xarray's FillValueCoder writes it.
+        let expected = base64::engine::general_purpose::STANDARD.encode(1e20f64.to_le_bytes());
+        assert_eq!(tas["attributes"]["_FillValue"], expected.as_str());
+        assert_eq!(doc(&store, "packed/zarr.json")["attributes"]["_FillValue"], -999);
+        assert_eq!(doc(&store, "height/zarr.json")["fill_value"], 0.0);
+        assert_eq!(doc(&store, "height/zarr.json")["attributes"], json!({}));
+        let root = doc(&store, "zarr.json");
+        assert_eq!(root["consolidated_metadata"]["metadata"]["tas"], tas);
+        assert_eq!(root["attributes"]["title"], "t");
+    }
+
+    #[test]
+    fn rechunking_changes_the_served_chunk_shape() {
+        let rechunk = Rechunk { chunks: IndexMap::from([("time".to_owned(), 4)]), target_bytes: None };
+        let store = Store::new(&meta(), 1, ServedCodec::new(CodecName::BloscLz4, None), Some(&rechunk)).unwrap();
+        assert_eq!(store.arrays["tas"].chunks, [4, 3]);
+        assert!(store.arrays["tas"].rechunked);
+        assert_eq!(store.arrays["tas"].grid(), [2, 1]);
+        assert!(!store.arrays["mask"].rechunked);
+        assert_eq!(doc(&store, "tas/.zarray")["chunks"], json!([4, 3]));
+        assert!(store.arrays["tas"].formats_share_bytes());
+    }
+}
