@@ -1,9 +1,18 @@
 //! Conveniences on [`Request`] and [`Response`], so handlers rarely touch `RString`/`RVec`.
 
-use abi_stable::std_types::{RString, RVec, Tuple2};
+use std::sync::Arc;
+
+use abi_stable::{
+    sabi_trait::TD_Opaque,
+    std_types::{ROption, RString, RVec, Tuple2},
+};
+use async_ffi::{FfiFuture, FutureExt as _};
 use serde::Serialize;
 
-use crate::abi::{Body, Request, Response};
+use crate::abi::{Body, BodyStream, BodyStream_TO, Request, Response};
+
+/// Largest piece a shared body is sent in.
+const PIECE: usize = 1 << 20;
 
 impl Request {
     /// The matched path parameter `name` (`"id"` is the dataset id in dataset routes).
@@ -46,6 +55,21 @@ impl Response {
         Self::new(status).with_header("content-type", content_type).with_body(body)
     }
 
+    /// A response whose body is shared (e.g. with a cache): bodies over 1 MiB are sent in
+    /// pieces of 1 MiB, so a response holds one piece at a time instead of a whole copy.
+    pub fn shared<B>(status: u16, content_type: &str, body: Arc<B>) -> Self
+    where
+        B: AsRef<[u8]> + Send + Sync + 'static,
+    {
+        let len = (*body).as_ref().len();
+        if len <= PIECE {
+            return Self::bytes(status, content_type, RVec::from((*body).as_ref()));
+        }
+        let mut response = Self::new(status).with_header("content-type", content_type).with_header("content-length", &len.to_string());
+        response.body = Body::Stream(BodyStream_TO::from_value(Pieces { body, at: 0 }, TD_Opaque));
+        response
+    }
+
     /// A `text/plain` response.
     pub fn text(status: u16, body: impl Into<String>) -> Self {
         Self::bytes(status, "text/plain; charset=utf-8", body.into().into_bytes())
@@ -80,5 +104,21 @@ impl Response {
     /// The first header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|kv| kv.0.eq_ignore_ascii_case(name)).map(|kv| kv.1.as_str())
+    }
+}
+
+/// The body of [`Response::shared`], piece by piece.
+struct Pieces<B> {
+    body: Arc<B>,
+    at: usize,
+}
+
+impl<B: AsRef<[u8]> + Send + Sync + 'static> BodyStream for Pieces<B> {
+    fn next_chunk(&mut self) -> FfiFuture<ROption<RVec<u8>>> {
+        let bytes = (*self.body).as_ref();
+        let end = (self.at + PIECE).min(bytes.len());
+        let piece = (self.at < end).then(|| RVec::from(&bytes[self.at..end]));
+        self.at = end;
+        async move { piece.into() }.into_ffi()
     }
 }

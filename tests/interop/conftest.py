@@ -4,6 +4,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -67,3 +68,11 @@ def server(cache_dir):
     srv = Server(cache_dir=cache_dir)
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+def files(tmp_path_factory):
+    """The test files of tests/data/make_netcdf.py (NetCDF4, NetCDF3, Zarr stores, a series)."""
+    out = tmp_path_factory.mktemp("netcdf")
+    subprocess.run([sys.executable, str(REPO / "tests/data/make_netcdf.py"), str(out)], check=True)
+    return out

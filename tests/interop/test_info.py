@@ -1,21 +1,11 @@
 """/datasets/{id}/info agrees with what xarray reports for the same NetCDF file."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import requests
 import xarray as xr
 
-from conftest import REPO, Server
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    out = tmp_path_factory.mktemp("netcdf")
-    subprocess.run([sys.executable, str(REPO / "tests/data/make_netcdf.py"), str(out)], check=True)
-    return out
+from conftest import Server
 
 
 @pytest.fixture(scope="module")

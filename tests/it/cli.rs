@@ -63,7 +63,7 @@ fn the_example_config_is_valid_and_complete() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Every key the server knows is in the example: its effective config equals the defaults'.
     let defaults = Command::new(cloudify_bin()).arg("check-config").env_remove("CLOUDIFY_CONFIG").output().unwrap();
-    let strip = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap().replace("[plugin.intake]\ndefault_method = \"zarr\"\n", "");
-    let (example_text, default_text) = (strip(out.stdout), strip(defaults.stdout));
-    assert_eq!(example_text.trim_end(), default_text.replace("\n[plugin]\n", "\n").trim_end());
+    // Plugin tables are the plugins' own business (their defaults live in the plugins).
+    let host_part = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap().split("\n[plugin").next().unwrap().trim_end().to_owned();
+    assert_eq!(host_part(out.stdout), host_part(defaults.stdout));
 }

@@ -15,3 +15,5 @@ mod cftime;
 mod datasets;
 // `--features static-all`: the same plugins compiled in behave the same.
 mod static_mode;
+// The zarr plugin from its shared library: formats, config, bad keys.
+mod zarr;

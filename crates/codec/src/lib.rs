@@ -10,7 +10,7 @@
 #[cfg(target_endian = "big")]
 compile_error!("cloudify hands decoded chunks out as little-endian and assumes a little-endian host");
 
-use std::num::NonZeroU64;
+use std::{borrow::Cow, num::NonZeroU64};
 
 use cloudify_sdk::meta::DataType as MetaType;
 use serde_json::Value;
@@ -114,15 +114,7 @@ impl ChunkCodec {
     /// # Errors
     /// [`Error::Encode`] when `decoded` does not hold the chunk shape's values.
     pub fn encode(&self, decoded: &[u8]) -> Result<Vec<u8>> {
-        self.encode_owned(decoded.to_vec())
-    }
-
-    /// [`ChunkCodec::encode`] without copying the values first (large chunks).
-    ///
-    /// # Errors
-    /// As [`ChunkCodec::encode`].
-    pub fn encode_owned(&self, decoded: Vec<u8>) -> Result<Vec<u8>> {
-        let bytes = ArrayBytes::new_flen(decoded);
+        let bytes = ArrayBytes::new_flen(Cow::Borrowed(decoded));
         let encoded = self
             .chain
             .encode(bytes, &self.shape, &self.data_type, &self.fill, &CodecOptions::default())

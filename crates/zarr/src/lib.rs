@@ -73,18 +73,31 @@ fn v3_json(array: &Array<dyn zarrs::storage::AsyncReadableListableStorageTraits>
     serde_json::to_value(array.metadata_opt(&options)).unwrap_or_default()
 }
 
-fn variable_meta(name: &str, json: &Value) -> std::result::Result<VariableMeta, String> {
+/// The variable as the data core describes it. `_FillValue` is made a plain CF attribute the
+/// way xarray reads each format: from a v2 array's `fill_value` (`v2_fill`), or from a v3 attribute that
+/// xarray writes base64-encoded for floats.
+fn variable_meta(name: &str, json: &Value, v2_fill: Option<Value>) -> std::result::Result<VariableMeta, String> {
     let dtype = json["data_type"].as_str().and_then(dtype).ok_or_else(|| format!("data type {} is not served yet", json["data_type"]))?;
     let shape: Vec<u64> = serde_json::from_value(json["shape"].clone()).map_err(|e| e.to_string())?;
     let chunks: Vec<u64> = serde_json::from_value(json["chunk_grid"]["configuration"]["chunk_shape"].clone())
         .map_err(|_| "only regular chunk grids are served".to_owned())?;
     let mut attributes: Map<String, Value> = json["attributes"].as_object().cloned().unwrap_or_default();
     let from_attrs = attributes.remove("_ARRAY_DIMENSIONS");
+    // zarrs records v2 details here when it converts v2 metadata to v3; not the data's.
+    attributes.remove("_zarrs");
     let names = json.get("dimension_names").filter(|v| !v.is_null()).cloned().or(from_attrs);
     let dimensions: Vec<String> = match names {
         Some(names) => serde_json::from_value(names).map_err(|e| e.to_string())?,
         None => (0..shape.len()).map(|d| format!("{name}_dim_{d}")).collect(),
     };
+    if let Some(fill) = v2_fill.filter(|f| !f.is_null()) {
+        attributes.entry("_FillValue").or_insert(fill);
+    }
+    if let Some(Value::String(encoded)) = attributes.get("_FillValue") {
+        if let Some(value) = decode_float_fill(encoded) {
+            attributes.insert("_FillValue".to_owned(), value);
+        }
+    }
     Ok(VariableMeta {
         dtype,
         dimensions,
@@ -93,6 +106,19 @@ fn variable_meta(name: &str, json: &Value) -> std::result::Result<VariableMeta, 
         attributes,
         fill_value: json["fill_value"].clone(),
         codecs: json["codecs"].as_array().cloned().unwrap_or_default(),
+    })
+}
+
+/// xarray's `FillValueCoder` writes a float `_FillValue` as base64 of a little-endian double;
+/// non-finite values become the strings the data core uses for them.
+fn decode_float_fill(encoded: &str) -> Option<Value> {
+    use base64::Engine as _;
+    let bytes: [u8; 8] = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?.try_into().ok()?;
+    let value = f64::from_le_bytes(bytes);
+    Some(match value {
+        v if v.is_nan() => Value::from("NaN"),
+        v if v.is_infinite() => Value::from(if v > 0.0 { "Infinity" } else { "-Infinity" }),
+        v => Value::from(v),
     })
 }
 
@@ -136,7 +162,12 @@ impl ZarrSource {
         for name in names {
             let path = format!("/{name}");
             let array = Array::async_open(Arc::clone(&storage), &path).await.map_err(|e| fail(e.to_string()))?;
-            match variable_meta(&name, &v3_json(&array)) {
+            // A v2 array's own fill value: null stays null (v3 conversion would make it 0).
+            let v2_fill = match array.metadata() {
+                zarrs::array::ArrayMetadata::V2(v2) => Some(serde_json::to_value(v2).unwrap_or_default()["fill_value"].take()),
+                _ => None,
+            };
+            match variable_meta(&name, &v3_json(&array), v2_fill) {
                 Ok(var) => {
                     for (dim, &len) in var.dimensions.iter().zip(&var.shape) {
                         if !dimensions.iter().any(|(d, _)| d == dim) {

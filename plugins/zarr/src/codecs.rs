@@ -16,16 +16,21 @@ impl ServedCodec {
     /// `name` at `level`, or at the codec's usual fast level.
     pub(crate) fn new(name: CodecName, level: Option<i32>) -> Self {
         let default = match name {
-            CodecName::BloscLz4 | CodecName::BloscZstd => 5,
+            CodecName::BloscLz4 | CodecName::BloscZstd | CodecName::Source => 5,
             CodecName::Zstd | CodecName::Zlib | CodecName::None => 1,
         };
         Self { name, level: level.unwrap_or(default) }
     }
 
+    /// Whether stored chunks are served as they are where possible.
+    pub(crate) fn passes_stored_bytes(self) -> bool {
+        self.name == CodecName::Source
+    }
+
     /// The v2 `.zarray` `compressor` (blosc's element size is in each chunk's header).
     pub(crate) fn v2_compressor(self) -> Value {
         match self.name {
-            CodecName::BloscLz4 | CodecName::BloscZstd => {
+            CodecName::BloscLz4 | CodecName::BloscZstd | CodecName::Source => {
                 json!({"id": "blosc", "cname": self.blosc_cname(), "clevel": self.level, "shuffle": 1, "blocksize": 0})
             }
             CodecName::Zstd => json!({"id": "zstd", "level": self.level}),
@@ -39,7 +44,7 @@ impl ServedCodec {
     pub(crate) fn chain(self, format: Format, item: usize) -> Vec<Value> {
         let bytes = json!({"name": "bytes", "configuration": {"endian": "little"}});
         let compressor = match self.name {
-            CodecName::BloscLz4 | CodecName::BloscZstd => Some(json!({"name": "blosc", "configuration": {
+            CodecName::BloscLz4 | CodecName::BloscZstd | CodecName::Source => Some(json!({"name": "blosc", "configuration": {
                 "cname": self.blosc_cname(), "clevel": self.level, "shuffle": "shuffle",
                 "typesize": item, "blocksize": 0}})),
             CodecName::Zstd => Some(json!({"name": "zstd", "configuration": {"level": self.level, "checksum": false}})),
@@ -60,6 +65,60 @@ impl ServedCodec {
     }
 }
 
+/// A Zarr v2 declaration of a Zarr v3 codec chain: the `.zarray` `dtype` (its byte order from
+/// the `bytes` codec), `filters` and `compressor`; `None` when v2 has no equivalent.
+pub(crate) fn v2_declaration(chain: &[Value], numpy_le: &str) -> Option<(String, Value, Value)> {
+    let (bytes, rest) = chain.split_first()?;
+    if bytes["name"] != "bytes" {
+        return None;
+    }
+    let dtype = match (bytes["configuration"]["endian"].as_str(), numpy_le.split_at(1)) {
+        (Some("big"), ("<", kind)) => format!(">{kind}"),
+        _ => numpy_le.to_owned(),
+    };
+    let mut codecs: Vec<Value> = rest.iter().map(v2_codec).collect::<Option<_>>()?;
+    let compressor = match codecs.last() {
+        Some(last) if COMPRESSORS.contains(&last["id"].as_str().unwrap_or_default()) => codecs.pop().unwrap_or_default(),
+        _ => Value::Null,
+    };
+    let filters = if codecs.is_empty() { Value::Null } else { Value::from(codecs) };
+    Some((dtype, filters, compressor))
+}
+
+/// numcodecs ids of compressors (the last codec of a v2 chain, declared as `compressor`).
+const COMPRESSORS: [&str; 7] = ["zlib", "gzip", "zstd", "blosc", "bz2", "lzma", "lz4"];
+
+/// One bytes-to-bytes codec in numcodecs' v2 form.
+fn v2_codec(codec: &Value) -> Option<Value> {
+    let name = codec["name"].as_str()?;
+    let config = codec["configuration"].as_object().cloned().unwrap_or_default();
+    let mut v2 = serde_json::Map::new();
+    match name {
+        "gzip" | "zstd" => {
+            v2.insert("id".to_owned(), Value::from(name));
+            v2.insert("level".to_owned(), config.get("level").cloned().unwrap_or(Value::from(1)));
+        }
+        "blosc" => {
+            let shuffle = match config.get("shuffle").and_then(Value::as_str) {
+                Some("noshuffle") => 0,
+                Some("bitshuffle") => 2,
+                _ => 1,
+            };
+            v2.insert("id".to_owned(), Value::from("blosc"));
+            for key in ["cname", "clevel", "blocksize"] {
+                v2.insert(key.to_owned(), config.get(key).cloned()?);
+            }
+            v2.insert("shuffle".to_owned(), Value::from(shuffle));
+        }
+        // zarr-python 3's wrappers of numcodecs: the v2 form is the numcodecs config itself.
+        _ => {
+            v2.insert("id".to_owned(), Value::from(name.strip_prefix("numcodecs.")?));
+            v2.extend(config);
+        }
+    }
+    Some(Value::Object(v2))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +132,26 @@ mod tests {
         assert_ne!(zlib.chain(Format::V2, 4), zlib.chain(Format::V3, 4));
         assert_eq!(zlib.v2_compressor(), json!({"id": "zlib", "level": 3}));
         assert_eq!(ServedCodec::new(CodecName::None, None).v2_compressor(), Value::Null);
+    }
+
+    #[test]
+    fn netcdf_chains_have_v2_declarations() {
+        let netcdf4 = [
+            json!({"name": "bytes", "configuration": {"endian": "little"}}),
+            json!({"name": "numcodecs.shuffle", "configuration": {"elementsize": 4}}),
+            json!({"name": "numcodecs.zlib", "configuration": {"level": 4}}),
+        ];
+        let (dtype, filters, compressor) = v2_declaration(&netcdf4, "<f4").unwrap();
+        assert_eq!(dtype, "<f4");
+        assert_eq!(filters, json!([{"id": "shuffle", "elementsize": 4}]));
+        assert_eq!(compressor, json!({"id": "zlib", "level": 4}));
+        let netcdf3 = [json!({"name": "bytes", "configuration": {"endian": "big"}})];
+        assert_eq!(v2_declaration(&netcdf3, "<i2"), Some((">i2".to_owned(), Value::Null, Value::Null)));
+        assert_eq!(v2_declaration(&netcdf3, "|u1").unwrap().0, "|u1");
+        let blosc = ServedCodec::new(CodecName::BloscLz4, None).chain(Format::V3, 4);
+        assert_eq!(v2_declaration(&blosc, "<f4").unwrap().2, ServedCodec::new(CodecName::BloscLz4, None).v2_compressor());
+        assert_eq!(v2_declaration(&[json!({"name": "bytes"}), json!({"name": "crc32c"})], "<f4"), None);
+        assert_eq!(v2_declaration(&[json!({"name": "transpose"})], "<f4"), None);
     }
 
     #[test]

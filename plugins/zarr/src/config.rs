@@ -9,7 +9,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct Config {
-    /// Codec of served chunks: `blosc-lz4` (default), `blosc-zstd`, `zstd`, `zlib` or `none`.
+    /// Codec of served chunks: `blosc-lz4` (default), `blosc-zstd`, `zstd`, `zlib`, `none`, or
+    /// `source` (stored bytes as they are, where Zarr can declare their codecs).
     pub(crate) codec: CodecName,
     /// Compression level; default 5 for blosc, 1 for zstd and zlib.
     pub(crate) level: Option<i32>,
@@ -17,6 +18,9 @@ pub(crate) struct Config {
     pub(crate) cache_bytes: u64,
     /// `Cache-Control` of every answer (empty: no header).
     pub(crate) cache_control: String,
+    /// Decoded bytes of the chunks being read and encoded at once; more requests wait. Bounds
+    /// memory under load (a chunk takes at most half, so two always proceed).
+    pub(crate) max_inflight_bytes: u64,
     /// Server-side rechunking per dataset id; `"*"` applies to datasets without an entry.
     pub(crate) rechunk: HashMap<String, Rechunk>,
 }
@@ -28,6 +32,7 @@ impl Default for Config {
             level: None,
             cache_bytes: 512 << 20,
             cache_control: "public, max-age=3600".to_owned(),
+            max_inflight_bytes: 64 << 20,
             rechunk: HashMap::new(),
         }
     }
@@ -54,6 +59,10 @@ pub(crate) enum CodecName {
     Zlib,
     /// Uncompressed little-endian bytes.
     None,
+    /// The stored chunks as they are, declared with the source's own codecs (NetCDF4's
+    /// shuffle + zlib, NetCDF3's big-endian bytes): no decoding or encoding on the server.
+    /// Arrays whose codecs Zarr cannot declare, or that are rechunked, get blosc-lz4.
+    Source,
 }
 
 /// A target chunking: chunk sizes per dimension name, and/or a target chunk size in bytes

@@ -8,7 +8,7 @@ use std::{
 
 use cloudify_sdk::{
     abi_stable::std_types::{RStr, RVec},
-    Host, HostExt, Request, Response,
+    ErrorKind, Host, HostExt, Request, Response,
 };
 use percent_encoding::percent_decode_str;
 
@@ -59,12 +59,18 @@ struct ChunkId {
     v3_only: bool,
 }
 
-/// The plugin's state: config, rendered stores and the encoded-chunk cache.
+/// Unit of the in-flight budget.
+const MIB: u64 = 1 << 20;
+
+/// The plugin's state: config, rendered stores, the encoded-chunk cache, and the budget of
+/// decoded bytes in flight (MiB permits).
 pub(crate) struct ZarrService {
     config: Config,
     codec: ServedCodec,
     stores: moka::sync::Cache<String, Arc<Store>>,
     chunks: moka::future::Cache<ChunkId, Arc<Document>>,
+    inflight: tokio::sync::Semaphore,
+    inflight_permits: u32,
 }
 
 impl ZarrService {
@@ -73,10 +79,13 @@ impl ZarrService {
             .max_capacity(config.cache_bytes)
             .weigher(|_, doc: &Arc<Document>| u32::try_from(doc.body.len()).unwrap_or(u32::MAX))
             .build();
+        let inflight_permits = u32::try_from(config.max_inflight_bytes / MIB).unwrap_or(u32::MAX).max(2);
         Self {
             codec: ServedCodec::new(config.codec, config.level),
             stores: moka::sync::Cache::builder().time_to_live(METADATA_TTL).build(),
             chunks,
+            inflight: tokio::sync::Semaphore::new(inflight_permits as usize),
+            inflight_permits,
             config,
         }
     }
@@ -144,11 +153,21 @@ impl ZarrService {
         format: Format,
     ) -> Result<Arc<Document>, Failure> {
         let encoder = Arc::clone(array.encoder(format));
+        let chunk_mib = u32::try_from(array.chunk_bytes() / MIB).unwrap_or(u32::MAX);
         let produce = async {
+            let _permit = self.inflight.acquire_many(chunk_mib.clamp(1, self.inflight_permits / 2)).await;
+            if array.stored_bytes {
+                match host.raw_chunk(id, var, &index).await {
+                    Ok(stored) => return Ok(Arc::new(Document::new(stored))),
+                    // Never written, or read through the source library: encode its values.
+                    Err(cloudify_sdk::Error::Host(err)) if err.kind == ErrorKind::UNSUPPORTED => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
             let values = read_values(host, id, var, array, &index).await?;
-            let encoded = host.run_blocking(move || encoder.encode_owned(values)).await?;
+            let encoded = host.run_blocking(move || encoder.encode(&values)).await?;
             let encoded = encoded.map_err(|err| Failure { status: 500, message: format!("chunk of '{var}': {err}") })?;
-            Ok::<_, Failure>(Arc::new(Document::new(encoded)))
+            Ok::<_, Failure>(Arc::new(Document::new(encoded.into())))
         };
         if self.config.cache_bytes == 0 {
             return produce.await;
@@ -164,11 +183,11 @@ impl ZarrService {
     }
 
     /// A `200` with `doc`, or `304` when the client's copy is current; with validators.
-    fn reply(&self, req: &Request, store: &Store, doc: &Document, content_type: &str) -> Response {
+    fn reply(&self, req: &Request, store: &Store, doc: &Arc<Document>, content_type: &str) -> Response {
         let mut response = if not_modified(req, &doc.etag, store.last_modified) {
             Response::new(304)
         } else {
-            Response::bytes(200, content_type, RVec::from(doc.body.clone()))
+            Response::shared(200, content_type, Arc::clone(doc))
         };
         response = response.with_header("etag", &doc.etag);
         if let Some(modified) = store.last_modified {
@@ -192,26 +211,26 @@ fn not_modified(req: &Request, etag: &str, last_modified: Option<SystemTime>) ->
 
 /// The decoded values of one served chunk: a stored chunk, or for rechunked arrays the
 /// region it covers, padded to the full chunk shape.
-async fn read_values(host: &Host, id: &str, var: &str, array: &Array, index: &[u64]) -> Result<Vec<u8>, Failure> {
+async fn read_values(host: &Host, id: &str, var: &str, array: &Array, index: &[u64]) -> Result<RVec<u8>, Failure> {
     if !array.rechunked {
-        return Ok(host.chunk(id, var, index).await?.into_vec());
+        return Ok(host.chunk(id, var, index).await?);
     }
     let start: Vec<u64> = index.iter().zip(&array.chunks).map(|(i, c)| i * c).collect();
     let count: Vec<u64> = start.iter().zip(&array.chunks).zip(&array.shape).map(|((s, c), n)| (*c).min(n - s)).collect();
-    let block = host.region(id, var, &start, &count).await?.into_vec();
+    let block = host.region(id, var, &start, &count).await?;
     Ok(pad(block, &count, &array.chunks, array.dtype.size()))
 }
 
 /// Places a C-order block of `count` elements at the origin of a zeroed chunk of `chunks`
 /// elements (Zarr edge chunks have the full shape; the padding is never read).
-fn pad(block: Vec<u8>, count: &[u64], chunks: &[u64], item: usize) -> Vec<u8> {
+fn pad(block: RVec<u8>, count: &[u64], chunks: &[u64], item: usize) -> RVec<u8> {
     if count == chunks {
         return block;
     }
     let last = count.len() - 1;
     let row = count[last] as usize * item;
     let total: u64 = chunks.iter().product();
-    let mut out = vec![0u8; total as usize * item];
+    let mut out = RVec::from(vec![0u8; total as usize * item]);
     let rows: u64 = count[..last].iter().product();
     for r in 0..rows {
         // Row r of the block, unravelled over count[..last], ravelled over chunks[..last].
@@ -261,10 +280,9 @@ mod tests {
     #[test]
     fn edge_blocks_are_padded_in_place() {
         // A 2x3 block of u8 in a 3x4 chunk.
-        let padded = pad(vec![1, 2, 3, 4, 5, 6], &[2, 3], &[3, 4], 1);
-        assert_eq!(padded, [1, 2, 3, 0, 4, 5, 6, 0, 0, 0, 0, 0]);
-        let three_d = pad((1..=4u8).collect(), &[2, 1, 2], &[2, 2, 2], 1);
-        assert_eq!(three_d, [1, 2, 0, 0, 3, 4, 0, 0]);
+        let pad = |block: Vec<u8>, count: &[u64], chunks: &[u64], item| pad(block.into(), count, chunks, item).into_vec();
+        assert_eq!(pad(vec![1, 2, 3, 4, 5, 6], &[2, 3], &[3, 4], 1), [1, 2, 3, 0, 4, 5, 6, 0, 0, 0, 0, 0]);
+        assert_eq!(pad((1..=4u8).collect(), &[2, 1, 2], &[2, 2, 2], 1), [1, 2, 0, 0, 3, 4, 0, 0]);
         assert_eq!(pad(vec![7, 8], &[1], &[1], 2), [7, 8]);
         assert_eq!(pad(vec![9], &[], &[], 1), [9]);
     }

@@ -5,25 +5,40 @@ use std::{collections::HashMap, sync::Arc, time::SystemTime};
 
 use base64::Engine as _;
 use cloudify_codec::ChunkCodec;
-use cloudify_sdk::meta::{DataType, DatasetMeta, VariableMeta};
+use cloudify_sdk::{
+    abi_stable::std_types::RVec,
+    meta::{DataType, DatasetMeta, VariableMeta},
+};
 use indexmap::IndexMap;
 use serde_json::{json, Map, Value};
 
-use crate::{codecs::ServedCodec, config::Rechunk, keys::Format};
+use crate::{
+    codecs::{v2_declaration, ServedCodec},
+    config::Rechunk,
+    keys::Format,
+};
 
 /// A response body with its validator.
 #[derive(Debug)]
 pub(crate) struct Document {
     /// The bytes served.
-    pub(crate) body: Vec<u8>,
+    pub(crate) body: RVec<u8>,
     /// Strong `ETag` value, quotes included.
     pub(crate) etag: String,
 }
 
 impl Document {
-    pub(crate) fn new(body: Vec<u8>) -> Self {
+    pub(crate) fn new(mut body: RVec<u8>) -> Self {
+        // Encoders over-allocate; cached bodies should cost what they weigh.
+        body.shrink_to_fit();
         let etag = format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(&body));
         Self { body, etag }
+    }
+}
+
+impl AsRef<[u8]> for Document {
+    fn as_ref(&self) -> &[u8] {
+        &self.body
     }
 }
 
@@ -37,6 +52,9 @@ pub(crate) struct Array {
     pub(crate) chunks: Vec<u64>,
     /// Whether `chunks` differs from the stored chunk shape (chunks are read as regions).
     pub(crate) rechunked: bool,
+    /// Whether chunks are served as stored (codec `source`); the encoders then hold the
+    /// source chain, for chunks without stored bytes (never written, read by the library).
+    pub(crate) stored_bytes: bool,
     /// Encoders of served chunks, v2 then v3 (the same encoder when the bytes agree).
     encoders: [Arc<ChunkCodec>; 2],
 }
@@ -50,6 +68,11 @@ impl Array {
     /// Whether v2 and v3 chunks are the same bytes (and may share cache entries).
     pub(crate) fn formats_share_bytes(&self) -> bool {
         Arc::ptr_eq(&self.encoders[0], &self.encoders[1])
+    }
+
+    /// Bytes of one decoded chunk.
+    pub(crate) fn chunk_bytes(&self) -> u64 {
+        self.chunks.iter().product::<u64>() * self.dtype.size() as u64
     }
 
     /// Number of chunks along each axis.
@@ -67,7 +90,7 @@ pub(crate) struct Store {
     /// Arrays by name.
     pub(crate) arrays: IndexMap<String, Array>,
     /// Metadata documents by store key (`.zmetadata`, `tas/zarr.json`, ...).
-    pub(crate) docs: HashMap<String, Document>,
+    pub(crate) docs: HashMap<String, Arc<Document>>,
 }
 
 impl Store {
@@ -91,24 +114,20 @@ impl Store {
                 Some(r) => r.chunk_shape(&var.dimensions, &var.shape, &stored, item as u64),
                 None => stored.clone(),
             };
+            let rechunked = chunks != stored;
+            let encoding = Encoding::of(var, codec, rechunked);
             let fill = fill_bytes(var);
-            let build = |format| {
-                ChunkCodec::new(&codec.chain(format, item), var.dtype, &chunks, &fill)
-                    .map(Arc::new)
-                    .map_err(|err| format!("variable '{name}': {err}"))
+            let build = |chain: &[Value]| {
+                ChunkCodec::new(chain, var.dtype, &chunks, &fill).map(Arc::new).map_err(|err| format!("variable '{name}': {err}"))
             };
-            let v2_encoder = build(Format::V2)?;
-            let v3_encoder = if codec.chain(Format::V2, item) == codec.chain(Format::V3, item) {
-                Arc::clone(&v2_encoder)
-            } else {
-                build(Format::V3)?
-            };
+            let v2_encoder = build(&encoding.v2_chain)?;
+            let v3_encoder = if encoding.v2_chain == encoding.v3_chain { Arc::clone(&v2_encoder) } else { build(&encoding.v3_chain)? };
 
-            let (zarray, zattrs) = (v2_array(var, &chunks, codec), v2_attributes(var));
-            let array_json = v3_array(var, &chunks, codec);
-            docs.insert(format!("{name}/.zarray"), Document::new(zarray.to_string().into_bytes()));
-            docs.insert(format!("{name}/.zattrs"), Document::new(zattrs.to_string().into_bytes()));
-            docs.insert(format!("{name}/zarr.json"), Document::new(array_json.to_string().into_bytes()));
+            let (zarray, zattrs) = (v2_array(var, &chunks, &encoding), v2_attributes(var));
+            let array_json = v3_array(var, &chunks, &encoding);
+            docs.insert(format!("{name}/.zarray"), document(zarray.to_string().into_bytes()));
+            docs.insert(format!("{name}/.zattrs"), document(zattrs.to_string().into_bytes()));
+            docs.insert(format!("{name}/zarr.json"), document(array_json.to_string().into_bytes()));
             v2.insert(format!("{name}/.zarray"), zarray);
             v2.insert(format!("{name}/.zattrs"), zattrs);
             v3.insert(name.clone(), array_json);
@@ -117,30 +136,35 @@ impl Store {
                 Array {
                     dtype: var.dtype,
                     shape: var.shape.clone(),
-                    rechunked: chunks != stored,
+                    rechunked,
+                    stored_bytes: encoding.stored_bytes,
                     chunks,
                     encoders: [v2_encoder, v3_encoder],
                 },
             );
         }
         let root_attrs = Value::Object(meta.attributes.clone());
-        docs.insert(".zgroup".to_owned(), Document::new(br#"{"zarr_format":2}"#.to_vec()));
-        docs.insert(".zattrs".to_owned(), Document::new(root_attrs.to_string().into_bytes()));
+        docs.insert(".zgroup".to_owned(), document(br#"{"zarr_format":2}"#.to_vec()));
+        docs.insert(".zattrs".to_owned(), document(root_attrs.to_string().into_bytes()));
         let zmetadata = json!({"metadata": v2, "zarr_consolidated_format": 1});
-        docs.insert(".zmetadata".to_owned(), Document::new(zmetadata.to_string().into_bytes()));
+        docs.insert(".zmetadata".to_owned(), document(zmetadata.to_string().into_bytes()));
         let root = json!({
             "zarr_format": 3,
             "node_type": "group",
             "attributes": root_attrs,
             "consolidated_metadata": {"kind": "inline", "must_understand": false, "metadata": v3},
         });
-        docs.insert("zarr.json".to_owned(), Document::new(root.to_string().into_bytes()));
+        docs.insert("zarr.json".to_owned(), document(root.to_string().into_bytes()));
         let last_modified = meta
             .last_modified
             .and_then(|secs| u64::try_from(secs).ok())
             .map(|secs| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs));
         Ok(Self { generation, last_modified, arrays, docs })
     }
+}
+
+fn document(body: Vec<u8>) -> Arc<Document> {
+    Arc::new(Document::new(body.into()))
 }
 
 /// `_FillValue` as a number: JSON numbers and the strings `NaN`, `Infinity`, `-Infinity`.
@@ -182,6 +206,39 @@ fn declared_fill(var: &VariableMeta) -> Option<Value> {
     })
 }
 
+/// How one array's chunks are encoded and declared in each format.
+struct Encoding {
+    /// v2 `dtype`, `filters` and `compressor`.
+    v2_dtype: String,
+    v2_filters: Value,
+    v2_compressor: Value,
+    /// The chains writing each format's bytes (v3's is declared as is).
+    v2_chain: Vec<Value>,
+    v3_chain: Vec<Value>,
+    /// Stored chunks are served as they are.
+    stored_bytes: bool,
+}
+
+impl Encoding {
+    fn of(var: &VariableMeta, codec: ServedCodec, rechunked: bool) -> Self {
+        if codec.passes_stored_bytes() && !rechunked {
+            if let Some((v2_dtype, v2_filters, v2_compressor)) = v2_declaration(&var.codecs, var.dtype.numpy_le()) {
+                let chain = var.codecs.clone();
+                return Self { v2_dtype, v2_filters, v2_compressor, v2_chain: chain.clone(), v3_chain: chain, stored_bytes: true };
+            }
+        }
+        let item = var.dtype.size();
+        Self {
+            v2_dtype: var.dtype.numpy_le().to_owned(),
+            v2_filters: Value::Null,
+            v2_compressor: codec.v2_compressor(),
+            v2_chain: codec.chain(Format::V2, item),
+            v3_chain: codec.chain(Format::V3, item),
+            stored_bytes: false,
+        }
+    }
+}
+
 /// A Zarr v3 `fill_value` is required: the declared one, else zero of the type.
 fn v3_fill(var: &VariableMeta) -> Value {
     declared_fill(var).unwrap_or_else(|| match var.dtype {
@@ -216,15 +273,15 @@ fn plain_attributes(var: &VariableMeta) -> Map<String, Value> {
     var.attributes.iter().filter(|(k, _)| *k != "_FillValue").map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-fn v2_array(var: &VariableMeta, chunks: &[u64], codec: ServedCodec) -> Value {
+fn v2_array(var: &VariableMeta, chunks: &[u64], encoding: &Encoding) -> Value {
     json!({
         "zarr_format": 2,
         "shape": var.shape,
         "chunks": chunks,
-        "dtype": var.dtype.numpy_le(),
-        "compressor": codec.v2_compressor(),
+        "dtype": encoding.v2_dtype,
+        "compressor": encoding.v2_compressor,
         "fill_value": declared_fill(var),
-        "filters": null,
+        "filters": encoding.v2_filters,
         "order": "C",
         "dimension_separator": ".",
     })
@@ -240,7 +297,7 @@ fn v2_attributes(var: &VariableMeta) -> Value {
 
 /// v3 metadata: xarray reads `_FillValue` from the attributes, encoded as its
 /// `FillValueCoder` writes it (floats as base64 of a little-endian double).
-fn v3_array(var: &VariableMeta, chunks: &[u64], codec: ServedCodec) -> Value {
+fn v3_array(var: &VariableMeta, chunks: &[u64], encoding: &Encoding) -> Value {
     let mut attrs = plain_attributes(var);
     if let Some(fill) = declared_fill(var) {
         let encoded = match var.dtype {
@@ -260,7 +317,7 @@ fn v3_array(var: &VariableMeta, chunks: &[u64], codec: ServedCodec) -> Value {
         "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
         "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
         "fill_value": v3_fill(var),
-        "codecs": codec.chain(Format::V3, var.dtype.size()),
+        "codecs": encoding.v3_chain,
         "attributes": attrs,
         "dimension_names": var.dimensions,
     })
@@ -329,6 +386,32 @@ mod tests {
         let root = doc(&store, "zarr.json");
         assert_eq!(root["consolidated_metadata"]["metadata"]["tas"], tas);
         assert_eq!(root["attributes"]["title"], "t");
+    }
+
+    #[test]
+    fn the_source_codec_declares_stored_chains() {
+        let mut meta = meta();
+        let netcdf4 = vec![
+            json!({"name": "bytes", "configuration": {"endian": "little"}}),
+            json!({"name": "numcodecs.shuffle", "configuration": {"elementsize": 4}}),
+            json!({"name": "numcodecs.zlib", "configuration": {"level": 4}}),
+        ];
+        meta.variables["tas"].codecs = netcdf4.clone();
+        meta.variables["packed"].codecs = vec![json!({"name": "bytes", "configuration": {"endian": "big"}})];
+        meta.variables["mask"].codecs = vec![json!({"name": "bytes"}), json!({"name": "crc32c"})];
+        let store = Store::new(&meta, 1, ServedCodec::new(CodecName::Source, None), None).unwrap();
+        assert!(store.arrays["tas"].stored_bytes);
+        assert_eq!(doc(&store, "tas/zarr.json")["codecs"], json!(netcdf4));
+        let zarray = doc(&store, "tas/.zarray");
+        assert_eq!((zarray["filters"][0]["id"].as_str(), zarray["compressor"]["id"].as_str()), (Some("shuffle"), Some("zlib")));
+        assert_eq!(doc(&store, "packed/.zarray")["dtype"], ">i2");
+        // crc32c has no v2 form: that array is re-encoded with blosc.
+        assert!(!store.arrays["mask"].stored_bytes);
+        assert_eq!(doc(&store, "mask/.zarray")["compressor"]["id"], "blosc");
+        // Rechunked arrays cannot pass stored chunks through.
+        let rechunk = Rechunk { chunks: IndexMap::from([("time".to_owned(), 4)]), target_bytes: None };
+        let store = Store::new(&meta, 1, ServedCodec::new(CodecName::Source, None), Some(&rechunk)).unwrap();
+        assert!(!store.arrays["tas"].stored_bytes);
     }
 
     #[test]

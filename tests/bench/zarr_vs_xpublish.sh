@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# /zarr benchmark (figures, not a test): the shared harness (../shared/bench, or BENCH_DIR)
+# measures xpublish, static nginx and this server on the same data, interleaved, in one run.
+#
+#   run 1 "uncached": xpublish-dask, nginx-v2, nginx-v3 and cloudify with both chunk caches off
+#   run 2 "cached":   nginx-v2 and cloudify with its default caches (the load phase cycles over
+#                     every chunk key, so after the first pass every chunk comes from the cache)
+#
+# Usage: tests/bench/zarr_vs_xpublish.sh   (env: ROUNDS=2, DURATION=10, OUT=/tmp/cloudify-bench,
+#        ZARR_FORMAT=2|3, BENCH_DIR=../shared/bench). Needs the harness set up (its setup.sh).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+bench=${BENCH_DIR:-$repo/../shared/bench}
+data=${DATA:-/tmp/anchors-data}
+out=${OUT:-/tmp/cloudify-bench}
+export ROUNDS=${ROUNDS:-2} DATA=$data ENDPOINT=zarr ZARR_FORMAT=${ZARR_FORMAT:-2}
+target=${CARGO_TARGET_DIR:-$repo/target}
+
+(cd "$repo" && cargo build --release --workspace --locked)
+# A copy of the binaries, so that rebuilding the repo during a run changes nothing.
+mkdir -p "$out/bin"
+cp "$target/release/cloudify" "$target"/release/libcloudify_plugin_*.so "$out/bin/"
+cat > "$out/bench.toml" <<EOF
+[demo]
+enabled = false
+
+[[datasets]]
+id = "tas"
+path = "$data/nc/tas_day_BENCH_gn_18500101-18591231.nc"
+
+[[datasets]]
+id = "pr"
+path = "$data/nc/pr_day_BENCH_gn_18500101-18541231.nc"
+EOF
+# No access log, like the harness's xpublish (uvicorn access_log=False).
+serve="$out/bin/cloudify serve --bind 127.0.0.1:\$PORT --config $out/bench.toml"
+
+OUTDIR=$out/uncached \
+  SERVER_CMD="env CLOUDIFY_LOG=warn CLOUDIFY_CACHE__CHUNK_BYTES=0 CLOUDIFY_PLUGIN__ZARR__CACHE_BYTES=0 $serve" \
+  bash "$bench/run_all.sh" xpublish-dask nginx-v2 nginx-v3 server
+OUTDIR=$out/cached SERVER_CMD="env CLOUDIFY_LOG=warn $serve" bash "$bench/run_all.sh" nginx-v2 server
+echo "summaries: $out/uncached/summary.md $out/cached/summary.md"
