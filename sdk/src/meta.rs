@@ -80,13 +80,15 @@ pub enum DataType {
     Float32,
     /// `float64`
     Float64,
+    /// One 8-bit character (NetCDF `char`); text is an array of them along its last dimension.
+    Char,
 }
 
 impl DataType {
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
-            Self::Bool | Self::Int8 | Self::Uint8 => 1,
+            Self::Bool | Self::Int8 | Self::Uint8 | Self::Char => 1,
             Self::Int16 | Self::Uint16 => 2,
             Self::Int32 | Self::Uint32 | Self::Float32 => 4,
             Self::Int64 | Self::Uint64 | Self::Float64 => 8,
@@ -107,6 +109,7 @@ impl DataType {
             Self::Uint64 => "uint64",
             Self::Float32 => "float32",
             Self::Float64 => "float64",
+            Self::Char => "|S1",
         }
     }
 
@@ -124,6 +127,7 @@ impl DataType {
             Self::Uint64 => "<u8",
             Self::Float32 => "<f4",
             Self::Float64 => "<f8",
+            Self::Char => "|S1",
         }
     }
 }

@@ -5,6 +5,8 @@
 #   run 1 "uncached": xpublish-dask, nginx-v2, nginx-v3 and cloudify with both chunk caches off
 #   run 2 "cached":   nginx-v2 and cloudify with its default caches (the load phase cycles over
 #                     every chunk key, so after the first pass every chunk comes from the cache)
+#   run 3 "source":   nginx-v2 and cloudify with codec "source" (stored chunks as they are),
+#                     caches off
 #
 # Usage: tests/bench/zarr_vs_xpublish.sh   (env: ROUNDS=2, DURATION=10, OUT=/tmp/cloudify-bench,
 #        ZARR_FORMAT=2|3, BENCH_DIR=../shared/bench). Needs the harness set up (its setup.sh).
@@ -39,4 +41,7 @@ OUTDIR=$out/uncached \
   SERVER_CMD="env CLOUDIFY_LOG=warn CLOUDIFY_CACHE__CHUNK_BYTES=0 CLOUDIFY_PLUGIN__ZARR__CACHE_BYTES=0 $serve" \
   bash "$bench/run_all.sh" xpublish-dask nginx-v2 nginx-v3 server
 OUTDIR=$out/cached SERVER_CMD="env CLOUDIFY_LOG=warn $serve" bash "$bench/run_all.sh" nginx-v2 server
-echo "summaries: $out/uncached/summary.md $out/cached/summary.md"
+OUTDIR=$out/source \
+  SERVER_CMD="env CLOUDIFY_LOG=warn CLOUDIFY_PLUGIN__ZARR__CODEC=source CLOUDIFY_CACHE__CHUNK_BYTES=0 CLOUDIFY_PLUGIN__ZARR__CACHE_BYTES=0 $serve" \
+  bash "$bench/run_all.sh" nginx-v2 server
+echo "summaries: $out/uncached/summary.md $out/cached/summary.md $out/source/summary.md"

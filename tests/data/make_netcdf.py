@@ -66,6 +66,12 @@ def nc4_contiguous(path):
         height = ds.createVariable("height", "f8", ())
         height.units = "m"
         height[...] = 2.0
+        # Text: a chunked, compressed character array that xarray decodes to str (_Encoding).
+        ds.createDimension("station", 3)
+        ds.createDimension("namelen", 8)
+        station = ds.createVariable("station", "S1", ("station", "namelen"), zlib=True, chunksizes=(2, 8))
+        station._Encoding = "utf-8"
+        station[:] = np.array(["Hamburg", "Bonn", "Zürich"], dtype="U8")
 
 
 def nc4_packed(path):
@@ -136,12 +142,16 @@ def nc3(path, fmt):
         flag = ds.createVariable("flag", "i2", ("time", "nv"))
         name = ds.createVariable("name", "S1", ("strlen",))
         name[:] = netCDF4.stringtochar(np.array(["abcde"], dtype="S5"))[0]
+        # A record variable of 3 characters: each record is padded to 4 bytes in the file.
+        ds.createDimension("codelen", 3)
+        code = ds.createVariable("code", "S1", ("time", "codelen"))
         scalar = ds.createVariable("scalar", "i4", ())
         scalar[...] = 42
         for r in range(4):
             time[r] = r * 30.0
             ts[r] = field((6, 8), 10 + r).astype("f4")
             flag[r] = np.array([r, -r, 7], dtype="i2")
+            code[r] = netCDF4.stringtochar(np.array([f"r{r}x"], dtype="S3"))[0]
 
 
 def nc3_single_record(path):
@@ -233,14 +243,17 @@ def dump(path, out):
     variables = {}
     with netCDF4.Dataset(path) as ds:
         ds.set_auto_maskandscale(False)
+        ds.set_auto_chartostring(False)
         for name, var in ds.variables.items():
-            if var.dtype.kind not in "biuf":
+            if var.dtype == str:  # variable-length strings: not served yet
                 continue
             values = np.asarray(var[...])
             le = values.astype(values.dtype.newbyteorder("<"))
             blob = out / f"{path.name}.{name}.bin"
             blob.write_bytes(le.tobytes())
-            variables[name] = {"dtype": str(values.dtype.name), "shape": list(values.shape), "values": blob.name}
+            # numpy's name ("float32"), or for characters its type string ("|S1").
+            dtype = values.dtype.str if values.dtype.kind == "S" else values.dtype.name
+            variables[name] = {"dtype": dtype, "shape": list(values.shape), "values": blob.name}
     return variables
 
 

@@ -39,8 +39,7 @@ def test_info_matches_xarray(served, files, name):
     # Raw view: no CF decoding, so dtypes and attributes are the file's own.
     ds = xr.open_dataset(files / f"{name}.nc", decode_cf=False, mask_and_scale=False, decode_times=False)
     served_vars = set(info["variables"])
-    char_vars = {v for v in ds.variables if ds[v].dtype.kind == "S"}
-    assert served_vars == set(ds.variables) - char_vars
+    assert served_vars == set(ds.variables)
     assert info["dimensions"] == dict(ds.sizes)
     for key, value in ds.attrs.items():
         assert info["global_attributes"][key] == normalise(value), key

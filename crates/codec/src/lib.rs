@@ -52,7 +52,8 @@ fn zarrs_type(dtype: MetaType) -> DataType {
         MetaType::Int16 => data_type::int16(),
         MetaType::Int32 => data_type::int32(),
         MetaType::Int64 => data_type::int64(),
-        MetaType::Uint8 => data_type::uint8(),
+        // Characters are single bytes to every codec.
+        MetaType::Uint8 | MetaType::Char => data_type::uint8(),
         MetaType::Uint16 => data_type::uint16(),
         MetaType::Uint32 => data_type::uint32(),
         MetaType::Uint64 => data_type::uint64(),

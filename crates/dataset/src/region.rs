@@ -33,13 +33,15 @@ pub fn fill_element(var: &VariableMeta) -> Vec<u8> {
         Value::String(s) if s == "-Infinity" => Some(f64::NEG_INFINITY),
         Value::Number(n) => n.as_f64(),
         Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        // A character variable's fill value is text.
+        Value::String(s) => s.bytes().next().map(f64::from),
         _ => None,
     };
     let int = value.as_i64().or_else(|| float.map(|f| f as i64)).unwrap_or(0);
     let uint = value.as_u64().unwrap_or(int as u64);
     let float = float.unwrap_or(0.0);
     match var.dtype {
-        DataType::Bool | DataType::Uint8 => vec![uint as u8],
+        DataType::Bool | DataType::Uint8 | DataType::Char => vec![uint as u8],
         DataType::Int8 => (int as i8).to_le_bytes().to_vec(),
         DataType::Int16 => (int as i16).to_le_bytes().to_vec(),
         DataType::Int32 => (int as i32).to_le_bytes().to_vec(),

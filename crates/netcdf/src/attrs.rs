@@ -37,6 +37,7 @@ pub(crate) fn default_fill(dtype: DataType) -> Value {
         DataType::Uint64 => json!(18_446_744_073_709_551_614u64),
         DataType::Float32 => json!(f64::from(9.969_209_968_386_869e36_f32)),
         DataType::Float64 => json!(9.969_209_968_386_869e36),
+        DataType::Char => json!(0),
     }
 }
 

@@ -9,10 +9,10 @@ use serde_json::{Map, Value};
 
 use crate::{attrs, Error, Result, Scan};
 
-fn dtype(nc: NcType) -> Option<DataType> {
-    Some(match nc {
+fn dtype(nc: NcType) -> DataType {
+    match nc {
         NcType::Byte => DataType::Int8,
-        NcType::Char => return None,
+        NcType::Char => DataType::Char,
         NcType::Short => DataType::Int16,
         NcType::Int => DataType::Int32,
         NcType::Float => DataType::Float32,
@@ -22,7 +22,7 @@ fn dtype(nc: NcType) -> Option<DataType> {
         NcType::UInt => DataType::Uint32,
         NcType::Int64 => DataType::Int64,
         NcType::UInt64 => DataType::Uint64,
-    })
+    }
 }
 
 fn value(attr: &Attribute) -> Value {
@@ -66,12 +66,8 @@ pub(crate) fn scan(path: &Path, location: &str, id: &str) -> Result<Scan> {
 pub(crate) fn from_header(header: &cloudify_netcdf3::Header, file_len: u64, location: &str, id: &str) -> Result<Scan> {
     let mut variables = IndexMap::new();
     let mut chunks = IndexMap::new();
-    let mut skipped = Vec::new();
     for var in &header.variables {
-        let Some(dtype) = dtype(var.nc_type) else {
-            skipped.push((var.name.clone(), "character arrays are not served yet".to_owned()));
-            continue;
-        };
+        let dtype = dtype(var.nc_type);
         let shape = header.shape(var);
         let mut chunk_shape = shape.clone();
         if var.is_record {
@@ -114,5 +110,5 @@ pub(crate) fn from_header(header: &cloudify_netcdf3::Header, file_len: u64, loca
         last_modified: None,
         variables,
     };
-    Ok(Scan { dataset: VirtualDataset { meta, files: vec![location.to_owned()], chunks }, skipped })
+    Ok(Scan { dataset: VirtualDataset { meta, files: vec![location.to_owned()], chunks }, skipped: Vec::new() })
 }

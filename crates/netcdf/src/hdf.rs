@@ -25,6 +25,7 @@ fn dtype(vartype: &NcVariableType) -> Option<DataType> {
         NcVariableType::Int(IntType::U64) => DataType::Uint64,
         NcVariableType::Float(FloatType::F32) => DataType::Float32,
         NcVariableType::Float(FloatType::F64) => DataType::Float64,
+        NcVariableType::Char => DataType::Char,
         _ => return None,
     })
 }

@@ -191,6 +191,8 @@ fn declared_fill(var: &VariableMeta) -> Option<Value> {
         other => other,
     };
     Some(match var.dtype {
+        // Text: xarray masks with the `_FillValue` attribute, which stays one (see below).
+        DataType::Char => return None,
         DataType::Bool => Value::Bool(as_f64(value)? != 0.0),
         DataType::Float32 | DataType::Float64 => match value {
             Value::Number(_) => value.clone(),
@@ -243,6 +245,8 @@ impl Encoding {
 fn v3_fill(var: &VariableMeta) -> Value {
     declared_fill(var).unwrap_or_else(|| match var.dtype {
         DataType::Bool => Value::Bool(false),
+        // zarr-python writes fixed-length bytes as base64: one zero byte.
+        DataType::Char => json!("AA=="),
         DataType::Float32 | DataType::Float64 => json!(0.0),
         _ => json!(0),
     })
@@ -255,7 +259,7 @@ fn fill_bytes(var: &VariableMeta) -> Vec<u8> {
     let i = fill.as_i64().unwrap_or(f as i64);
     let u = fill.as_u64().unwrap_or(i as u64);
     match var.dtype {
-        DataType::Bool | DataType::Uint8 => vec![u as u8],
+        DataType::Bool | DataType::Uint8 | DataType::Char => vec![u as u8],
         DataType::Int8 => (i as i8).to_le_bytes().to_vec(),
         DataType::Int16 => (i as i16).to_le_bytes().to_vec(),
         DataType::Int32 => (i as i32).to_le_bytes().to_vec(),
@@ -268,9 +272,18 @@ fn fill_bytes(var: &VariableMeta) -> Vec<u8> {
     }
 }
 
-/// Attributes without `_FillValue`, which each format carries its own way.
+/// Attributes without a `_FillValue` that the format carries as its fill value.
 fn plain_attributes(var: &VariableMeta) -> Map<String, Value> {
-    var.attributes.iter().filter(|(k, _)| *k != "_FillValue").map(|(k, v)| (k.clone(), v.clone())).collect()
+    let keep_fill = declared_fill(var).is_none();
+    var.attributes.iter().filter(|(k, _)| keep_fill || *k != "_FillValue").map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// The v3 `data_type`: numpy's names, and zarr-python's fixed-length bytes for characters.
+fn v3_data_type(dtype: DataType) -> Value {
+    match dtype {
+        DataType::Char => json!({"name": "null_terminated_bytes", "configuration": {"length_bytes": 1}}),
+        other => Value::from(other.name()),
+    }
 }
 
 fn v2_array(var: &VariableMeta, chunks: &[u64], encoding: &Encoding) -> Value {
@@ -299,6 +312,10 @@ fn v2_attributes(var: &VariableMeta) -> Value {
 /// `FillValueCoder` writes it (floats as base64 of a little-endian double).
 fn v3_array(var: &VariableMeta, chunks: &[u64], encoding: &Encoding) -> Value {
     let mut attrs = plain_attributes(var);
+    if let (DataType::Char, Some(Value::String(text))) = (var.dtype, attrs.get("_FillValue")) {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+        attrs.insert("_FillValue".to_owned(), Value::from(encoded));
+    }
     if let Some(fill) = declared_fill(var) {
         let encoded = match var.dtype {
             DataType::Float32 | DataType::Float64 => {
@@ -313,7 +330,7 @@ fn v3_array(var: &VariableMeta, chunks: &[u64], encoding: &Encoding) -> Value {
         "zarr_format": 3,
         "node_type": "array",
         "shape": var.shape,
-        "data_type": var.dtype.name(),
+        "data_type": v3_data_type(var.dtype),
         "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
         "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
         "fill_value": v3_fill(var),
@@ -343,6 +360,8 @@ mod tests {
                            "attributes": {"scale_factor": 0.5, "_FillValue": -999}, "fill_value": -999},
                 "height": {"dtype": "float64", "dimensions": [], "shape": [], "chunks": [],
                            "attributes": {}, "fill_value": 9.969_209_968_386_869e36},
+                "name": {"dtype": "char", "dimensions": ["strlen"], "shape": [5], "chunks": [5],
+                         "attributes": {"_FillValue": "x"}, "fill_value": "x"},
             }
         }))
         .unwrap()
@@ -368,6 +387,10 @@ mod tests {
         assert_eq!(consolidated["metadata"]["tas/.zarray"], zarray);
         assert_eq!(consolidated["metadata"][".zattrs"], json!({"title": "t"}));
         assert!(store.last_modified.is_some());
+        // Characters: numpy's one-byte strings; xarray masks text with the attribute.
+        let name = doc(&store, "name/.zarray");
+        assert_eq!((name["dtype"].as_str(), &name["fill_value"]), (Some("|S1"), &Value::Null));
+        assert_eq!(doc(&store, "name/.zattrs")["_FillValue"], "x");
     }
 
     #[test]
@@ -383,6 +406,9 @@ mod tests {
         assert_eq!(doc(&store, "packed/zarr.json")["attributes"]["_FillValue"], -999);
         assert_eq!(doc(&store, "height/zarr.json")["fill_value"], 0.0);
         assert_eq!(doc(&store, "height/zarr.json")["attributes"], json!({}));
+        let name = doc(&store, "name/zarr.json");
+        assert_eq!(name["data_type"], json!({"name": "null_terminated_bytes", "configuration": {"length_bytes": 1}}));
+        assert_eq!((name["fill_value"].as_str(), name["attributes"]["_FillValue"].as_str()), (Some("AA=="), Some("eA==")));
         let root = doc(&store, "zarr.json");
         assert_eq!(root["consolidated_metadata"]["metadata"]["tas"], tas);
         assert_eq!(root["attributes"]["title"], "t");
