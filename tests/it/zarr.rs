@@ -50,3 +50,11 @@ fn an_invalid_zarr_config_refuses_the_plugin_in_one_line() {
     assert_eq!(server.get("/datasets/demo/zarr/.zmetadata").status, 404);
     assert_eq!(server.get("/datasets/demo/info").status, 200);
 }
+
+#[test]
+fn the_example_config_loads_the_zarr_plugin_with_its_table() {
+    let example = crate::util::repo().join("examples/config/cloudify.toml");
+    let server = Server::start_with(&crate::util::cloudify_bin(), &["--config", example.to_str().unwrap()], &[]);
+    assert!(server.get("/plugins").json()["zarr"]["path"].is_string(), "{}", server.log());
+    assert_eq!(server.get("/datasets/demo/zarr/tas/.zarray").json()["compressor"]["cname"], "lz4");
+}
