@@ -113,6 +113,35 @@ impl DataType {
         }
     }
 
+    /// One element of this type holding `value`, little-endian: a JSON number or bool, `"NaN"`,
+    /// `"Infinity"`, `"-Infinity"`, or text (its first byte, for characters); zero otherwise.
+    pub fn element(self, value: &Value) -> Vec<u8> {
+        let float = match value {
+            Value::String(s) if s == "NaN" => Some(f64::NAN),
+            Value::String(s) if s == "Infinity" => Some(f64::INFINITY),
+            Value::String(s) if s == "-Infinity" => Some(f64::NEG_INFINITY),
+            Value::String(s) => s.bytes().next().map(f64::from),
+            Value::Number(n) => n.as_f64(),
+            Value::Bool(b) => Some(f64::from(u8::from(*b))),
+            _ => None,
+        };
+        let int = value.as_i64().or_else(|| float.map(|f| f as i64)).unwrap_or(0);
+        let uint = value.as_u64().unwrap_or(int as u64);
+        let float = float.unwrap_or(0.0);
+        match self {
+            Self::Bool | Self::Uint8 | Self::Char => vec![uint as u8],
+            Self::Int8 => (int as i8).to_le_bytes().to_vec(),
+            Self::Int16 => (int as i16).to_le_bytes().to_vec(),
+            Self::Int32 => (int as i32).to_le_bytes().to_vec(),
+            Self::Int64 => int.to_le_bytes().to_vec(),
+            Self::Uint16 => (uint as u16).to_le_bytes().to_vec(),
+            Self::Uint32 => (uint as u32).to_le_bytes().to_vec(),
+            Self::Uint64 => uint.to_le_bytes().to_vec(),
+            Self::Float32 => (float as f32).to_le_bytes().to_vec(),
+            Self::Float64 => float.to_le_bytes().to_vec(),
+        }
+    }
+
     /// The little-endian numpy type string (`<f4`), as in Zarr v2's `.zarray`.
     pub fn numpy_le(self) -> &'static str {
         match self {
@@ -181,5 +210,16 @@ mod tests {
         assert_eq!(meta.variables["tas"].dtype.numpy_le(), "<f4");
         let back: DatasetMeta = serde_json::from_str(&serde_json::to_string(&meta).unwrap()).unwrap();
         assert_eq!(back, meta);
+    }
+
+    #[test]
+    fn elements_from_json_fill_values() {
+        use serde_json::json;
+        assert!(f32::from_le_bytes(DataType::Float32.element(&json!("NaN")).try_into().unwrap()).is_nan());
+        assert_eq!(DataType::Float64.element(&json!("-Infinity")), f64::NEG_INFINITY.to_le_bytes());
+        assert_eq!(DataType::Int16.element(&json!(-999)), (-999i16).to_le_bytes());
+        assert_eq!(DataType::Uint64.element(&json!(18_446_744_073_709_551_614u64)), (u64::MAX - 1).to_le_bytes());
+        assert_eq!(DataType::Char.element(&json!("x")), b"x");
+        assert_eq!(DataType::Uint8.element(&Value::Null), [0]);
     }
 }

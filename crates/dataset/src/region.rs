@@ -2,9 +2,8 @@
 //! region reads assembled from chunk reads.
 
 use futures::StreamExt as _;
-use serde_json::Value;
 
-use crate::{variable, DataType, Error, Result, Source, VariableMeta};
+use crate::{variable, Error, Result, Source, VariableMeta};
 
 /// How many chunks a region read fetches at once.
 const CONCURRENT_CHUNK_READS: usize = 8;
@@ -26,32 +25,7 @@ pub fn check_chunk_index(name: &str, var: &VariableMeta, index: &[u64]) -> Resul
 
 /// One element of `var`'s fill value, little-endian (zeros when it has none).
 pub fn fill_element(var: &VariableMeta) -> Vec<u8> {
-    let value = &var.fill_value;
-    let float = match value {
-        Value::String(s) if s == "NaN" => Some(f64::NAN),
-        Value::String(s) if s == "Infinity" => Some(f64::INFINITY),
-        Value::String(s) if s == "-Infinity" => Some(f64::NEG_INFINITY),
-        Value::Number(n) => n.as_f64(),
-        Value::Bool(b) => Some(f64::from(u8::from(*b))),
-        // A character variable's fill value is text.
-        Value::String(s) => s.bytes().next().map(f64::from),
-        _ => None,
-    };
-    let int = value.as_i64().or_else(|| float.map(|f| f as i64)).unwrap_or(0);
-    let uint = value.as_u64().unwrap_or(int as u64);
-    let float = float.unwrap_or(0.0);
-    match var.dtype {
-        DataType::Bool | DataType::Uint8 | DataType::Char => vec![uint as u8],
-        DataType::Int8 => (int as i8).to_le_bytes().to_vec(),
-        DataType::Int16 => (int as i16).to_le_bytes().to_vec(),
-        DataType::Int32 => (int as i32).to_le_bytes().to_vec(),
-        DataType::Int64 => int.to_le_bytes().to_vec(),
-        DataType::Uint16 => (uint as u16).to_le_bytes().to_vec(),
-        DataType::Uint32 => (uint as u32).to_le_bytes().to_vec(),
-        DataType::Uint64 => uint.to_le_bytes().to_vec(),
-        DataType::Float32 => (float as f32).to_le_bytes().to_vec(),
-        DataType::Float64 => float.to_le_bytes().to_vec(),
-    }
+    var.dtype.element(&var.fill_value)
 }
 
 /// A buffer of `count` elements, each `element`.
@@ -89,7 +63,7 @@ pub(crate) fn copy_block(
 ) {
     let elem = src_layout.elem;
     let rank = count.len();
-    if count.iter().any(|&c| c == 0) {
+    if count.contains(&0) {
         return;
     }
     if rank == 0 {

@@ -115,12 +115,20 @@ impl Store {
                 None => stored.clone(),
             };
             let rechunked = chunks != stored;
-            let encoding = Encoding::of(var, codec, rechunked);
             let fill = fill_bytes(var);
             let build = |chain: &[Value]| {
                 ChunkCodec::new(chain, var.dtype, &chunks, &fill).map(Arc::new).map_err(|err| format!("variable '{name}': {err}"))
             };
-            let v2_encoder = build(&encoding.v2_chain)?;
+            let mut encoding = Encoding::of(var, codec, rechunked);
+            let v2_encoder = match build(&encoding.v2_chain) {
+                Ok(encoder) => encoder,
+                // A stored chain zarrs cannot run (to encode never-written chunks): re-encode.
+                Err(_) if encoding.stored_bytes => {
+                    encoding = Encoding::reencoded(var, codec);
+                    build(&encoding.v2_chain)?
+                }
+                Err(err) => return Err(err),
+            };
             let v3_encoder = if encoding.v2_chain == encoding.v3_chain { Arc::clone(&v2_encoder) } else { build(&encoding.v3_chain)? };
 
             let (zarray, zattrs) = (v2_array(var, &chunks, &encoding), v2_attributes(var));
@@ -229,6 +237,11 @@ impl Encoding {
                 return Self { v2_dtype, v2_filters, v2_compressor, v2_chain: chain.clone(), v3_chain: chain, stored_bytes: true };
             }
         }
+        Self::reencoded(var, codec)
+    }
+
+    /// Chunks decoded and encoded with the served codec.
+    fn reencoded(var: &VariableMeta, codec: ServedCodec) -> Self {
         let item = var.dtype.size();
         Self {
             v2_dtype: var.dtype.numpy_le().to_owned(),
@@ -252,23 +265,12 @@ fn v3_fill(var: &VariableMeta) -> Value {
     })
 }
 
-/// One element of the served fill value, little-endian, for the encoder.
+/// One element of the served fill value, little-endian, for the encoder (a character
+/// array's v3 fill value is base64 text of a zero byte).
 fn fill_bytes(var: &VariableMeta) -> Vec<u8> {
-    let fill = v3_fill(var);
-    let f = as_f64(&fill).unwrap_or(0.0);
-    let i = fill.as_i64().unwrap_or(f as i64);
-    let u = fill.as_u64().unwrap_or(i as u64);
     match var.dtype {
-        DataType::Bool | DataType::Uint8 | DataType::Char => vec![u as u8],
-        DataType::Int8 => (i as i8).to_le_bytes().to_vec(),
-        DataType::Int16 => (i as i16).to_le_bytes().to_vec(),
-        DataType::Int32 => (i as i32).to_le_bytes().to_vec(),
-        DataType::Int64 => i.to_le_bytes().to_vec(),
-        DataType::Uint16 => (u as u16).to_le_bytes().to_vec(),
-        DataType::Uint32 => (u as u32).to_le_bytes().to_vec(),
-        DataType::Uint64 => u.to_le_bytes().to_vec(),
-        DataType::Float32 => (f as f32).to_le_bytes().to_vec(),
-        DataType::Float64 => f.to_le_bytes().to_vec(),
+        DataType::Char => vec![0],
+        dtype => dtype.element(&v3_fill(var)),
     }
 }
 
@@ -431,8 +433,12 @@ mod tests {
         let zarray = doc(&store, "tas/.zarray");
         assert_eq!((zarray["filters"][0]["id"].as_str(), zarray["compressor"]["id"].as_str()), (Some("shuffle"), Some("zlib")));
         assert_eq!(doc(&store, "packed/.zarray")["dtype"], ">i2");
-        // crc32c has no v2 form: that array is re-encoded with blosc.
+        // crc32c has no v2 form, and a chain zarrs cannot run is no use: both are re-encoded.
         assert!(!store.arrays["mask"].stored_bytes);
+        meta.variables["mask"].codecs = vec![json!({"name": "bytes"}), json!({"name": "numcodecs.unheard_of"})];
+        let store = Store::new(&meta, 1, ServedCodec::new(CodecName::Source, None), None).unwrap();
+        assert!(!store.arrays["mask"].stored_bytes);
+        assert_eq!(doc(&store, "mask/.zarray")["compressor"]["id"], "blosc");
         assert_eq!(doc(&store, "mask/.zarray")["compressor"]["id"], "blosc");
         // Rechunked arrays cannot pass stored chunks through.
         let rechunk = Rechunk { chunks: IndexMap::from([("time".to_owned(), 4)]), target_bytes: None };
