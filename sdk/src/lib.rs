@@ -73,6 +73,7 @@ mod error;
 mod http;
 mod handler;
 mod host;
+pub mod hyperslab;
 pub mod meta;
 mod plugin;
 mod provider;

@@ -3,6 +3,9 @@
 
 use futures::StreamExt as _;
 
+pub(crate) use cloudify_sdk::hyperslab::{copy_block, Layout};
+use cloudify_sdk::hyperslab::pad;
+
 use crate::{variable, Error, Result, Source, VariableMeta};
 
 /// How many chunks a region read fetches at once.
@@ -36,75 +39,9 @@ pub(crate) fn filled(element: &[u8], count: usize) -> Vec<u8> {
 /// The values of a block of `count` elements at a chunk's origin, padded with the fill value
 /// to `var`'s full chunk shape.
 pub fn pad_chunk(block: &[u8], count: &[u64], var: &VariableMeta) -> Vec<u8> {
-    let elem = var.dtype.size();
-    let mut out = filled(&fill_element(var), var.chunks.iter().product::<u64>() as usize);
-    let zeros = vec![0; count.len()];
-    copy_block(block, Layout { shape: count, elem }, &zeros, &mut out, Layout { shape: &var.chunks, elem }, &zeros, count);
-    out
+    pad(block, count, &var.chunks, &fill_element(var))
 }
 
-/// A C-order buffer's shape together with the element size.
-#[derive(Clone, Copy)]
-pub(crate) struct Layout<'a> {
-    pub(crate) shape: &'a [u64],
-    pub(crate) elem: usize,
-}
-
-/// Copies the block of `count` elements at `src_origin` in `src` to `dst_origin` in `dst`.
-/// The caller guarantees that the block lies inside both buffers.
-pub(crate) fn copy_block(
-    src: &[u8],
-    src_layout: Layout<'_>,
-    src_origin: &[u64],
-    dst: &mut [u8],
-    dst_layout: Layout<'_>,
-    dst_origin: &[u64],
-    count: &[u64],
-) {
-    let elem = src_layout.elem;
-    let rank = count.len();
-    if count.contains(&0) {
-        return;
-    }
-    if rank == 0 {
-        dst[..elem].copy_from_slice(&src[..elem]);
-        return;
-    }
-    let strides = |shape: &[u64]| {
-        let mut s = vec![1u64; rank];
-        for d in (0..rank.saturating_sub(1)).rev() {
-            s[d] = s[d + 1] * shape[d + 1];
-        }
-        s
-    };
-    let (src_strides, dst_strides) = (strides(src_layout.shape), strides(dst_layout.shape));
-    let run = count[rank - 1] as usize * elem;
-    // Walk every position of the outer dimensions; the innermost one is one contiguous run.
-    let mut pos = vec![0u64; rank - 1];
-    loop {
-        let offset = |origin: &[u64], strides: &[u64]| -> usize {
-            let mut o = origin[rank - 1];
-            for d in 0..rank - 1 {
-                o += (origin[d] + pos[d]) * strides[d];
-            }
-            o as usize * elem
-        };
-        let (s, d) = (offset(src_origin, &src_strides), offset(dst_origin, &dst_strides));
-        dst[d..d + run].copy_from_slice(&src[s..s + run]);
-        let mut dim = rank - 1;
-        loop {
-            if dim == 0 {
-                return;
-            }
-            dim -= 1;
-            pos[dim] += 1;
-            if pos[dim] < count[dim] {
-                break;
-            }
-            pos[dim] = 0;
-        }
-    }
-}
 
 /// Reads `shape` elements of `name` from `start`, assembled from chunk reads, as
 /// little-endian C-order values. `limit` caps the bytes produced.
