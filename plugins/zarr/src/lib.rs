@@ -12,11 +12,8 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-mod codecs;
 mod config;
-mod keys;
 mod serve;
-mod store;
 
 use std::sync::Arc;
 

@@ -1,53 +1,21 @@
 //! Answering store keys: metadata documents, chunks through the encoded-chunk cache, and the
 //! HTTP caching headers of both.
 
-use std::{
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::{sync::Arc, time::Duration};
 
 use cloudify_sdk::{
     abi_stable::std_types::{RStr, RVec},
     hyperslab::pad,
     ErrorKind, Host, HostExt, Request, Response,
 };
+use cloudify_zarr_store::{chunk_index, parse_key, reply, Array, Document, Failure, Format, Key, ServedCodec, Store};
 use percent_encoding::percent_decode_str;
 
-use crate::{
-    codecs::ServedCodec,
-    config::Config,
-    keys::{self, Format, Key},
-    store::{Array, Document, Store},
-};
+use crate::config::Config;
 
 /// How long a dataset's rendered metadata is reused before it is fetched from the host again
 /// (datasets a provider plugin serves may change).
 const METADATA_TTL: Duration = Duration::from_secs(30);
-
-/// An error answer: status and message.
-#[derive(Debug, Clone)]
-struct Failure {
-    status: u16,
-    message: String,
-}
-
-impl Failure {
-    fn not_found(message: String) -> Self {
-        Self { status: 404, message }
-    }
-}
-
-impl From<cloudify_sdk::Error> for Failure {
-    fn from(err: cloudify_sdk::Error) -> Self {
-        Self { status: err.status(), message: err.to_string() }
-    }
-}
-
-impl From<Failure> for Response {
-    fn from(failure: Failure) -> Self {
-        Response::error(failure.status, failure.message)
-    }
-}
 
 /// Names one encoded chunk in the cache.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -103,7 +71,7 @@ impl ZarrService {
             .map_err(|_| Failure::not_found("the key is not UTF-8".to_owned()))?;
         let store = self.store(host, id)?;
         let unknown_var = |var: &str| Failure::not_found(format!("no variable '{var}' in dataset '{id}'"));
-        match keys::parse(&key) {
+        match parse_key(&key) {
             None => Err(Failure::not_found(format!("'{key}' is no Zarr metadata or chunk key"))),
             Some(Key::Metadata { var }) => {
                 let doc = store.docs.get(&*key).ok_or_else(|| unknown_var(var.unwrap_or_default()))?;
@@ -112,7 +80,7 @@ impl ZarrService {
             Some(Key::Chunk { var, index, format }) => {
                 let array = store.arrays.get(var).ok_or_else(|| unknown_var(var))?;
                 let grid = array.grid();
-                let index = keys::chunk_index(&index, format, grid.len()).ok_or_else(|| {
+                let index = chunk_index(&index, format, grid.len()).ok_or_else(|| {
                     Failure::not_found(format!("chunk key '{key}' does not fit the {} dimensions of '{var}'", grid.len()))
                 })?;
                 if index.iter().zip(&grid).any(|(i, n)| i >= n) {
@@ -183,31 +151,9 @@ impl ZarrService {
         self.chunks.try_get_with(key, produce).await.map_err(|failure| (*failure).clone())
     }
 
-    /// A `200` with `doc`, or `304` when the client's copy is current; with validators.
     fn reply(&self, req: &Request, store: &Store, doc: &Arc<Document>, content_type: &str) -> Response {
-        let mut response = if not_modified(req, &doc.etag, store.last_modified) {
-            Response::new(304)
-        } else {
-            Response::shared(200, content_type, Arc::clone(doc))
-        };
-        response = response.with_header("etag", &doc.etag);
-        if let Some(modified) = store.last_modified {
-            response = response.with_header("last-modified", &httpdate::fmt_http_date(modified));
-        }
-        if !self.config.cache_control.is_empty() {
-            response = response.with_header("cache-control", &self.config.cache_control);
-        }
-        response
+        reply(req, doc, store.last_modified, &self.config.cache_control, content_type)
     }
-}
-
-/// RFC 9110 §13.1: `If-None-Match` decides when present, else `If-Modified-Since`.
-fn not_modified(req: &Request, etag: &str, last_modified: Option<SystemTime>) -> bool {
-    if let Some(tags) = req.header("if-none-match") {
-        return tags.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag);
-    }
-    let since = req.header("if-modified-since").and_then(|date| httpdate::parse_http_date(date).ok());
-    matches!((since, last_modified), (Some(since), Some(modified)) if modified <= since)
 }
 
 /// The decoded values of one served chunk: a stored chunk, or for rechunked arrays the
@@ -224,35 +170,4 @@ async fn read_values(host: &Host, id: &str, var: &str, array: &Array, index: &[u
     }
     // Zarr edge chunks have the full shape; what lies outside the array is never read.
     Ok(pad(&block, &count, &array.chunks, &vec![0; array.dtype.size()]).into())
-}
-
-#[cfg(test)]
-mod tests {
-    use cloudify_sdk::abi_stable::std_types::{RString, Tuple2};
-
-    use super::*;
-
-    fn request(headers: &[(&str, &str)]) -> Request {
-        Request {
-            method: "GET".into(),
-            headers: headers.iter().map(|(k, v)| Tuple2(RString::from(*k), RString::from(*v))).collect(),
-            ..Request::default()
-        }
-    }
-
-    #[test]
-    fn conditional_requests() {
-        let modified = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert!(not_modified(&request(&[("if-none-match", "\"a\", \"b\"")]), "\"b\"", None));
-        assert!(not_modified(&request(&[("if-none-match", "W/\"b\"")]), "\"b\"", None));
-        assert!(!not_modified(&request(&[("if-none-match", "\"a\"")]), "\"b\"", Some(modified)));
-        let later = httpdate::fmt_http_date(modified + Duration::from_secs(60));
-        let earlier = httpdate::fmt_http_date(modified - Duration::from_secs(60));
-        assert!(not_modified(&request(&[("if-modified-since", &later)]), "\"b\"", Some(modified)));
-        assert!(!not_modified(&request(&[("if-modified-since", &earlier)]), "\"b\"", Some(modified)));
-        assert!(!not_modified(&request(&[("if-modified-since", &later)]), "\"b\"", None));
-        // If-None-Match wins over If-Modified-Since.
-        assert!(!not_modified(&request(&[("if-none-match", "\"a\""), ("if-modified-since", &later)]), "\"b\"", Some(modified)));
-        assert!(!not_modified(&request(&[]), "\"b\"", Some(modified)));
-    }
 }

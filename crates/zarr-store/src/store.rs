@@ -14,21 +14,22 @@ use serde_json::{json, Map, Value};
 
 use crate::{
     codecs::{v2_declaration, ServedCodec},
-    config::Rechunk,
+    rechunk::Rechunk,
     keys::Format,
 };
 
 /// A response body with its validator.
 #[derive(Debug)]
-pub(crate) struct Document {
+pub struct Document {
     /// The bytes served.
-    pub(crate) body: RVec<u8>,
+    pub body: RVec<u8>,
     /// Strong `ETag` value, quotes included.
-    pub(crate) etag: String,
+    pub etag: String,
 }
 
 impl Document {
-    pub(crate) fn new(mut body: RVec<u8>) -> Self {
+    /// `body`, with its `ETag` computed.
+    pub fn new(mut body: RVec<u8>) -> Self {
         // Encoders over-allocate; cached bodies should cost what they weigh.
         body.shrink_to_fit();
         let etag = format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(&body));
@@ -43,54 +44,54 @@ impl AsRef<[u8]> for Document {
 }
 
 /// What serving one array's chunks needs.
-pub(crate) struct Array {
+pub struct Array {
     /// Element type.
-    pub(crate) dtype: DataType,
+    pub dtype: DataType,
     /// Array shape.
-    pub(crate) shape: Vec<u64>,
+    pub shape: Vec<u64>,
     /// Chunk shape served (the stored one unless rechunked).
-    pub(crate) chunks: Vec<u64>,
+    pub chunks: Vec<u64>,
     /// Whether `chunks` differs from the stored chunk shape (chunks are read as regions).
-    pub(crate) rechunked: bool,
+    pub rechunked: bool,
     /// Whether chunks are served as stored (codec `source`); the encoders then hold the
     /// source chain, for chunks without stored bytes (never written, read by the library).
-    pub(crate) stored_bytes: bool,
+    pub stored_bytes: bool,
     /// Encoders of served chunks, v2 then v3 (the same encoder when the bytes agree).
     encoders: [Arc<ChunkCodec>; 2],
 }
 
 impl Array {
     /// The encoder of `format`'s chunks.
-    pub(crate) fn encoder(&self, format: Format) -> &Arc<ChunkCodec> {
+    pub fn encoder(&self, format: Format) -> &Arc<ChunkCodec> {
         &self.encoders[usize::from(format == Format::V3)]
     }
 
     /// Whether v2 and v3 chunks are the same bytes (and may share cache entries).
-    pub(crate) fn formats_share_bytes(&self) -> bool {
+    pub fn formats_share_bytes(&self) -> bool {
         Arc::ptr_eq(&self.encoders[0], &self.encoders[1])
     }
 
     /// Bytes of one decoded chunk.
-    pub(crate) fn chunk_bytes(&self) -> u64 {
+    pub fn chunk_bytes(&self) -> u64 {
         self.chunks.iter().product::<u64>() * self.dtype.size() as u64
     }
 
     /// Number of chunks along each axis.
-    pub(crate) fn grid(&self) -> Vec<u64> {
+    pub fn grid(&self) -> Vec<u64> {
         self.shape.iter().zip(&self.chunks).map(|(n, c)| n.div_ceil(*c)).collect()
     }
 }
 
 /// A dataset as a Zarr store.
-pub(crate) struct Store {
+pub struct Store {
     /// Hash of the metadata it was built from: chunk cache entries of another build differ.
-    pub(crate) generation: u64,
+    pub generation: u64,
     /// When the source last changed.
-    pub(crate) last_modified: Option<SystemTime>,
+    pub last_modified: Option<SystemTime>,
     /// Arrays by name.
-    pub(crate) arrays: IndexMap<String, Array>,
+    pub arrays: IndexMap<String, Array>,
     /// Metadata documents by store key (`.zmetadata`, `tas/zarr.json`, ...).
-    pub(crate) docs: HashMap<String, Arc<Document>>,
+    pub docs: HashMap<String, Arc<Document>>,
 }
 
 impl Store {
@@ -99,7 +100,7 @@ impl Store {
     ///
     /// # Errors
     /// A variable whose served codec chain zarrs cannot build (a zero-length chunk, ...).
-    pub(crate) fn new(meta: &DatasetMeta, generation: u64, codec: ServedCodec, rechunk: Option<&Rechunk>) -> Result<Self, String> {
+    pub fn new(meta: &DatasetMeta, generation: u64, codec: ServedCodec, rechunk: Option<&Rechunk>) -> Result<Self, String> {
         let mut arrays = IndexMap::new();
         let mut v2 = Map::new();
         let mut v3 = Map::new();
@@ -345,7 +346,7 @@ fn v3_array(var: &VariableMeta, chunks: &[u64], encoding: &Encoding) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::CodecName;
+    use crate::codecs::CodecName;
 
     fn meta() -> DatasetMeta {
         serde_json::from_value(json!({

@@ -3,7 +3,7 @@
 
 /// The Zarr format a key belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Format {
+pub enum Format {
     /// Zarr v2.
     V2,
     /// Zarr v3.
@@ -12,7 +12,7 @@ pub(crate) enum Format {
 
 /// What a key names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Key<'k> {
+pub enum Key<'k> {
     /// A metadata document: of the root group (`var` is `None`) or of one array.
     Metadata {
         /// The array the document describes.
@@ -30,7 +30,7 @@ pub(crate) enum Key<'k> {
 }
 
 /// Parses a store key; `None` when it is no Zarr key this store could hold.
-pub(crate) fn parse(key: &str) -> Option<Key<'_>> {
+pub fn parse(key: &str) -> Option<Key<'_>> {
     if matches!(key, ".zmetadata" | ".zgroup" | ".zattrs" | "zarr.json") {
         return Some(Key::Metadata { var: None });
     }
@@ -60,7 +60,7 @@ fn integer(text: &str) -> Option<u64> {
 
 /// The grid index a chunk key names for an array of `rank` dimensions: v2 writes a scalar's
 /// only chunk as `0`.
-pub(crate) fn chunk_index(index: &[u64], format: Format, rank: usize) -> Option<Vec<u64>> {
+pub fn chunk_index(index: &[u64], format: Format, rank: usize) -> Option<Vec<u64>> {
     match (format, rank, index) {
         (Format::V2, 0, [0]) => Some(Vec::new()),
         _ if index.len() == rank => Some(index.to_vec()),

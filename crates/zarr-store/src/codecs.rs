@@ -1,20 +1,41 @@
 //! The codec chunks are served with, as Zarr v2 and v3 metadata declare it, and the zarrs
 //! codec chain that writes exactly those bytes.
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::{config::CodecName, keys::Format};
+use crate::keys::Format;
+
+/// Codecs the server can encode chunks with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CodecName {
+    /// Blosc with LZ4 and byte shuffle: fast to encode and decode.
+    BloscLz4,
+    /// Blosc with Zstandard and byte shuffle: smaller, slower.
+    BloscZstd,
+    /// Zstandard.
+    Zstd,
+    /// zlib (Zarr v2) / gzip (Zarr v3): what every client can read.
+    Zlib,
+    /// Uncompressed little-endian bytes.
+    None,
+    /// The stored chunks as they are, declared with the source's own codecs (NetCDF4's
+    /// shuffle + zlib, NetCDF3's big-endian bytes): no decoding or encoding on the server.
+    /// Arrays whose codecs Zarr cannot declare, or that are rechunked, get blosc-lz4.
+    Source,
+}
 
 /// The configured codec and level.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ServedCodec {
+pub struct ServedCodec {
     name: CodecName,
     level: i32,
 }
 
 impl ServedCodec {
     /// `name` at `level`, or at the codec's usual fast level.
-    pub(crate) fn new(name: CodecName, level: Option<i32>) -> Self {
+    pub fn new(name: CodecName, level: Option<i32>) -> Self {
         let default = match name {
             CodecName::BloscLz4 | CodecName::BloscZstd | CodecName::Source => 5,
             CodecName::Zstd | CodecName::Zlib | CodecName::None => 1,
@@ -23,12 +44,12 @@ impl ServedCodec {
     }
 
     /// Whether stored chunks are served as they are where possible.
-    pub(crate) fn passes_stored_bytes(self) -> bool {
+    pub fn passes_stored_bytes(self) -> bool {
         self.name == CodecName::Source
     }
 
     /// The v2 `.zarray` `compressor` (blosc's element size is in each chunk's header).
-    pub(crate) fn v2_compressor(self) -> Value {
+    pub fn v2_compressor(self) -> Value {
         match self.name {
             CodecName::BloscLz4 | CodecName::BloscZstd | CodecName::Source => {
                 json!({"id": "blosc", "cname": self.blosc_cname(), "clevel": self.level, "shuffle": 1, "blocksize": 0})
@@ -41,7 +62,7 @@ impl ServedCodec {
 
     /// The codec chain of `format`, as Zarr v3 codec objects: for v3 it is declared as is in
     /// `zarr.json`; for v2 it is the chain that writes the bytes `.zarray` declares.
-    pub(crate) fn chain(self, format: Format, item: usize) -> Vec<Value> {
+    pub fn chain(self, format: Format, item: usize) -> Vec<Value> {
         let bytes = json!({"name": "bytes", "configuration": {"endian": "little"}});
         let compressor = match self.name {
             CodecName::BloscLz4 | CodecName::BloscZstd | CodecName::Source => Some(json!({"name": "blosc", "configuration": {
@@ -67,7 +88,7 @@ impl ServedCodec {
 
 /// A Zarr v2 declaration of a Zarr v3 codec chain: the `.zarray` `dtype` (its byte order from
 /// the `bytes` codec), `filters` and `compressor`; `None` when v2 has no equivalent.
-pub(crate) fn v2_declaration(chain: &[Value], numpy_le: &str) -> Option<(String, Value, Value)> {
+pub fn v2_declaration(chain: &[Value], numpy_le: &str) -> Option<(String, Value, Value)> {
     let (bytes, rest) = chain.split_first()?;
     if bytes["name"] != "bytes" {
         return None;
