@@ -26,7 +26,9 @@ pub enum AppError {
 /// The ABI error kind of a data-plane error: what a plugin sees.
 pub(crate) fn kind_of(err: &DataError) -> ErrorKind {
     match err {
-        DataError::UnknownVariable { .. } | DataError::ChunkOutOfRange { .. } => ErrorKind::NOT_FOUND,
+        DataError::UnknownVariable { .. } | DataError::ChunkOutOfRange { .. } | DataError::UnknownFile { .. } => {
+            ErrorKind::NOT_FOUND
+        }
         DataError::WrongRank { .. } | DataError::BadSelection { .. } => ErrorKind::INVALID_INPUT,
         DataError::TooLarge { .. } => ErrorKind::TOO_LARGE,
         DataError::Unsupported { .. } => ErrorKind::UNSUPPORTED,

@@ -9,7 +9,7 @@ use abi_stable::{
 use async_ffi::{FfiFuture, FutureExt as _};
 use cloudify_dataset::{read_region, ChunkRef as DataChunkRef, Error as DataError, SharedSource};
 use cloudify_sdk::{
-    BlockingTaskBox, ChunkKey, ChunkRef, ErrorKind, Host, HostApi, HostApi_TO, HostError, LogLevel, Region,
+    BlockingTaskBox, ChunkKey, ChunkRef, ErrorKind, FileStat, Host, HostApi, HostApi_TO, HostError, LogLevel, Region,
 };
 use tokio::runtime::Handle;
 
@@ -131,6 +131,26 @@ impl HostApi for PluginHost {
             let _ = done.await;
         }
         .into_ffi()
+    }
+
+    fn source_files(&self, dataset: RStr<'_>) -> RResult<RVec<RString>, HostError> {
+        self.source(dataset.as_str()).map(|source| source.files().into_iter().map(RString::from).collect()).into()
+    }
+
+    fn stat_source_file(&self, dataset: RStr<'_>, file: RStr<'_>) -> FfiFuture<RResult<FileStat, HostError>> {
+        let file = file.as_str().to_owned();
+        self.on_runtime(dataset.as_str(), move |source| async move {
+            let stat = source.stat_file(&file).await?;
+            Ok(FileStat { size: stat.size, modified: stat.modified })
+        })
+    }
+
+    fn read_source_file(&self, dataset: RStr<'_>, file: RStr<'_>, offset: u64, length: u64)
+        -> FfiFuture<RResult<RVec<u8>, HostError>> {
+        let file = file.as_str().to_owned();
+        self.on_runtime(dataset.as_str(), move |source| async move {
+            source.read_file(&file, offset, length).await.map(RVec::from)
+        })
     }
 
     fn sleep_ms(&self, ms: u64) -> FfiFuture<()> {

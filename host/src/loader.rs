@@ -83,6 +83,8 @@ fn static_plugins() -> Vec<PluginModRef> {
     let mut modules = Vec::new();
     #[cfg(feature = "static-intake")]
     modules.push(cloudify_intake::plugin_module());
+    #[cfg(feature = "static-kerchunk")]
+    modules.push(cloudify_kerchunk_plugin::plugin_module());
     #[cfg(feature = "static-zarr")]
     modules.push(cloudify_zarr_plugin::plugin_module());
     modules

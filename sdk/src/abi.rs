@@ -224,6 +224,16 @@ pub enum ChunkRef {
     Computed,
 }
 
+/// Size and modification time of a dataset's source file.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStat {
+    /// Bytes.
+    pub size: u64,
+    /// Seconds since the Unix epoch.
+    pub modified: i64,
+}
+
 /// Log levels for [`HostApi::log`].
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,6 +291,14 @@ pub trait HostApi: Send + Sync + Clone {
     /// Resolves after `ms` milliseconds (the plugin's own tokio has no timer driver).
     #[sabi(last_prefix_field)]
     fn sleep_ms(&self, ms: u64) -> FfiFuture<()>;
+    /// Paths or URLs of the files a dataset's stored chunks are read from (what chunk
+    /// references name); empty for datasets without files.
+    fn source_files(&self, dataset: RStr<'_>) -> RResult<RVec<RString>, HostError>;
+    /// Size and modification time of `file`, one of the dataset's source files.
+    fn stat_source_file(&self, dataset: RStr<'_>, file: RStr<'_>) -> FfiFuture<RResult<FileStat, HostError>>;
+    /// `length` bytes at `offset` of `file`, one of the dataset's source files.
+    fn read_source_file(&self, dataset: RStr<'_>, file: RStr<'_>, offset: u64, length: u64)
+        -> FfiFuture<RResult<RVec<u8>, HostError>>;
 }
 
 /// The handle to the host's services that every handler receives.

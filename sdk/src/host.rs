@@ -13,7 +13,7 @@ use abi_stable::{
 use serde::de::DeserializeOwned;
 
 use crate::{
-    abi::{BlockingTask, BlockingTask_TO, ChunkKey, ChunkRef, Host, LogLevel, Region},
+    abi::{BlockingTask, BlockingTask_TO, ChunkKey, ChunkRef, FileStat, Host, HostApi, LogLevel, Region},
     error::{Error, Result},
     handler::panic_message,
     meta::DatasetMeta,
@@ -48,6 +48,22 @@ pub trait HostExt {
     /// # Errors
     /// As [`HostExt::chunk`]; also too large or out-of-range selections.
     fn region(&self, dataset: &str, variable: &str, start: &[u64], shape: &[u64]) -> impl Future<Output = Result<RVec<u8>>> + Send;
+    /// Paths or URLs of the files the dataset's stored chunks are read from.
+    ///
+    /// # Errors
+    /// [`Error::Host`] (not found).
+    fn dataset_files(&self, dataset: &str) -> Result<Vec<String>>;
+    /// Size and modification time of `file`, one of [`HostExt::dataset_files`].
+    ///
+    /// # Errors
+    /// [`Error::Host`]: not one of the dataset's files, or unreachable.
+    fn file_stat(&self, dataset: &str, file: &str) -> impl Future<Output = Result<FileStat>> + Send;
+    /// `length` bytes at `offset` of `file`, one of [`HostExt::dataset_files`].
+    ///
+    /// # Errors
+    /// As [`HostExt::file_stat`]; also a range past the end.
+    fn read_file(&self, dataset: &str, file: &str, offset: u64, length: u64)
+        -> impl Future<Output = Result<RVec<u8>>> + Send;
     /// This plugin's config table parsed as `T`.
     ///
     /// # Errors
@@ -99,6 +115,22 @@ impl HostExt for Host {
     fn region(&self, dataset: &str, variable: &str, start: &[u64], shape: &[u64]) -> impl Future<Output = Result<RVec<u8>>> + Send {
         let region = Region { dataset: dataset.into(), variable: variable.into(), start: start.into(), shape: shape.into() };
         let fut = self.read_region(region);
+        async move { fut.await.into_result().map_err(Error::Host) }
+    }
+
+    fn dataset_files(&self, dataset: &str) -> Result<Vec<String>> {
+        let files = HostApi::source_files(self, RStr::from_str(dataset)).into_result()?;
+        Ok(files.into_iter().map(RString::into_string).collect())
+    }
+
+    fn file_stat(&self, dataset: &str, file: &str) -> impl Future<Output = Result<FileStat>> + Send {
+        let fut = HostApi::stat_source_file(self, RStr::from_str(dataset), RStr::from_str(file));
+        async move { fut.await.into_result().map_err(Error::Host) }
+    }
+
+    fn read_file(&self, dataset: &str, file: &str, offset: u64, length: u64)
+        -> impl Future<Output = Result<RVec<u8>>> + Send {
+        let fut = HostApi::read_source_file(self, RStr::from_str(dataset), RStr::from_str(file), offset, length);
         async move { fut.await.into_result().map_err(Error::Host) }
     }
 

@@ -82,7 +82,7 @@ pub use abi::{
     Body, BodyStream, BodyStreamBox, BodyStream_TO, ChunkKey, ChunkRef, Handler, HandlerBox,
     Handler_TO, Host, HostApi, HostApi_TO, HostError, LogLevel, PluginDecl, PluginMod,
     PluginModRef, Region, Request, Response, RouteSpec, Scope, KV, BlockingTask, BlockingTaskBox,
-    BlockingTask_TO, DatasetSource, DatasetSourceBox, DatasetSource_TO, ErrorKind,
+    BlockingTask_TO, DatasetSource, DatasetSourceBox, DatasetSource_TO, ErrorKind, FileStat,
 };
 pub use error::{Error, Result};
 pub use handler::handler;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use moka::future::Cache;
 
-use crate::{check_chunk_index, variable, ChunkRef, DatasetMeta, Error, Result, SharedSource, Source};
+use crate::{check_chunk_index, variable, ChunkRef, DatasetMeta, Error, FileStat, Result, SharedSource, Source};
 
 type Key = (Arc<str>, Arc<str>, Vec<u64>);
 
@@ -70,6 +70,18 @@ impl Source for CachedSource {
 
     async fn chunk_ref(&self, name: &str, index: &[u64]) -> Result<ChunkRef> {
         self.inner.chunk_ref(name, index).await
+    }
+
+    fn files(&self) -> Vec<String> {
+        self.inner.files()
+    }
+
+    async fn stat_file(&self, file: &str) -> Result<FileStat> {
+        self.inner.stat_file(file).await
+    }
+
+    async fn read_file(&self, file: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
+        self.inner.read_file(file, offset, length).await
     }
 }
 

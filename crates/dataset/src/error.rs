@@ -49,6 +49,12 @@ pub enum Error {
         /// The configured limit.
         limit: u64,
     },
+    /// A file the dataset does not read from.
+    #[error("the dataset reads no file '{file}'")]
+    UnknownFile {
+        /// The path or URL asked for.
+        file: String,
+    },
     /// The source cannot answer this kind of read.
     #[error("not supported by this source: {what}")]
     Unsupported {

@@ -77,7 +77,33 @@ pub trait Source: Send + Sync {
         let _ = index;
         Err(Error::Unsupported { what: format!("chunk references of variable '{variable}'") })
     }
+
+    /// Paths or URLs of the files (objects) the stored chunks are read from, in the order
+    /// chunk references name them; empty for sources without files.
+    fn files(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Size and modification time of `file`, one of [`Source::files`].
+    ///
+    /// # Errors
+    /// [`Error::UnknownFile`] for a file the source does not read; [`Error::Read`] when it
+    /// cannot be reached.
+    async fn stat_file(&self, file: &str) -> Result<FileStat> {
+        Err(Error::UnknownFile { file: file.to_owned() })
+    }
+
+    /// `length` bytes at `offset` of `file`, one of [`Source::files`].
+    ///
+    /// # Errors
+    /// As [`Source::stat_file`]; [`Error::Read`] also for a range past the end.
+    async fn read_file(&self, file: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
+        let _ = (offset, length);
+        Err(Error::UnknownFile { file: file.to_owned() })
+    }
 }
+
+pub use cloudify_store::Stat as FileStat;
 
 /// Variables by name, in file order.
 pub type VariableMap = indexmap::IndexMap<String, VariableMeta>;

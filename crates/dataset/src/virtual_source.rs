@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     check_chunk_index,
     region::{fill_element, filled},
-    variable, ChunkRef, DatasetMeta, Error, Result, Source, VariableMeta,
+    variable, ChunkRef, DatasetMeta, Error, FileStat, Result, Source, VariableMeta,
 };
 
 /// Where one chunk's stored bytes are.
@@ -132,6 +132,15 @@ impl VirtualSource {
         Ok((var, chunk))
     }
 
+    /// `file` if the dataset reads it: no other path is ever opened on a client's behalf.
+    fn known_file<'f>(&self, file: &'f str) -> Result<&'f str> {
+        if self.dataset.files.iter().any(|known| known == file) {
+            Ok(file)
+        } else {
+            Err(Error::UnknownFile { file: file.to_owned() })
+        }
+    }
+
     async fn fetch(&self, chunk: &StoredChunk) -> Result<Option<Vec<u8>>> {
         match chunk {
             StoredChunk::Range { file, offset, length } => {
@@ -193,5 +202,20 @@ impl Source for VirtualSource {
             Some(StoredChunk::Missing) => Ok(ChunkRef::Missing),
             None => Ok(ChunkRef::Computed),
         }
+    }
+
+    fn files(&self) -> Vec<String> {
+        self.dataset.files.clone()
+    }
+
+    async fn stat_file(&self, file: &str) -> Result<FileStat> {
+        let file = self.known_file(file)?;
+        self.stores.stat(file).await.map_err(|e| Error::Read(e.to_string()))
+    }
+
+    async fn read_file(&self, file: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
+        let file = self.known_file(file)?;
+        let bytes = self.stores.read_range(file, offset, length).await.map_err(|e| Error::Read(e.to_string()))?;
+        Ok(bytes.to_vec())
     }
 }

@@ -1,6 +1,6 @@
 //! A cloudify dataset rendered as a Zarr store, shared by the plugins that serve one (zarr,
 //! kerchunk): the v2 and v3 metadata documents, chunk key parsing, the codecs chunks are
-//! served with (re-encoded or as stored), rechunking, and the HTTP validators of answers.
+//! served with (re-encoded or as stored), rechunking, kerchunk reference sets, and the HTTP validators of answers.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -8,10 +8,12 @@ mod codecs;
 mod http;
 mod keys;
 mod rechunk;
+mod refs;
 mod store;
 
 pub use codecs::{v2_declaration, CodecName, ServedCodec};
 pub use http::{not_modified, precondition_failed, reply, with_validators, Failure};
 pub use keys::{chunk_index, parse as parse_key, Format, Key};
 pub use rechunk::Rechunk;
+pub use refs::{v2_chunk_key, Reference, ReferenceSet};
 pub use store::{Array, Document, Store};

@@ -1,0 +1,120 @@
+//! kerchunk reference sets (spec version 1): a store's Zarr v2 metadata documents as JSON
+//! text, and per chunk where its stored bytes are (`[url, offset, length]`) or the bytes
+//! themselves (`"base64:..."`). fsspec's `ReferenceFileSystem` opens them.
+
+use base64::Engine as _;
+use indexmap::IndexMap;
+use serde_json::{json, Value};
+
+use crate::store::Store;
+
+/// Where one chunk's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    /// `length` bytes at `offset` of `url` (a path or URL).
+    Range {
+        /// Path or URL.
+        url: String,
+        /// Byte offset.
+        offset: u64,
+        /// Byte count.
+        length: u64,
+    },
+    /// The chunk's bytes.
+    Inline(Vec<u8>),
+}
+
+/// A reference set being built: metadata first, then chunks.
+#[derive(Debug, Clone, Default)]
+pub struct ReferenceSet {
+    refs: IndexMap<String, Value>,
+}
+
+/// The v2 key of chunk `index` (`tas/0.1.2`; `0` for a scalar).
+pub fn v2_chunk_key(var: &str, index: &[u64]) -> String {
+    if index.is_empty() {
+        return format!("{var}/0");
+    }
+    let index: Vec<String> = index.iter().map(u64::to_string).collect();
+    format!("{var}/{}", index.join("."))
+}
+
+impl ReferenceSet {
+    /// A set holding `store`'s Zarr v2 metadata (consolidated `.zmetadata` included) for the
+    /// arrays `arrays` (all when `None`).
+    pub fn new(store: &Store, arrays: Option<&[String]>) -> Self {
+        let wanted = |name: &str| arrays.is_none_or(|names| names.iter().any(|n| n == name));
+        let mut refs = IndexMap::new();
+        let mut consolidated = serde_json::Map::new();
+        let mut add = |key: String, refs: &mut IndexMap<String, Value>| {
+            if let Some(doc) = store.docs.get(&key) {
+                let text = String::from_utf8_lossy(&doc.body).into_owned();
+                consolidated.insert(key.clone(), serde_json::from_str(&text).unwrap_or(Value::Null));
+                refs.insert(key, Value::from(text));
+            }
+        };
+        add(".zgroup".to_owned(), &mut refs);
+        add(".zattrs".to_owned(), &mut refs);
+        for name in store.arrays.keys().filter(|name| wanted(name)) {
+            add(format!("{name}/.zarray"), &mut refs);
+            add(format!("{name}/.zattrs"), &mut refs);
+        }
+        let zmetadata = json!({"metadata": consolidated, "zarr_consolidated_format": 1});
+        refs.insert(".zmetadata".to_owned(), Value::from(zmetadata.to_string()));
+        Self { refs }
+    }
+
+    /// Adds chunk `index` of `var`.
+    pub fn insert_chunk(&mut self, var: &str, index: &[u64], reference: Reference) {
+        let value = match reference {
+            Reference::Range { url, offset, length } => json!([url, offset, length]),
+            Reference::Inline(bytes) => Value::from(format!("base64:{}", base64::engine::general_purpose::STANDARD.encode(bytes))),
+        };
+        self.refs.insert(v2_chunk_key(var, index), value);
+    }
+
+    /// The keys and references so far.
+    pub fn refs(&self) -> &IndexMap<String, Value> {
+        &self.refs
+    }
+
+    /// The set as kerchunk JSON, version 1.
+    pub fn to_json(&self) -> Vec<u8> {
+        json!({"version": 1, "refs": self.refs}).to_string().into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cloudify_sdk::meta::DatasetMeta;
+
+    use super::*;
+    use crate::codecs::{CodecName, ServedCodec};
+
+    #[test]
+    fn metadata_as_text_and_chunks_as_ranges_or_base64() {
+        let meta: DatasetMeta = serde_json::from_value(json!({
+            "id": "d", "attributes": {"title": "t"}, "dimensions": {"x": 4},
+            "variables": {
+                "a": {"dtype": "int16", "dimensions": ["x"], "shape": [4], "chunks": [2],
+                      "codecs": [{"name": "bytes", "configuration": {"endian": "big"}}]},
+                "h": {"dtype": "float64", "dimensions": [], "shape": [], "chunks": []},
+            }
+        }))
+        .unwrap();
+        let store = Store::new(&meta, 1, ServedCodec::new(CodecName::Source, None), None).unwrap();
+        let mut set = ReferenceSet::new(&store, Some(&["a".to_owned()]));
+        set.insert_chunk("a", &[1], Reference::Range { url: "/data/f.nc".to_owned(), offset: 100, length: 4 });
+        set.insert_chunk("h", &[], Reference::Inline(vec![0, 1, 255]));
+        let doc: Value = serde_json::from_slice(&set.to_json()).unwrap();
+        assert_eq!(doc["version"], 1);
+        let zarray: Value = serde_json::from_str(doc["refs"]["a/.zarray"].as_str().unwrap()).unwrap();
+        assert_eq!(zarray["dtype"], ">i2");
+        assert!(doc["refs"].get("h/.zarray").is_none());
+        assert_eq!(doc["refs"]["a/1"], json!(["/data/f.nc", 100, 4]));
+        assert_eq!(doc["refs"]["h/0"], "base64:AAH/");
+        let zmetadata: Value = serde_json::from_str(doc["refs"][".zmetadata"].as_str().unwrap()).unwrap();
+        assert_eq!(zmetadata["metadata"]["a/.zarray"], zarray);
+        assert_eq!(zmetadata["metadata"][".zattrs"]["title"], "t");
+    }
+}

@@ -1,0 +1,137 @@
+//! `/kerchunk/{key}`: metadata documents declaring the source codecs, and chunks as stored,
+//! through a bytes-bounded cache.
+
+use std::{sync::Arc, time::Duration};
+
+use cloudify_sdk::{abi_stable::std_types::RStr, ChunkRef, ErrorKind, Host, HostExt, Request, Response};
+use cloudify_zarr_store::{chunk_index, parse_key, reply, Array, CodecName, Document, Failure, Key, ServedCodec, Store};
+use percent_encoding::percent_decode_str;
+
+use crate::config::Config;
+
+/// How long a dataset's rendered metadata is reused before it is fetched from the host again.
+const METADATA_TTL: Duration = Duration::from_secs(30);
+
+/// Names one stored chunk in the cache (v2 and v3 keys share the bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ChunkId {
+    dataset: String,
+    generation: u64,
+    var: String,
+    index: Vec<u64>,
+}
+
+/// The plugin's state: config, rendered stores and the stored-chunk cache.
+pub(crate) struct KerchunkService {
+    pub(crate) config: Config,
+    stores: moka::sync::Cache<String, Arc<Store>>,
+    chunks: moka::future::Cache<ChunkId, Arc<Document>>,
+}
+
+/// The 409 of chunks that have no stored bytes to pass on.
+pub(crate) fn not_stored(id: &str, var: &str, why: &str) -> Failure {
+    Failure {
+        status: 409,
+        message: format!("chunks of '{var}' {why}, so they cannot be served as stored; read them re-encoded from /datasets/{id}/zarr/"),
+    }
+}
+
+impl KerchunkService {
+    pub(crate) fn new(config: Config) -> Self {
+        let chunks = moka::future::Cache::builder()
+            .max_capacity(config.cache_bytes)
+            .weigher(|_, doc: &Arc<Document>| u32::try_from(doc.body.len()).unwrap_or(u32::MAX))
+            .build();
+        Self { stores: moka::sync::Cache::builder().time_to_live(METADATA_TTL).build(), chunks, config }
+    }
+
+    /// Answers `GET`/`HEAD /datasets/{id}/kerchunk/{key}`.
+    pub(crate) async fn answer(&self, host: &Host, req: &Request) -> Response {
+        self.try_answer(host, req).await.unwrap_or_else(Response::from)
+    }
+
+    async fn try_answer(&self, host: &Host, req: &Request) -> Result<Response, Failure> {
+        let id = req.dataset_id().unwrap_or_default();
+        let key = percent_decode_str(req.param("key").unwrap_or_default())
+            .decode_utf8()
+            .map_err(|_| Failure::not_found("the key is not UTF-8".to_owned()))?;
+        let store = self.store(host, id)?;
+        let unknown_var = |var: &str| Failure::not_found(format!("no variable '{var}' in dataset '{id}'"));
+        let cache_control = &self.config.cache_control;
+        match parse_key(&key) {
+            None => Err(Failure::not_found(format!("'{key}' is no Zarr metadata or chunk key"))),
+            Some(Key::Metadata { var }) => {
+                let doc = store.docs.get(&*key).ok_or_else(|| unknown_var(var.unwrap_or_default()))?;
+                Ok(reply(req, doc, store.last_modified, cache_control, "application/json"))
+            }
+            Some(Key::Chunk { var, index, format }) => {
+                let array = store.arrays.get(var).ok_or_else(|| unknown_var(var))?;
+                let grid = array.grid();
+                let index = chunk_index(&index, format, grid.len()).ok_or_else(|| {
+                    Failure::not_found(format!("chunk key '{key}' does not fit the {} dimensions of '{var}'", grid.len()))
+                })?;
+                if index.iter().zip(&grid).any(|(i, n)| i >= n) {
+                    return Err(Failure::not_found(format!("chunk {index:?} is outside the chunk grid {grid:?} of '{var}'")));
+                }
+                let doc = self.chunk(host, id, &store, var, array, index).await?;
+                Ok(reply(req, &doc, store.last_modified, cache_control, "application/octet-stream"))
+            }
+        }
+    }
+
+    /// The dataset `id` as a store of its stored chunks, rendered at most every
+    /// [`METADATA_TTL`].
+    pub(crate) fn store(&self, host: &Host, id: &str) -> Result<Arc<Store>, Failure> {
+        if let Some(store) = self.stores.get(id) {
+            return Ok(store);
+        }
+        let json = host.dataset_metadata(RStr::from_str(id)).into_result().map_err(cloudify_sdk::Error::Host)?;
+        let meta = serde_json::from_str(&json).map_err(cloudify_sdk::Error::Json)?;
+        let generation = xxhash_rust::xxh3::xxh3_64(json.as_bytes());
+        let codec = ServedCodec::new(CodecName::Source, None);
+        let store = Store::new(&meta, generation, codec, None).map_err(|message| Failure { status: 500, message })?;
+        let store = Arc::new(store);
+        self.stores.insert(id.to_owned(), Arc::clone(&store));
+        Ok(store)
+    }
+
+    /// One stored chunk, from the cache or read; concurrent requests share one read.
+    async fn chunk(&self, host: &Host, id: &str, store: &Store, var: &str, array: &Array, index: Vec<u64>) -> Result<Arc<Document>, Failure> {
+        if !array.stored_bytes {
+            return Err(not_stored(id, var, "are stored with codecs that Zarr v2 cannot declare"));
+        }
+        let read = async {
+            let bytes = stored_chunk(host, id, var, array, &index).await?;
+            Ok::<_, Failure>(Arc::new(Document::new(bytes.into())))
+        };
+        if self.config.cache_bytes == 0 {
+            return read.await;
+        }
+        let key = ChunkId { dataset: id.to_owned(), generation: store.generation, var: var.to_owned(), index: index.clone() };
+        self.chunks.try_get_with(key, read).await.map_err(|failure| (*failure).clone())
+    }
+}
+
+/// The bytes of one chunk as stored; a never-written chunk is its fill value encoded with
+/// the source chain (the same bytes the library would have written).
+pub(crate) async fn stored_chunk(host: &Host, id: &str, var: &str, array: &Array, index: &[u64]) -> Result<Vec<u8>, Failure> {
+    match host.raw_chunk(id, var, index).await {
+        Ok(bytes) => return Ok(bytes.into_vec()),
+        Err(cloudify_sdk::Error::Host(err)) if err.kind == ErrorKind::UNSUPPORTED => {}
+        Err(err) => return Err(err.into()),
+    }
+    match host.chunk_ref(id, var, index).await? {
+        ChunkRef::Missing => encode_values(host, id, var, array, index).await,
+        ChunkRef::Inline(bytes) => Ok(bytes.into_vec()),
+        ChunkRef::Range { .. } => Err(Failure { status: 500, message: format!("chunk {index:?} of '{var}' could not be read") }),
+        ChunkRef::Computed => Err(not_stored(id, var, "are read through the source library or computed")),
+    }
+}
+
+/// Chunk `index` of `var` decoded by the host and encoded with the array's declared chain.
+pub(crate) async fn encode_values(host: &Host, id: &str, var: &str, array: &Array, index: &[u64]) -> Result<Vec<u8>, Failure> {
+    let values = host.chunk(id, var, index).await?;
+    let encoder = Arc::clone(array.encoder(cloudify_zarr_store::Format::V2));
+    let encoded = host.run_blocking(move || encoder.encode(&values)).await?;
+    encoded.map_err(|err| Failure { status: 500, message: format!("chunk of '{var}': {err}") })
+}
