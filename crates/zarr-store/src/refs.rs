@@ -2,11 +2,13 @@
 //! text, and per chunk where its stored bytes are (`[url, offset, length]`) or the bytes
 //! themselves (`"base64:..."`). fsspec's `ReferenceFileSystem` opens them.
 
+use std::future::Future;
+
 use base64::Engine as _;
 use indexmap::IndexMap;
 use serde_json::{json, Value};
 
-use crate::store::Store;
+use crate::{http::Failure, store::Store};
 
 /// Where one chunk's bytes are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +84,111 @@ impl ReferenceSet {
     pub fn to_json(&self) -> Vec<u8> {
         json!({"version": 1, "refs": self.refs}).to_string().into_bytes()
     }
+}
+
+/// Where a chunk's bytes are, as the data plane knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Located {
+    /// `length` bytes at `offset` of `url`.
+    Range {
+        /// Path or URL.
+        url: String,
+        /// Byte offset.
+        offset: u64,
+        /// Byte count.
+        length: u64,
+    },
+    /// The stored bytes themselves.
+    Inline(Vec<u8>),
+    /// Never written: all fill value.
+    Missing,
+    /// No stored bytes (read through the source library, or computed).
+    NotStored,
+}
+
+/// What building a reference set needs from the data plane (the host's API in a plugin,
+/// the sources themselves in the command line tool).
+pub trait ChunkAccess: Sync {
+    /// Where chunk `index` of `var` is stored.
+    fn locate(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Located, Failure>> + Send;
+    /// The stored bytes of chunk `index` of `var`.
+    fn stored(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Failure>> + Send;
+    /// Chunk `index` of `var` decoded, then encoded with the store's declared v2 chain.
+    fn encoded(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Failure>> + Send;
+}
+
+/// How chunks enter a reference set.
+#[derive(Debug, Clone, Copy)]
+pub struct Inlining {
+    /// Stored chunks smaller than this are inlined.
+    pub threshold: u64,
+    /// Most bytes inlined for chunks without stored bytes; beyond, the set is refused (409).
+    pub max_encoded_bytes: u64,
+}
+
+/// Every chunk index of a grid, in C order.
+pub fn grid_indices(grid: &[u64]) -> impl Iterator<Item = Vec<u64>> + '_ {
+    let total: u64 = grid.iter().product();
+    (0..total).map(move |mut flat| {
+        let mut index = vec![0; grid.len()];
+        for axis in (0..grid.len()).rev() {
+            index[axis] = flat % grid[axis];
+            flat /= grid[axis];
+        }
+        index
+    })
+}
+
+/// Whether the array's v2 metadata declares a fill value (else Zarr fills absent chunks with
+/// zeros, not with what the source library reads).
+fn has_fill_value(store: &Store, var: &str) -> bool {
+    let zarray = store.docs.get(&format!("{var}/.zarray"));
+    let fill = zarray.and_then(|doc| serde_json::from_slice::<Value>(&doc.body).ok()).map(|z| z["fill_value"].clone());
+    !matches!(fill, None | Some(Value::Null))
+}
+
+/// The reference set of `store` (rendered with the `source` codec): stored chunks as ranges
+/// with their URLs mapped by `target`, small ones inlined; chunks without stored bytes (and
+/// never-written chunks of arrays without a declared fill value) inlined as encoded.
+///
+/// # Errors
+/// What `access` fails with; 409 when more than `max_encoded_bytes` would be inlined.
+pub async fn reference_set(
+    store: &Store,
+    access: &impl ChunkAccess,
+    inlining: Inlining,
+    target: impl Fn(String) -> String,
+) -> Result<ReferenceSet, Failure> {
+    let mut set = ReferenceSet::new(store, None);
+    let mut encoded_bytes = 0u64;
+    for (var, array) in &store.arrays {
+        let fills_missing = has_fill_value(store, var);
+        for index in grid_indices(&array.grid()) {
+            let reference = match access.locate(var, &index).await? {
+                Located::Range { length, .. } if array.stored_bytes && length < inlining.threshold => {
+                    Reference::Inline(access.stored(var, &index).await?)
+                }
+                Located::Range { url, offset, length } if array.stored_bytes => Reference::Range { url: target(url), offset, length },
+                Located::Inline(bytes) if array.stored_bytes => Reference::Inline(bytes),
+                // Zarr fills absent keys with the declared fill value.
+                Located::Missing if fills_missing => continue,
+                _ => {
+                    let bytes = access.encoded(var, &index).await?;
+                    encoded_bytes += bytes.len() as u64;
+                    if encoded_bytes > inlining.max_encoded_bytes {
+                        let message = format!(
+                            "chunks of '{var}' have no stored bytes and inlining them would pass {} bytes; read them from /zarr",
+                            inlining.max_encoded_bytes
+                        );
+                        return Err(Failure { status: 409, message });
+                    }
+                    Reference::Inline(bytes)
+                }
+            };
+            set.insert_chunk(var, &index, reference);
+        }
+    }
+    Ok(set)
 }
 
 #[cfg(test)]

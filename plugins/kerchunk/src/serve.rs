@@ -120,7 +120,11 @@ pub(crate) async fn stored_chunk(host: &Host, id: &str, var: &str, array: &Array
         Err(cloudify_sdk::Error::Host(err)) if err.kind == ErrorKind::UNSUPPORTED => {}
         Err(err) => return Err(err.into()),
     }
-    match host.chunk_ref(id, var, index).await? {
+    let reference = match host.chunk_ref(id, var, index).await {
+        Err(cloudify_sdk::Error::Host(err)) if err.kind == ErrorKind::UNSUPPORTED => ChunkRef::Computed,
+        other => other?,
+    };
+    match reference {
         ChunkRef::Missing => encode_values(host, id, var, array, index).await,
         ChunkRef::Inline(bytes) => Ok(bytes.into_vec()),
         ChunkRef::Range { .. } => Err(Failure { status: 500, message: format!("chunk {index:?} of '{var}' could not be read") }),
