@@ -113,9 +113,25 @@ fn is_zarr(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "zarr") || [".zgroup", "zarr.json"].iter().any(|f| path.join(f).is_file())
 }
 
-/// A dataset at a URL (HTTP, S3): a Zarr store, or a NetCDF classic file read by its header.
+/// Whether `location` is a kerchunk reference set (JSON).
+fn is_reference_set(location: &str) -> bool {
+    location.ends_with(".json")
+}
+
+/// A kerchunk reference set served as the dataset it describes.
+fn open_references(location: &str, id: &str, stores: &Arc<Stores>) -> Result<SharedSource, String> {
+    let dataset = tokio::runtime::Handle::current().block_on(cloudify_refs::open(location, id, stores)).map_err(|e| e.to_string())?;
+    let source = VirtualSource::new(dataset, Arc::clone(stores), None).map_err(|e| e.to_string())?;
+    Ok(Arc::new(source))
+}
+
+/// A dataset at a URL (HTTP, S3): a Zarr store, a kerchunk reference set, or a NetCDF
+/// classic file read by its header.
 fn open_remote(location: &str, id: &str, stores: &Arc<Stores>) -> Result<SharedSource, String> {
     let runtime = tokio::runtime::Handle::current();
+    if is_reference_set(location) {
+        return open_references(location, id, stores);
+    }
     if location.trim_end_matches('/').ends_with(".zarr") {
         let source = runtime.block_on(ZarrSource::open(location, id, Arc::clone(stores))).map_err(|e| e.to_string())?;
         return Ok(Arc::new(source));
@@ -129,6 +145,9 @@ fn open_entry(entry: &Entry, cache: &Path, stores: &Arc<Stores>) -> Result<(Shar
     let location = entry.path.to_string_lossy();
     if Stores::is_remote(&location) {
         return open_remote(&location, &entry.id, stores).map(|source| (source, Origin::Scanned));
+    }
+    if is_reference_set(&location) {
+        return open_references(&location, &entry.id, stores).map(|source| (source, Origin::Scanned));
     }
     if is_zarr(&entry.path) {
         let location = entry.path.to_string_lossy();

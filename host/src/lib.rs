@@ -10,6 +10,7 @@ pub mod error;
 mod host_api;
 pub mod loader;
 mod openapi;
+pub mod refs_scan;
 pub mod registry;
 mod routes;
 

@@ -8,6 +8,7 @@ use cloudify::{
     config::Config,
     datasets::open_all,
     loader::{self, candidate_files},
+    refs_scan::scan_references,
 };
 use cloudify_store::Stores;
 use tracing_subscriber::EnvFilter;
@@ -37,6 +38,29 @@ enum Command {
     Plugins,
     /// Check the configuration and print it as the server would use it.
     CheckConfig,
+    /// kerchunk reference sets.
+    #[command(subcommand)]
+    Refs(RefsCommand),
+}
+
+#[derive(Subcommand)]
+enum RefsCommand {
+    /// Write the reference set of NetCDF files (joined along a dimension when several), as
+    /// kerchunk's SingleHdf5ToZarr / NetCDF3ToZarr (+ MultiZarrToZarr) would.
+    Scan {
+        /// NetCDF3 or NetCDF4 files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Dimension to join several files along (default: their unlimited dimension).
+        #[arg(long)]
+        concat_dim: Option<String>,
+        /// Output file (kerchunk JSON, version 1).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Chunks smaller than this many bytes are inlined.
+        #[arg(long, default_value_t = 500)]
+        inline_threshold: u64,
+    },
 }
 
 fn init_logging(format: &str) {
@@ -96,6 +120,22 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Refs(RefsCommand::Scan { files, concat_dim, output, inline_threshold }) => {
+            if output.extension().is_some_and(|e| e != "json") {
+                eprintln!("cloudify: only kerchunk JSON is written (-o FILE.json)");
+                return ExitCode::from(2);
+            }
+            let written = runtime
+                .block_on(scan_references(&files, concat_dim.as_deref(), inline_threshold))
+                .and_then(|json| std::fs::write(&output, json).map_err(|e| e.to_string()));
+            match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("cloudify: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::CheckConfig => match toml::to_string_pretty(&config) {
             Ok(text) => {
                 println!("# configuration OK\n{text}");

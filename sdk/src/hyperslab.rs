@@ -1,6 +1,16 @@
 //! Hyperslab copies between little-endian C-order buffers: assembling regions from chunks and
 //! padding edge chunks to the full chunk shape.
 
+/// The chunk index at position `flat` of a C-order walk over a chunk `grid`.
+pub fn unravel(mut flat: u64, grid: &[u64]) -> Vec<u64> {
+    let mut index = vec![0; grid.len()];
+    for d in (0..grid.len()).rev() {
+        index[d] = flat % grid[d];
+        flat /= grid[d];
+    }
+    index
+}
+
 /// A C-order buffer's shape together with the element size.
 #[derive(Clone, Copy)]
 pub struct Layout<'a> {

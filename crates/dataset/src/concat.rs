@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use cloudify_sdk::hyperslab::unravel;
 use cloudify_store::Stores;
 use serde_json::json;
 
@@ -19,16 +20,6 @@ pub(crate) const MAX_INLINE_BYTES: u64 = 64 << 20;
 
 fn mismatch(what: String) -> Error {
     Error::Unsupported { what: format!("concatenating files: {what}") }
-}
-
-/// Positions of chunk `flat` (C order) over `grid`.
-fn unravel(mut flat: u64, grid: &[u64]) -> Vec<u64> {
-    let mut index = vec![0; grid.len()];
-    for d in (0..grid.len()).rev() {
-        index[d] = flat % grid[d];
-        flat /= grid[d];
-    }
-    index
 }
 
 fn ravel(index: &[u64], grid: &[u64]) -> usize {

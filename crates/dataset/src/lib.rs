@@ -14,6 +14,7 @@ mod virtual_source;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+pub use cloudify_sdk::hyperslab;
 pub use cloudify_sdk::meta::{DataType, DatasetMeta, VariableMeta};
 
 pub use chunk_cache::{CachedSource, ChunkCache};

@@ -5,6 +5,7 @@
 use std::future::Future;
 
 use base64::Engine as _;
+use cloudify_sdk::hyperslab::unravel;
 use indexmap::IndexMap;
 use serde_json::{json, Value};
 
@@ -128,15 +129,7 @@ pub struct Inlining {
 
 /// Every chunk index of a grid, in C order.
 pub fn grid_indices(grid: &[u64]) -> impl Iterator<Item = Vec<u64>> + '_ {
-    let total: u64 = grid.iter().product();
-    (0..total).map(move |mut flat| {
-        let mut index = vec![0; grid.len()];
-        for axis in (0..grid.len()).rev() {
-            index[axis] = flat % grid[axis];
-            flat /= grid[axis];
-        }
-        index
-    })
+    (0..grid.iter().product::<u64>()).map(|flat| unravel(flat, grid))
 }
 
 /// Whether the array's v2 metadata declares a fill value (else Zarr fills absent chunks with

@@ -57,13 +57,14 @@ fn dtype(name: &str) -> Option<DataType> {
     })
 }
 
-type Storage = AsyncReadableListableStorage;
+/// A zarrs store that can list its keys.
+pub type Storage = AsyncReadableListableStorage;
 
 /// A Zarr store served as a dataset.
 pub struct ZarrSource {
     location: String,
     meta: Arc<DatasetMeta>,
-    arrays: HashMap<String, Array<dyn zarrs::storage::AsyncReadableListableStorageTraits>>,
+    arrays: Arrays,
     stores: Arc<Stores>,
 }
 
@@ -136,6 +137,64 @@ async fn consolidated_names(group_json: &Value, location: &str, stores: &Stores)
     Some(keys.filter_map(|k| k.strip_suffix("/.zarray")).filter(|k| direct_child(k)).map(str::to_owned).collect())
 }
 
+/// The zarrs arrays of a store by name.
+type Arrays = HashMap<String, Array<dyn zarrs::storage::AsyncReadableListableStorageTraits>>;
+
+/// The dataset a store's root group describes: arrays `names` opened from `storage` (those
+/// of types not served yet left out with a warning), their dimensions, and `group_json`'s
+/// attributes.
+async fn describe(storage: &Storage, group_json: &Value, names: Vec<String>, location: &str, id: &str) -> Result<(DatasetMeta, Arrays)> {
+    let fail = |reason: String| Error::Open { location: location.to_owned(), reason };
+    let mut variables = cloudify_dataset::VariableMap::new();
+    let mut arrays = HashMap::new();
+    let mut dimensions = Vec::<(String, u64)>::new();
+    for name in names {
+        let path = format!("/{name}");
+        let array = Array::async_open(Arc::clone(storage), &path).await.map_err(|e| fail(e.to_string()))?;
+        // A v2 array's own fill value: null stays null (v3 conversion would make it 0).
+        let v2_fill = match array.metadata() {
+            zarrs::array::ArrayMetadata::V2(v2) => Some(serde_json::to_value(v2).unwrap_or_default()["fill_value"].take()),
+            _ => None,
+        };
+        match variable_meta(&name, &v3_json(&array), v2_fill) {
+            Ok(var) => {
+                for (dim, &len) in var.dimensions.iter().zip(&var.shape) {
+                    if !dimensions.iter().any(|(d, _)| d == dim) {
+                        dimensions.push((dim.clone(), len));
+                    }
+                }
+                variables.insert(name.clone(), var);
+                arrays.insert(name, array);
+            }
+            Err(reason) => tracing::warn!(store = location, array = name, "array not served: {reason}"),
+        }
+    }
+    let meta = DatasetMeta {
+        id: id.to_owned(),
+        attributes: group_json["attributes"].as_object().cloned().unwrap_or_default(),
+        dimensions: dimensions.into_iter().collect(),
+        unlimited: Vec::new(),
+    last_modified: None,
+        variables,
+    };
+    Ok((meta, arrays))
+}
+
+/// The dataset described by the Zarr v2 or v3 metadata documents in `storage` (a store that
+/// can list its keys), without its chunks: what a kerchunk reference set declares.
+///
+/// # Errors
+/// [`Error::Open`] when the documents are no readable Zarr group.
+pub async fn describe_storage(storage: Storage, location: &str, id: &str) -> Result<DatasetMeta> {
+    let fail = |reason: String| Error::Open { location: location.to_owned(), reason };
+    let group = Group::async_open(Arc::clone(&storage), "/").await.map_err(|e| fail(e.to_string()))?;
+    let options = GroupMetadataOptions::default().with_metadata_convert_version(MetadataConvertVersion::V3);
+    let group_json = serde_json::to_value(group.metadata_opt(&options)).unwrap_or_default();
+    let paths = group.async_child_array_paths().await.map_err(|e| fail(e.to_string()))?;
+    let names = paths.iter().map(|p| p.as_str().trim_start_matches('/').to_owned()).collect();
+    Ok(describe(&storage, &group_json, names, location, id).await?.0)
+}
+
 impl ZarrSource {
     /// Opens the root group at `location` (a folder path or URL) as dataset `id`. Arrays of
     /// types not served yet are left out with a warning; sub-groups too.
@@ -156,38 +215,7 @@ impl ZarrSource {
                 .await
                 .ok_or_else(|| fail(format!("cannot list the store ({err}) and it has no consolidated metadata")))?,
         };
-        let mut variables = cloudify_dataset::VariableMap::new();
-        let mut arrays = HashMap::new();
-        let mut dimensions = Vec::<(String, u64)>::new();
-        for name in names {
-            let path = format!("/{name}");
-            let array = Array::async_open(Arc::clone(&storage), &path).await.map_err(|e| fail(e.to_string()))?;
-            // A v2 array's own fill value: null stays null (v3 conversion would make it 0).
-            let v2_fill = match array.metadata() {
-                zarrs::array::ArrayMetadata::V2(v2) => Some(serde_json::to_value(v2).unwrap_or_default()["fill_value"].take()),
-                _ => None,
-            };
-            match variable_meta(&name, &v3_json(&array), v2_fill) {
-                Ok(var) => {
-                    for (dim, &len) in var.dimensions.iter().zip(&var.shape) {
-                        if !dimensions.iter().any(|(d, _)| d == dim) {
-                            dimensions.push((dim.clone(), len));
-                        }
-                    }
-                    variables.insert(name.clone(), var);
-                    arrays.insert(name, array);
-                }
-                Err(reason) => tracing::warn!(store = location, array = name, "array not served: {reason}"),
-            }
-        }
-        let meta = DatasetMeta {
-            id: id.to_owned(),
-            attributes: group_json["attributes"].as_object().cloned().unwrap_or_default(),
-            dimensions: dimensions.into_iter().collect(),
-            unlimited: Vec::new(),
-        last_modified: None,
-            variables,
-        };
+        let (meta, arrays) = describe(&storage, &group_json, names, location, id).await?;
         Ok(Self { location: location.trim_end_matches('/').to_owned(), meta: Arc::new(meta), arrays, stores })
     }
 

@@ -1,0 +1,328 @@
+//! kerchunk reference sets as dataset sources: JSON of spec version 0 and 1 (templates and
+//! `gen` entries expanded, inline data as text or `base64:`), whose targets are local files,
+//! HTTP or S3 objects. A reference set is a [`VirtualDataset`]: its Zarr metadata documents
+//! describe the arrays, its references say where each chunk's bytes are.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use cloudify_dataset::{hyperslab::unravel, DatasetMeta, StoredChunk, VariableChunks, VirtualDataset};
+use cloudify_store::Stores;
+use indexmap::IndexMap;
+use object_store::{memory::InMemory, path::Path as StorePath, ObjectStoreExt as _, PutPayload};
+use serde_json::{Map, Value};
+use zarrs_object_store::AsyncObjectStore;
+
+/// What can go wrong opening a reference set.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Unreadable, not a reference set, or describing no Zarr group.
+    #[error("{location} is not a usable kerchunk reference set: {reason}")]
+    Open {
+        /// Path or URL of the reference set.
+        location: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One key of a reference set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// The value itself (metadata documents, small chunks).
+    Inline(Vec<u8>),
+    /// Bytes of another object: `length` bytes at `offset`, or the whole object.
+    Range {
+        /// Path or URL.
+        url: String,
+        /// Byte offset.
+        offset: u64,
+        /// Byte count; `None` for the whole object.
+        length: Option<u64>,
+    },
+}
+
+/// Inline data: `base64:` text, else the text's own bytes.
+fn inline(text: &str) -> Result<Vec<u8>, String> {
+    match text.strip_prefix("base64:") {
+        Some(encoded) => base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|e| format!("bad base64: {e}")),
+        None => Ok(text.as_bytes().to_vec()),
+    }
+}
+
+/// jinja2 rendering of kerchunk's `{{name}}` templates and `gen` expressions.
+struct Templates {
+    env: minijinja::Environment<'static>,
+    values: Map<String, Value>,
+}
+
+impl Templates {
+    fn render(&self, text: &str, extra: &Map<String, Value>) -> Result<String, String> {
+        if !text.contains("{{") {
+            return Ok(text.to_owned());
+        }
+        let mut context = self.values.clone();
+        context.extend(extra.clone());
+        self.env.render_str(text, &context).map_err(|e| format!("template {text:?}: {e}"))
+    }
+}
+
+fn integer(value: &Value, what: &str) -> Result<u64, String> {
+    match value {
+        Value::Number(n) => n.as_u64().ok_or_else(|| format!("{what} is not a byte count: {n}")),
+        Value::String(s) => s.trim().parse().map_err(|_| format!("{what} is not a byte count: {s:?}")),
+        other => Err(format!("{what} is not a byte count: {other}")),
+    }
+}
+
+fn entry(value: &Value, templates: &Templates) -> Result<Entry, String> {
+    let none = Map::new();
+    match value {
+        Value::String(text) => inline(text).map(Entry::Inline),
+        // Some writers keep metadata documents as JSON objects.
+        Value::Object(_) => Ok(Entry::Inline(value.to_string().into_bytes())),
+        Value::Array(parts) => {
+            let url = parts.first().and_then(Value::as_str).ok_or("a reference without a URL")?;
+            let url = templates.render(url, &none)?;
+            match parts.as_slice() {
+                [_] => Ok(Entry::Range { url, offset: 0, length: None }),
+                [_, offset, length] => Ok(Entry::Range { url, offset: integer(offset, "offset")?, length: Some(integer(length, "length")?) }),
+                _ => Err(format!("a reference of {} parts", parts.len())),
+            }
+        }
+        other => Err(format!("unexpected reference {other}")),
+    }
+}
+
+/// The values a `gen` dimension takes: `{start, stop, step}` or a list.
+fn dimension_values(spec: &Value) -> Result<Vec<Value>, String> {
+    match spec {
+        Value::Array(values) => Ok(values.clone()),
+        Value::Object(range) => {
+            let get = |key: &str, default: i64| range.get(key).and_then(Value::as_i64).unwrap_or(default);
+            let (start, stop, step) = (get("start", 0), get("stop", 0), get("step", 1));
+            if step <= 0 {
+                return Err("a gen dimension with a step below 1".to_owned());
+            }
+            Ok((start..stop).step_by(step as usize).map(Value::from).collect())
+        }
+        other => Err(format!("unexpected gen dimension {other}")),
+    }
+}
+
+/// Expands one `gen` entry: a key, URL, offset and length template over the product of its
+/// dimensions.
+fn expand_gen(gen: &Value, templates: &Templates, out: &mut IndexMap<String, Entry>) -> Result<(), String> {
+    let text = |key: &str| -> String {
+        match &gen[key] {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        }
+    };
+    let dims: Vec<(String, Vec<Value>)> = gen["dimensions"]
+        .as_object()
+        .ok_or("a gen entry without dimensions")?
+        .iter()
+        .map(|(name, spec)| Ok((name.clone(), dimension_values(spec)?)))
+        .collect::<Result<_, String>>()?;
+    let grid: Vec<u64> = dims.iter().map(|(_, values)| values.len() as u64).collect();
+    for flat in 0..grid.iter().product::<u64>() {
+        let position = unravel(flat, &grid);
+        let context: Map<String, Value> =
+            dims.iter().zip(&position).map(|((name, values), &i)| (name.clone(), values[i as usize].clone())).collect();
+        let key = templates.render(&text("key"), &context)?;
+        let url = templates.render(&text("url"), &context)?;
+        let entry = match (gen.get("offset"), gen.get("length")) {
+            (Some(_), Some(_)) => Entry::Range {
+                url,
+                offset: integer(&Value::from(templates.render(&text("offset"), &context)?), "offset")?,
+                length: Some(integer(&Value::from(templates.render(&text("length"), &context)?), "length")?),
+            },
+            _ => Entry::Range { url, offset: 0, length: None },
+        };
+        out.insert(key, entry);
+    }
+    Ok(())
+}
+
+/// Parses kerchunk JSON: version 1 (`refs`, `templates`, `gen`) or version 0 (the
+/// references themselves).
+///
+/// # Errors
+/// Text that is no reference set.
+pub fn parse_json(text: &[u8]) -> Result<IndexMap<String, Entry>, String> {
+    let doc: Value = serde_json::from_slice(text).map_err(|e| format!("not JSON: {e}"))?;
+    let (refs, template_values, gens) = match doc.get("version") {
+        Some(version) if version == 1 => (
+            doc["refs"].as_object().ok_or("version 1 without refs")?,
+            doc.get("templates").and_then(Value::as_object).cloned().unwrap_or_default(),
+            doc.get("gen").and_then(Value::as_array).cloned().unwrap_or_default(),
+        ),
+        Some(other) => return Err(format!("unknown version {other}")),
+        None => (doc.as_object().ok_or("not a JSON object")?, Map::new(), Vec::new()),
+    };
+    let templates = Templates { env: minijinja::Environment::new(), values: template_values };
+    let mut entries = IndexMap::new();
+    for gen in &gens {
+        expand_gen(gen, &templates, &mut entries)?;
+    }
+    for (key, value) in refs {
+        entries.insert(key.clone(), entry(value, &templates).map_err(|e| format!("key {key}: {e}"))?);
+    }
+    Ok(entries)
+}
+
+/// Metadata document names of Zarr v2 and v3.
+const DOCUMENTS: [&str; 5] = [".zgroup", ".zattrs", ".zarray", ".zmetadata", "zarr.json"];
+
+/// The chunk key of `index` in the reference set, as its metadata writes keys.
+fn chunk_key(name: &str, index: &[u64], entries: &IndexMap<String, Entry>) -> String {
+    let zarray = match entries.get(&format!("{name}/.zarray")) {
+        Some(Entry::Inline(bytes)) => serde_json::from_slice::<Value>(bytes).ok(),
+        _ => None,
+    };
+    let joined = |sep: &str| index.iter().map(u64::to_string).collect::<Vec<_>>().join(sep);
+    match zarray {
+        Some(_) if index.is_empty() => format!("{name}/0"),
+        Some(zarray) => format!("{name}/{}", joined(zarray["dimension_separator"].as_str().unwrap_or("."))),
+        None if index.is_empty() => format!("{name}/c"),
+        None => format!("{name}/c/{}", joined("/")),
+    }
+}
+
+/// Where `url` points, read from a reference set at `location`: relative paths are relative
+/// to the set's folder.
+fn resolve(url: &str, location: &str) -> String {
+    if url.contains("://") || url.starts_with('/') {
+        return url.to_owned();
+    }
+    match location.rsplit_once('/') {
+        Some((folder, _)) => format!("{folder}/{url}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Opens the reference set at `location` (a path or URL) as dataset `id`.
+///
+/// # Errors
+/// [`Error::Open`]: unreadable, no reference set, no Zarr group, or a whole-object
+/// reference whose size cannot be found.
+pub async fn open(location: &str, id: &str, stores: &Arc<Stores>) -> Result<VirtualDataset> {
+    let fail = |reason: String| Error::Open { location: location.to_owned(), reason };
+    let text = stores.read_all(location).await.map_err(|e| fail(e.to_string()))?;
+    let entries = parse_json(&text).map_err(fail)?;
+    let mut meta = describe(&entries, location, id).await?;
+    meta.last_modified = stores.stat(location).await.ok().map(|stat| stat.modified);
+
+    let mut files: Vec<String> = Vec::new();
+    let mut chunks = IndexMap::new();
+    for (name, var) in &meta.variables {
+        let grid = var.chunk_grid();
+        let mut stored = Vec::new();
+        for flat in 0..grid.iter().product::<u64>() {
+            let index = unravel(flat, &grid);
+            stored.push(match entries.get(&chunk_key(name, &index, &entries)) {
+                None => StoredChunk::Missing,
+                Some(Entry::Inline(bytes)) => StoredChunk::Inline(bytes.clone()),
+                Some(Entry::Range { url, offset, length }) => {
+                    let url = resolve(url, location);
+                    let length = match length {
+                        Some(length) => *length,
+                        None => stores.stat(&url).await.map_err(|e| fail(e.to_string()))?.size - offset,
+                    };
+                    let file = files.iter().position(|f| *f == url).unwrap_or_else(|| {
+                        files.push(url);
+                        files.len() - 1
+                    });
+                    StoredChunk::Range { file: file as u32, offset: *offset, length }
+                }
+            });
+        }
+        chunks.insert(name.clone(), VariableChunks::Stored(stored));
+    }
+    Ok(VirtualDataset { meta, files, chunks })
+}
+
+/// The dataset the set's metadata documents describe, read by zarrs from an in-memory store.
+async fn describe(entries: &IndexMap<String, Entry>, location: &str, id: &str) -> Result<DatasetMeta> {
+    let fail = |reason: String| Error::Open { location: location.to_owned(), reason };
+    let memory = InMemory::new();
+    for (key, entry) in entries {
+        let document = key.rsplit('/').next().is_some_and(|last| DOCUMENTS.contains(&last));
+        if let (true, Entry::Inline(bytes)) = (document, entry) {
+            let payload = PutPayload::from(bytes.clone());
+            memory.put(&StorePath::from(key.as_str()), payload).await.map_err(|e| fail(e.to_string()))?;
+        }
+    }
+    let storage = Arc::new(AsyncObjectStore::new(memory));
+    cloudify_zarr::describe_storage(storage, location, id).await.map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_templates_and_gen() {
+        let v1 = br#"{"version": 1,
+            "templates": {"u": "https://h/data/f.nc"},
+            "gen": [{"key": "x/{{i}}", "url": "{{u}}", "offset": "{{1000 + i * 10}}", "length": "10",
+                     "dimensions": {"i": {"stop": 3}}}],
+            "refs": {".zgroup": "{\"zarr_format\": 2}", "y/0": ["{{u}}", 5, 6], "y/1": "base64:AAH/",
+                     "z/0": ["/data/whole.bin"], "w/.zattrs": {"a": 1}}}"#;
+        let entries = parse_json(v1).unwrap();
+        assert_eq!(entries["x/2"], Entry::Range { url: "https://h/data/f.nc".to_owned(), offset: 1020, length: Some(10) });
+        assert_eq!(entries["y/0"], Entry::Range { url: "https://h/data/f.nc".to_owned(), offset: 5, length: Some(6) });
+        assert_eq!(entries["y/1"], Entry::Inline(vec![0, 1, 255]));
+        assert_eq!(entries["z/0"], Entry::Range { url: "/data/whole.bin".to_owned(), offset: 0, length: None });
+        assert_eq!(entries[".zgroup"], Entry::Inline(br#"{"zarr_format": 2}"#.to_vec()));
+        assert_eq!(entries["w/.zattrs"], Entry::Inline(br#"{"a":1}"#.to_vec()));
+        let v0 = parse_json(br#"{".zgroup": "{}", "a/0": ["s3://b/k", 1, 2]}"#).unwrap();
+        assert_eq!(v0.len(), 2);
+        assert!(parse_json(br#"{"version": 2, "refs": {}}"#).is_err());
+        assert!(parse_json(br#"{"a/0": ["u", 1]}"#).is_err());
+        assert!(parse_json(b"[1]").is_err());
+    }
+
+    #[test]
+    fn relative_targets_resolve_against_the_set() {
+        assert_eq!(resolve("f.nc", "/refs/set.json"), "/refs/f.nc");
+        assert_eq!(resolve("/abs/f.nc", "/refs/set.json"), "/abs/f.nc");
+        assert_eq!(resolve("s3://b/f.nc", "https://h/set.json"), "s3://b/f.nc");
+    }
+
+    #[tokio::test]
+    async fn a_reference_set_becomes_a_virtual_dataset() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data.bin");
+        std::fs::write(&data, [0u8, 0, 0, 1, 0, 2, 0, 3, 0, 4]).unwrap();
+        let zarray = r#"{"zarr_format":2,"shape":[5],"chunks":[2],"dtype":">i2","compressor":null,"fill_value":-1,"filters":null,"order":"C"}"#;
+        let set = serde_json::json!({"version": 1, "refs": {
+            ".zgroup": "{\"zarr_format\":2}",
+            "v/.zarray": zarray,
+            "v/.zattrs": "{\"_ARRAY_DIMENSIONS\":[\"x\"]}",
+            "v/0": ["data.bin", 0, 4],
+            "v/1": "base64:AAIAAw==",
+        }});
+        let path = dir.path().join("set.json");
+        std::fs::write(&path, set.to_string()).unwrap();
+        let stores = Arc::new(Stores::new());
+        let dataset = open(path.to_str().unwrap(), "d", &stores).await.unwrap();
+        let var = &dataset.meta.variables["v"];
+        assert_eq!((var.shape.as_slice(), var.dimensions.as_slice()), ([5u64].as_slice(), ["x".to_owned()].as_slice()));
+        assert_eq!(dataset.files, [data.to_str().unwrap()]);
+        let VariableChunks::Stored(chunks) = &dataset.chunks["v"] else { panic!("stored chunks expected") };
+        assert_eq!(chunks[0], StoredChunk::Range { file: 0, offset: 0, length: 4 });
+        assert_eq!(chunks[1], StoredChunk::Inline(vec![0, 2, 0, 3]));
+        assert_eq!(chunks[2], StoredChunk::Missing);
+        let missing = dir.path().join("nothing.json");
+        assert!(open(missing.to_str().unwrap(), "d", &stores).await.is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! `cloudify refs scan`: kerchunk reference sets written without a server, the equivalent of
+//! kerchunk's `SingleHdf5ToZarr` / `NetCDF3ToZarr` and, for several files, `MultiZarrToZarr`.
+
+use std::{future::Future, path::PathBuf, sync::Arc};
+
+use cloudify_dataset::{concat, ChunkRef, Source, VirtualSource};
+use cloudify_netcdf::{fallback_for, scan};
+use cloudify_store::Stores;
+use cloudify_zarr_store::{reference_set, ChunkAccess, CodecName, Failure, Format, Inlining, Located, ServedCodec, Store};
+
+/// The chunks of a scanned dataset, read from its files.
+struct SourceChunks<'a> {
+    source: &'a VirtualSource,
+    store: &'a Store,
+}
+
+fn failure(err: impl std::fmt::Display) -> Failure {
+    Failure { status: 500, message: err.to_string() }
+}
+
+impl ChunkAccess for SourceChunks<'_> {
+    fn locate(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Located, Failure>> + Send {
+        async move {
+            Ok(match self.source.chunk_ref(var, index).await.map_err(failure)? {
+                ChunkRef::Range { url, offset, length } => Located::Range { url, offset, length },
+                ChunkRef::Inline(bytes) => Located::Inline(bytes),
+                ChunkRef::Missing => Located::Missing,
+                ChunkRef::Computed => Located::NotStored,
+            })
+        }
+    }
+
+    fn stored(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Failure>> + Send {
+        async move { self.source.read_raw_chunk(var, index).await.map_err(failure) }
+    }
+
+    fn encoded(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Failure>> + Send {
+        async move {
+            let values = self.source.read_chunk(var, index).await.map_err(failure)?;
+            let array = self.store.arrays.get(var).ok_or_else(|| failure(format!("no variable '{var}'")))?;
+            array.encoder(Format::V2).encode(&values).map_err(failure)
+        }
+    }
+}
+
+/// The reference set of `files` (NetCDF3 or NetCDF4), joined along `concat_dim` (default:
+/// the unlimited dimension) when there are several, as kerchunk JSON version 1. Targets are
+/// the files' absolute paths; chunks under `inline_threshold` bytes are inlined.
+///
+/// # Errors
+/// A file that cannot be scanned, files that do not join, or a failed read.
+pub async fn scan_references(files: &[PathBuf], concat_dim: Option<&str>, inline_threshold: u64) -> Result<Vec<u8>, String> {
+    let stores = Arc::new(Stores::new());
+    let mut parts = Vec::new();
+    for file in files {
+        let (path, id) = (file.clone(), file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+        let scanned = tokio::task::spawn_blocking(move || scan(&path, &id)).await.map_err(|e| e.to_string())?;
+        let scanned = scanned.map_err(|e| e.to_string())?;
+        for (variable, reason) in &scanned.skipped {
+            eprintln!("cloudify: {}: variable '{variable}' left out: {reason}", file.display());
+        }
+        parts.push(scanned.dataset);
+    }
+    let dataset = match parts.len() {
+        0 => return Err("no file given".to_owned()),
+        1 => parts.remove(0),
+        _ => {
+            let dim = concat_dim
+                .map(str::to_owned)
+                .or_else(|| parts[0].meta.unlimited.first().cloned())
+                .ok_or("the files have no unlimited dimension: give --concat-dim")?;
+            concat(parts, &dim, &stores).await.map_err(|e| e.to_string())?
+        }
+    };
+    let fallback = fallback_for(&dataset);
+    let source = VirtualSource::new(dataset, stores, fallback).map_err(|e| e.to_string())?;
+    let meta = source.metadata().map_err(|e| e.to_string())?;
+    let store = Store::new(&meta, 0, ServedCodec::new(CodecName::Source, None), None)?;
+    let inlining = Inlining { threshold: inline_threshold, max_encoded_bytes: u64::MAX };
+    let set = reference_set(&store, &SourceChunks { source: &source, store: &store }, inlining, |url| url).await;
+    Ok(set.map_err(|failure| failure.message)?.to_json())
+}
