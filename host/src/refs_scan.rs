@@ -1,7 +1,7 @@
 //! `cloudify refs scan`: kerchunk reference sets written without a server, the equivalent of
 //! kerchunk's `SingleHdf5ToZarr` / `NetCDF3ToZarr` and, for several files, `MultiZarrToZarr`.
 
-use std::{future::Future, path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc};
 
 use cloudify_dataset::{concat, ChunkRef, Source, VirtualSource};
 use cloudify_netcdf::{fallback_for, scan};
@@ -19,27 +19,23 @@ fn failure(err: impl std::fmt::Display) -> Failure {
 }
 
 impl ChunkAccess for SourceChunks<'_> {
-    fn locate(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Located, Failure>> + Send {
-        async move {
-            Ok(match self.source.chunk_ref(var, index).await.map_err(failure)? {
-                ChunkRef::Range { url, offset, length } => Located::Range { url, offset, length },
-                ChunkRef::Inline(bytes) => Located::Inline(bytes),
-                ChunkRef::Missing => Located::Missing,
-                ChunkRef::Computed => Located::NotStored,
-            })
-        }
+    async fn locate(&self, var: &str, index: &[u64]) -> Result<Located, Failure> {
+        Ok(match self.source.chunk_ref(var, index).await.map_err(failure)? {
+            ChunkRef::Range { url, offset, length } => Located::Range { url, offset, length },
+            ChunkRef::Inline(bytes) => Located::Inline(bytes),
+            ChunkRef::Missing => Located::Missing,
+            ChunkRef::Computed => Located::NotStored,
+        })
     }
 
-    fn stored(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Failure>> + Send {
-        async move { self.source.read_raw_chunk(var, index).await.map_err(failure) }
+    async fn stored(&self, var: &str, index: &[u64]) -> Result<Vec<u8>, Failure> {
+        self.source.read_raw_chunk(var, index).await.map_err(failure)
     }
 
-    fn encoded(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Failure>> + Send {
-        async move {
-            let values = self.source.read_chunk(var, index).await.map_err(failure)?;
-            let array = self.store.arrays.get(var).ok_or_else(|| failure(format!("no variable '{var}'")))?;
-            array.encoder(Format::V2).encode(&values).map_err(failure)
-        }
+    async fn encoded(&self, var: &str, index: &[u64]) -> Result<Vec<u8>, Failure> {
+        let values = self.source.read_chunk(var, index).await.map_err(failure)?;
+        let array = self.store.arrays.get(var).ok_or_else(|| failure(format!("no variable '{var}'")))?;
+        array.encoder(Format::V2).encode(&values).map_err(failure)
     }
 }
 

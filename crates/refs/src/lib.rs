@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use cloudify_dataset::{hyperslab::unravel, DatasetMeta, StoredChunk, VariableChunks, VirtualDataset};
+use cloudify_dataset::{hyperslab::unravel, DataType, DatasetMeta, StoredChunk, VariableChunks, VirtualDataset};
 use cloudify_store::Stores;
 use indexmap::IndexMap;
 use object_store::{memory::InMemory, path::Path as StorePath, ObjectStoreExt as _, PutPayload};
@@ -254,15 +254,41 @@ pub async fn open(location: &str, id: &str, stores: &Arc<Stores>) -> Result<Virt
 async fn describe(entries: &IndexMap<String, Entry>, location: &str, id: &str) -> Result<DatasetMeta> {
     let fail = |reason: String| Error::Open { location: location.to_owned(), reason };
     let memory = InMemory::new();
+    let mut characters = Vec::new();
     for (key, entry) in entries {
         let document = key.rsplit('/').next().is_some_and(|last| DOCUMENTS.contains(&last));
         if let (true, Entry::Inline(bytes)) = (document, entry) {
-            let payload = PutPayload::from(bytes.clone());
-            memory.put(&StorePath::from(key.as_str()), payload).await.map_err(|e| fail(e.to_string()))?;
+            let mut bytes = bytes.clone();
+            if let Some(name) = key.strip_suffix("/.zarray") {
+                if let Some(as_bytes) = characters_as_bytes(&bytes) {
+                    characters.push(name.to_owned());
+                    bytes = as_bytes;
+                }
+            }
+            memory.put(&StorePath::from(key.as_str()), PutPayload::from(bytes)).await.map_err(|e| fail(e.to_string()))?;
         }
     }
     let storage = Arc::new(AsyncObjectStore::new(memory));
-    cloudify_zarr::describe_storage(storage, location, id).await.map_err(|e| fail(e.to_string()))
+    let mut meta = cloudify_zarr::describe_storage(storage, location, id).await.map_err(|e| fail(e.to_string()))?;
+    for name in characters {
+        if let Some(var) = meta.variables.get_mut(&name) {
+            var.dtype = DataType::Char;
+        }
+    }
+    Ok(meta)
+}
+
+/// kerchunk declares NetCDF characters as numpy's `|S1`, which zarrs does not read: the
+/// `.zarray` as one-byte integers (the same bytes), or `None` for other types.
+fn characters_as_bytes(zarray: &[u8]) -> Option<Vec<u8>> {
+    let mut doc: Value = serde_json::from_slice(zarray).ok()?;
+    if doc["dtype"] != "|S1" {
+        return None;
+    }
+    doc["dtype"] = Value::from("|u1");
+    // A text fill value ("", base64) has no integer form; xarray masks text with `_FillValue`.
+    doc["fill_value"] = Value::Null;
+    Some(doc.to_string().into_bytes())
 }
 
 #[cfg(test)]

@@ -106,8 +106,30 @@ fn variable_meta(name: &str, json: &Value, v2_fill: Option<Value>) -> std::resul
         chunks,
         attributes,
         fill_value: json["fill_value"].clone(),
-        codecs: json["codecs"].as_array().cloned().unwrap_or_default(),
+        codecs: canonical_order(json["codecs"].as_array().cloned().unwrap_or_default()),
     })
+}
+
+/// Codecs that turn bytes into bytes (compressors, shuffles, checksums).
+const BYTES_TO_BYTES: [&str; 14] = [
+    "gzip", "zstd", "blosc", "crc32c", "numcodecs.zlib", "numcodecs.gzip", "numcodecs.zstd", "numcodecs.blosc", "numcodecs.lz4",
+    "numcodecs.bz2", "numcodecs.lzma", "numcodecs.shuffle", "numcodecs.fletcher32", "numcodecs.crc32",
+];
+
+/// The chain in Zarr v3's order: zarrs converts v2 `filters` such as shuffle and zlib to
+/// codecs placed before `bytes`; declared that way, clients (and the v2 declaration of the
+/// stored chain) would not recognise it.
+fn canonical_order(mut codecs: Vec<Value>) -> Vec<Value> {
+    let Some(bytes) = codecs.iter().position(|c| c["name"] == "bytes") else {
+        return codecs;
+    };
+    let moved = codecs[..bytes].iter().rposition(|c| !BYTES_TO_BYTES.contains(&c["name"].as_str().unwrap_or_default()));
+    let first = moved.map_or(0, |i| i + 1);
+    if first < bytes {
+        let codec = codecs.remove(bytes);
+        codecs.insert(first, codec);
+    }
+    codecs
 }
 
 /// xarray's `FillValueCoder` writes a float `_FillValue` as base64 of a little-endian double;
@@ -258,5 +280,27 @@ impl Source for ZarrSource {
             Err(cloudify_store::Error::NotFound { .. }) => Ok(ChunkRef::Missing),
             Err(err) => Err(DataError::Read(err.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::canonical_order;
+
+    #[test]
+    fn bytes_codec_goes_before_bytes_to_bytes_filters() {
+        let kerchunk = vec![
+            json!({"name": "numcodecs.shuffle", "configuration": {"elementsize": 4}}),
+            json!({"name": "numcodecs.zlib", "configuration": {"level": 1}}),
+            json!({"name": "bytes", "configuration": {"endian": "little"}}),
+        ];
+        let names = |chain: &[serde_json::Value]| chain.iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+        assert_eq!(names(&canonical_order(kerchunk)), ["bytes", "numcodecs.shuffle", "numcodecs.zlib"]);
+        let with_transpose = vec![json!({"name": "transpose"}), json!({"name": "numcodecs.zlib"}), json!({"name": "bytes"})];
+        assert_eq!(names(&canonical_order(with_transpose)), ["transpose", "bytes", "numcodecs.zlib"]);
+        let canonical = vec![json!({"name": "bytes"}), json!({"name": "zstd"})];
+        assert_eq!(canonical_order(canonical.clone()), canonical);
     }
 }
