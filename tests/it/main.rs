@@ -17,3 +17,5 @@ mod datasets;
 mod static_mode;
 // The zarr plugin from its shared library: formats, config, bad keys.
 mod zarr;
+// The kerchunk plugin: stored chunks, reference sets, source files, `refs scan`.
+mod kerchunk;

@@ -16,13 +16,23 @@ fn static_all_serves_the_same_plugins_without_shared_libraries() {
     let plugins = static_server.get("/plugins").json();
     assert_eq!(plugins["intake"]["path"], "static");
     assert_eq!(plugins["zarr"]["path"], "static");
-    for path in ["/intake.yaml", "/datasets/demo/catalog.yaml", "/datasets/demo/zarr/.zmetadata", "/datasets/demo/zarr/zarr.json"] {
+    assert_eq!(plugins["kerchunk"]["path"], "static");
+    let documents = [
+        "/intake.yaml",
+        "/datasets/demo/catalog.yaml",
+        "/datasets/demo/zarr/.zmetadata",
+        "/datasets/demo/zarr/zarr.json",
+        "/datasets/demo/kerchunk/.zmetadata",
+        "/datasets/demo/kerchunk.json",
+    ];
+    for path in documents {
         let (a, b) = (static_server.get(path), dynamic_server.get(path));
         assert_eq!(a.status, 200);
         assert_eq!(a.text().replace(&static_server.url, "URL"), b.text().replace(&dynamic_server.url, "URL"), "{path}");
     }
-    let chunk = "/datasets/demo/zarr/tas/0.0.0";
-    assert_eq!(static_server.get(chunk).body, dynamic_server.get(chunk).body);
+    for chunk in ["/datasets/demo/zarr/tas/0.0.0", "/datasets/demo/kerchunk/tas/0.0.0"] {
+        assert_eq!(static_server.get(chunk).body, dynamic_server.get(chunk).body);
+    }
     let paths = |s: &Server| s.get("/openapi.json").json()["paths"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(paths(&static_server), paths(&dynamic_server));
 
