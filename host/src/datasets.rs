@@ -113,9 +113,9 @@ fn is_zarr(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "zarr") || [".zgroup", "zarr.json"].iter().any(|f| path.join(f).is_file())
 }
 
-/// Whether `location` is a kerchunk reference set (JSON).
+/// Whether `location` is a kerchunk reference set (JSON, or a parquet folder).
 fn is_reference_set(location: &str) -> bool {
-    location.ends_with(".json")
+    location.ends_with(".json") || cloudify_refs::is_parquet(location)
 }
 
 /// A kerchunk reference set served as the dataset it describes.

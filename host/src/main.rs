@@ -8,7 +8,7 @@ use cloudify::{
     config::Config,
     datasets::open_all,
     loader::{self, candidate_files},
-    refs_scan::scan_references,
+    refs_scan::{scan_references, write_json, write_parquet},
 };
 use cloudify_store::Stores;
 use tracing_subscriber::EnvFilter;
@@ -54,7 +54,8 @@ enum RefsCommand {
         /// Dimension to join several files along (default: their unlimited dimension).
         #[arg(long)]
         concat_dim: Option<String>,
-        /// Output file (kerchunk JSON, version 1).
+        /// Output: kerchunk JSON (`FILE.json`, version 1) or a parquet reference set
+        /// (`FOLDER.parq`, fsspec's LazyReferenceMapper layout).
         #[arg(long, short)]
         output: PathBuf,
         /// Chunks smaller than this many bytes are inlined.
@@ -121,13 +122,14 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Refs(RefsCommand::Scan { files, concat_dim, output, inline_threshold }) => {
-            if output.extension().is_some_and(|e| e != "json") {
-                eprintln!("cloudify: only kerchunk JSON is written (-o FILE.json)");
+            let parquet = output.extension().is_some_and(|e| e == "parq" || e == "parquet");
+            if !parquet && output.extension().is_some_and(|e| e != "json") {
+                eprintln!("cloudify: write kerchunk JSON (-o FILE.json) or parquet (-o FOLDER.parq)");
                 return ExitCode::from(2);
             }
             let written = runtime
                 .block_on(scan_references(&files, concat_dim.as_deref(), inline_threshold))
-                .and_then(|json| std::fs::write(&output, json).map_err(|e| e.to_string()));
+                .and_then(|set| if parquet { write_parquet(&set, &output) } else { write_json(&set, &output) });
             match written {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {

@@ -1,12 +1,17 @@
 //! `cloudify refs scan`: kerchunk reference sets written without a server, the equivalent of
 //! kerchunk's `SingleHdf5ToZarr` / `NetCDF3ToZarr` and, for several files, `MultiZarrToZarr`.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use cloudify_dataset::{concat, ChunkRef, Source, VirtualSource};
 use cloudify_netcdf::{fallback_for, scan};
 use cloudify_store::Stores;
-use cloudify_zarr_store::{reference_set, ChunkAccess, CodecName, Failure, Format, Inlining, Located, ServedCodec, Store};
+use cloudify_zarr_store::{
+    reference_set, ChunkAccess, CodecName, Failure, Format, Inlining, Located, ReferenceSet, ServedCodec, Store,
+};
 
 /// The chunks of a scanned dataset, read from its files.
 struct SourceChunks<'a> {
@@ -39,13 +44,43 @@ impl ChunkAccess for SourceChunks<'_> {
     }
 }
 
+/// Writes `set` as kerchunk JSON (version 1) to `path`.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_json(set: &ReferenceSet, path: &Path) -> Result<(), String> {
+    std::fs::write(path, set.to_json()).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Writes `set` as a parquet reference set into the folder `path` (replacing its contents).
+///
+/// # Errors
+/// The files cannot be written.
+pub fn write_parquet(set: &ReferenceSet, path: &Path) -> Result<(), String> {
+    let parquet = cloudify_parquet_refs::write(set.refs(), cloudify_parquet_refs::RECORD_SIZE)?;
+    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+    if path.exists() {
+        std::fs::remove_dir_all(path).map_err(fail)?;
+    }
+    std::fs::create_dir_all(path).map_err(fail)?;
+    std::fs::write(path.join(".zmetadata"), &parquet.zmetadata).map_err(fail)?;
+    for (name, bytes) in &parquet.files {
+        let file = path.join(name);
+        if let Some(folder) = file.parent() {
+            std::fs::create_dir_all(folder).map_err(fail)?;
+        }
+        std::fs::write(&file, bytes).map_err(fail)?;
+    }
+    Ok(())
+}
+
 /// The reference set of `files` (NetCDF3 or NetCDF4), joined along `concat_dim` (default:
-/// the unlimited dimension) when there are several, as kerchunk JSON version 1. Targets are
-/// the files' absolute paths; chunks under `inline_threshold` bytes are inlined.
+/// the unlimited dimension) when there are several. Targets are the files' absolute paths;
+/// chunks under `inline_threshold` bytes are inlined.
 ///
 /// # Errors
 /// A file that cannot be scanned, files that do not join, or a failed read.
-pub async fn scan_references(files: &[PathBuf], concat_dim: Option<&str>, inline_threshold: u64) -> Result<Vec<u8>, String> {
+pub async fn scan_references(files: &[PathBuf], concat_dim: Option<&str>, inline_threshold: u64) -> Result<ReferenceSet, String> {
     let stores = Arc::new(Stores::new());
     let mut parts = Vec::new();
     for file in files {
@@ -74,5 +109,5 @@ pub async fn scan_references(files: &[PathBuf], concat_dim: Option<&str>, inline
     let store = Store::new(&meta, 0, ServedCodec::new(CodecName::Source, None), None)?;
     let inlining = Inlining { threshold: inline_threshold, max_encoded_bytes: u64::MAX };
     let set = reference_set(&store, &SourceChunks { source: &source, store: &store }, inlining, |url| url).await;
-    Ok(set.map_err(|failure| failure.message)?.to_json())
+    set.map_err(|failure| failure.message)
 }

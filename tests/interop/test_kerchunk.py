@@ -22,14 +22,28 @@ from test_zarr import NETCDF, assert_same_dataset, source_dataset
 
 # kerchunk's NetCDF3ToZarr reads CDF-1/2 only: no Python reference set for CDF-5.
 KERCHUNKED = [name for name in NETCDF if name != "cdf5"]
+# Python kerchunk's sets served as datasets (nc3_single_record: see kerchunk_refs).
+SERVED_SETS = [name for name in KERCHUNKED if name != "nc3_single_record"]
 # Variables the server reads through libnetcdf (fletcher32 checksums): no stored chunks to pass.
 LIBRARY_READ = {"nc4_sparse": ["checked"]}
 
 
+def parquet_sets(files):
+    """Python kerchunk's reference sets also as parquet (kerchunk.df.refs_to_dataframe)."""
+    from kerchunk.df import refs_to_dataframe
+
+    for name in SERVED_SETS:
+        out = files / f"{name}.nc.kerchunk.parq"
+        if not out.exists():
+            refs_to_dataframe(json.loads((files / f"{name}.nc.kerchunk.json").read_text()), str(out), record_size=4)
+
+
 def config_text(files, extra=""):
+    parquet_sets(files)
     refs = "\n".join(
-        f'[[datasets]]\nid = "{name}_refs"\npath = "{files}/{name}.nc.kerchunk.json"\n'
-        for name in KERCHUNKED if name != "nc3_single_record"
+        f'[[datasets]]\nid = "{name}_refs"\npath = "{files}/{name}.nc.kerchunk.json"\n\n'
+        f'[[datasets]]\nid = "{name}_parq"\npath = "{files}/{name}.nc.kerchunk.parq"\n'
+        for name in SERVED_SETS
     )
     return f"""
 [demo]
@@ -118,10 +132,11 @@ def test_chunks_are_the_bytes_stored_in_the_file(served, files):
     assert nc3["ts/.zarray"]["dtype"] == ">f4"
 
 
+@pytest.mark.parametrize("form", ["json", "parq"])
 @pytest.mark.parametrize("engine", ["zarr", "kerchunk"])
 @pytest.mark.parametrize("name", NETCDF + ["series"])
-def test_the_reference_set_opens_through_fsspec(served, files, name, engine):
-    url = f"{served.url}/datasets/{name}/kerchunk.json"
+def test_the_reference_set_opens_through_fsspec(served, files, name, engine, form):
+    url = f"{served.url}/datasets/{name}/kerchunk.{form}"
     if engine == "zarr":
         got = xr.open_dataset("reference://", engine="zarr",
                               backend_kwargs={"consolidated": False, "storage_options": reference_options(url)})
@@ -151,6 +166,7 @@ def test_exported_offsets_equal_python_kerchunk(served, files, name):
 
 @pytest.mark.parametrize("name", KERCHUNKED)
 def test_refs_scan_equals_python_kerchunk(files, tmp_path, name):
+    """The JSON output's ranges equal kerchunk's; the JSON and parquet outputs open alike."""
     out = tmp_path / f"{name}.json"
     subprocess.run([str(_binary()), "refs", "scan", str(files / f"{name}.nc"), "--inline-threshold", "0", "-o", str(out)],
                    check=True, timeout=120)
@@ -162,6 +178,11 @@ def test_refs_scan_equals_python_kerchunk(files, tmp_path, name):
     got = xr.open_dataset("reference://", engine="zarr",
                           backend_kwargs={"consolidated": False, "storage_options": {"fo": str(out)}})
     assert_same_dataset(got.load(), source_dataset(files, name), name)
+    parquet = tmp_path / f"{name}.parq"
+    subprocess.run([str(_binary()), "refs", "scan", str(files / f"{name}.nc"), "-o", str(parquet)], check=True, timeout=120)
+    assert (parquet / ".zmetadata").is_file()
+    got = xr.open_dataset(str(parquet), engine="kerchunk")
+    assert_same_dataset(got.load(), source_dataset(files, name), f"{name} parquet")
 
 
 def test_refs_scan_joins_a_series_like_multizarrtozarr(files, tmp_path):
@@ -171,13 +192,14 @@ def test_refs_scan_joins_a_series_like_multizarrtozarr(files, tmp_path):
                    check=True, timeout=120)
     got = xr.open_dataset(str(out), engine="kerchunk")
     assert_same_dataset(got.load(), source_dataset(files, "series"), "series")
-    bad = subprocess.run([str(_binary()), "refs", "scan", str(files / "nc4_chunked.nc"), "-o", str(tmp_path / "x.parq")],
+    bad = subprocess.run([str(_binary()), "refs", "scan", str(files / "nc4_chunked.nc"), "-o", str(tmp_path / "x.yaml")],
                          capture_output=True, text=True, timeout=60)
-    assert bad.returncode != 0 and "JSON" in bad.stderr
+    assert bad.returncode != 0 and "parquet" in bad.stderr
 
 
-@pytest.mark.parametrize("name", [n for n in KERCHUNKED if n != "nc3_single_record"])  # see kerchunk_refs
-def test_python_kerchunk_reference_sets_are_served(served, files, name):
+@pytest.mark.parametrize("form", ["refs", "parq"])
+@pytest.mark.parametrize("name", SERVED_SETS)
+def test_python_kerchunk_reference_sets_are_served(served, files, name, form):
     # kerchunk names both dimensions of a character array after the first (station, station):
     # xarray cannot open that variable from kerchunk's own set either.
     skip = {"nc4_contiguous": ["station"]}.get(name, [])
@@ -185,14 +207,16 @@ def test_python_kerchunk_reference_sets_are_served(served, files, name):
     # fletcher32 variables, and never-written chunks of variables without _FillValue read as
     # zeros (the NetCDF library reads its default fill; cloudify's exports inline those).
     expected = xr.open_dataset(str(files / f"{name}.nc.kerchunk.json"), engine="kerchunk", drop_variables=skip).load()
-    got = xr.open_dataset(f"{served.url}/datasets/{name}_refs/zarr", engine="zarr", consolidated=True, drop_variables=skip)
-    assert_same_dataset(got.load(), expected, f"{name}_refs")
+    dataset = f"{served.url}/datasets/{name}_{form}"
+    got = xr.open_dataset(f"{dataset}/zarr", engine="zarr", consolidated=True, drop_variables=skip)
+    assert_same_dataset(got.load(), expected, f"{name}_{form}")
     # The same references come back out, and the stored chunks pass through /kerchunk.
-    refs = requests.get(f"{served.url}/datasets/{name}_refs/kerchunk.json", timeout=30).json()["refs"]
+    refs = requests.get(f"{dataset}/kerchunk.json", timeout=30).json()["refs"]
     theirs = ranges(kerchunk_refs(files, name))
-    assert {k: v for k, v in ranges(refs).items()} == {k: v for k, v in theirs.items() if k in ranges(refs)}
-    raw = xr.open_dataset(f"{served.url}/datasets/{name}_refs/kerchunk", engine="zarr", consolidated=True, drop_variables=skip)
-    assert_same_dataset(raw.load(), expected, f"{name}_refs/kerchunk")
+    assert ranges(refs) == {k: v for k, v in theirs.items() if k in ranges(refs)}
+    assert ranges(refs) or name != "nc4_chunked", "chunks over 500 bytes stay references"
+    raw = xr.open_dataset(f"{dataset}/kerchunk", engine="zarr", consolidated=True, drop_variables=skip)
+    assert_same_dataset(raw.load(), expected, f"{name}_{form}/kerchunk")
 
 
 def test_files_answer_ranges_like_a_static_server(served, files):

@@ -1,6 +1,6 @@
 //! kerchunk reference sets as dataset sources: JSON of spec version 0 and 1 (templates and
-//! `gen` entries expanded, inline data as text or `base64:`), whose targets are local files,
-//! HTTP or S3 objects. A reference set is a [`VirtualDataset`]: its Zarr metadata documents
+//! `gen` entries expanded, inline data as text or `base64:`) and parquet sets (fsspec's
+//! `LazyReferenceMapper` layout), whose targets are local files, HTTP or S3 objects. A reference set is a [`VirtualDataset`]: its Zarr metadata documents
 //! describe the arrays, its references say where each chunk's bytes are.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use cloudify_dataset::{hyperslab::unravel, DataType, DatasetMeta, StoredChunk, VariableChunks, VirtualDataset};
+use cloudify_parquet_refs::Row;
 use cloudify_store::Stores;
 use indexmap::IndexMap;
 use object_store::{memory::InMemory, path::Path as StorePath, ObjectStoreExt as _, PutPayload};
@@ -179,6 +180,37 @@ pub fn parse_json(text: &[u8]) -> Result<IndexMap<String, Entry>, String> {
     Ok(entries)
 }
 
+/// Whether `location` is a parquet reference set (a folder or URL prefix).
+pub fn is_parquet(location: &str) -> bool {
+    let location = location.trim_end_matches('/');
+    location.ends_with(".parq") || location.ends_with(".parquet")
+}
+
+/// The entries of the parquet reference set at `root`: its `.zmetadata` documents, then each
+/// array's references from its `refs.{k}.parq` files.
+async fn read_parquet(root: &str, stores: &Stores) -> Result<IndexMap<String, Entry>, String> {
+    let text = stores.read_all(&format!("{root}/.zmetadata")).await.map_err(|e| e.to_string())?;
+    let (metadata, record_size) = cloudify_parquet_refs::read_zmetadata(&text)?;
+    let mut entries: IndexMap<String, Entry> =
+        metadata.iter().map(|(key, doc)| (key.clone(), Entry::Inline(doc.to_string().into_bytes()))).collect();
+    for (key, zarray) in &metadata {
+        let Some(var) = key.strip_suffix("/.zarray") else { continue };
+        let mut files = Vec::new();
+        for record in 0..cloudify_parquet_refs::record_count(zarray, record_size) {
+            files.push(stores.read_all(&format!("{root}/{var}/refs.{record}.parq")).await.map_err(|e| e.to_string())?);
+        }
+        for (chunk, row) in cloudify_parquet_refs::array_rows(var, zarray, record_size, &files)? {
+            let entry = match row {
+                Row::Inline(bytes) => Entry::Inline(bytes),
+                Row::Range { url, offset, length } => Entry::Range { url, offset, length },
+                Row::Missing => continue,
+            };
+            entries.insert(chunk, entry);
+        }
+    }
+    Ok(entries)
+}
+
 /// Metadata document names of Zarr v2 and v3.
 const DOCUMENTS: [&str; 5] = [".zgroup", ".zattrs", ".zarray", ".zmetadata", "zarr.json"];
 
@@ -216,8 +248,12 @@ fn resolve(url: &str, location: &str) -> String {
 /// reference whose size cannot be found.
 pub async fn open(location: &str, id: &str, stores: &Arc<Stores>) -> Result<VirtualDataset> {
     let fail = |reason: String| Error::Open { location: location.to_owned(), reason };
-    let text = stores.read_all(location).await.map_err(|e| fail(e.to_string()))?;
-    let entries = parse_json(&text).map_err(fail)?;
+    let entries = if is_parquet(location) {
+        read_parquet(location.trim_end_matches('/'), stores).await.map_err(fail)?
+    } else {
+        let text = stores.read_all(location).await.map_err(|e| fail(e.to_string()))?;
+        parse_json(&text).map_err(fail)?
+    };
     let mut meta = describe(&entries, location, id).await?;
     meta.last_modified = stores.stat(location).await.ok().map(|stat| stat.modified);
 

@@ -1,9 +1,10 @@
-//! `/kerchunk.json`: the dataset as a kerchunk reference set, each chunk pointing at its
-//! bytes in the source files (at their own URLs, or at this server's `/files`), small ones
-//! inlined.
+//! `/kerchunk.json` and `/kerchunk.parq/`: the dataset as a kerchunk reference set (JSON, and
+//! parquet in fsspec's `LazyReferenceMapper` layout), each chunk pointing at its bytes in the
+//! source files (at their own URLs, or at this server's `/files`), small ones inlined.
 
-use std::{future::Future, sync::Arc};
+use std::{collections::HashMap, future::Future, sync::Arc};
 
+use cloudify_parquet_refs::RECORD_SIZE;
 use cloudify_sdk::{ChunkRef, Host, HostExt, Request, Response};
 use cloudify_zarr_store::{reference_set, reply, ChunkAccess, Document, Failure, Inlining, Located, Store};
 
@@ -52,34 +53,72 @@ impl ChunkAccess for HostChunks<'_> {
     }
 }
 
+/// A dataset's reference set in both forms, built once per metadata generation and base URL.
+pub(crate) struct Export {
+    json: Arc<Document>,
+    /// `.zmetadata` and `{var}/refs.{k}.parq`.
+    parquet: HashMap<String, Arc<Document>>,
+}
+
+/// Names one export: dataset, metadata generation, and the URL clients reach the server at.
+pub(crate) type ExportId = (String, u64, String);
+
 impl KerchunkService {
     /// Answers `GET /datasets/{id}/kerchunk.json`.
     pub(crate) async fn reference_set(&self, host: &Host, req: &Request) -> Response {
-        let id = req.dataset_id().unwrap_or_default();
-        let outcome = async {
-            let store = self.store(host, id)?;
-            let files = host.dataset_files(id)?;
-            let names = file_names(&files);
-            let base = req.base_url();
-            let target = |url: String| -> String {
-                let served = match self.config.targets {
-                    Targets::Source => false,
-                    Targets::Server => true,
-                    Targets::Auto => !is_remote(&url),
-                };
-                match files.iter().position(|f| *f == url) {
-                    Some(i) if served => file_url(&base, id, &names[i]),
-                    _ => url,
-                }
-            };
-            let inlining = Inlining { threshold: self.config.inline_threshold, max_encoded_bytes: self.config.max_inline_bytes };
-            let chunks = HostChunks { host, id, store: &store };
-            let set = reference_set(&store, &chunks, inlining, target).await?;
-            Ok::<_, Failure>((Arc::clone(&store), Arc::new(Document::new(set.to_json().into()))))
+        let answer = async {
+            let (store, export) = self.export(host, req).await?;
+            Ok::<_, Failure>(reply(req, &export.json, store.last_modified, &self.config.cache_control, "application/json"))
         };
-        match outcome.await {
-            Ok((store, doc)) => reply(req, &doc, store.last_modified, &self.config.cache_control, "application/json"),
-            Err(failure) => failure.into(),
+        answer.await.unwrap_or_else(Response::from)
+    }
+
+    /// Answers `GET /datasets/{id}/kerchunk.parq/{key}`: the parquet reference set's
+    /// `.zmetadata` and `{var}/refs.{k}.parq` files.
+    pub(crate) async fn parquet_file(&self, host: &Host, req: &Request) -> Response {
+        let answer = async {
+            let key = req.param("key").unwrap_or_default();
+            let (store, export) = self.export(host, req).await?;
+            let doc = export.parquet.get(key).ok_or_else(|| Failure::not_found(format!("no '{key}' in the parquet reference set")))?;
+            let kind = if key == ".zmetadata" { "application/json" } else { "application/vnd.apache.parquet" };
+            Ok::<_, Failure>(reply(req, doc, store.last_modified, &self.config.cache_control, kind))
+        };
+        answer.await.unwrap_or_else(Response::from)
+    }
+
+    /// The dataset's reference set, from the cache or built.
+    async fn export(&self, host: &Host, req: &Request) -> Result<(Arc<Store>, Arc<Export>), Failure> {
+        let id = req.dataset_id().unwrap_or_default();
+        let store = self.store(host, id)?;
+        let base = req.base_url();
+        let key = (id.to_owned(), store.generation, base.clone());
+        if let Some(export) = self.exports.get(&key) {
+            return Ok((store, export));
         }
+        let files = host.dataset_files(id)?;
+        let names = file_names(&files);
+        let target = |url: String| -> String {
+            let served = match self.config.targets {
+                Targets::Source => false,
+                Targets::Server => true,
+                Targets::Auto => !is_remote(&url),
+            };
+            match files.iter().position(|f| *f == url) {
+                Some(i) if served => file_url(&base, id, &names[i]),
+                _ => url,
+            }
+        };
+        let inlining = Inlining { threshold: self.config.inline_threshold, max_encoded_bytes: self.config.max_inline_bytes };
+        let chunks = HostChunks { host, id, store: &store };
+        let set = reference_set(&store, &chunks, inlining, target).await?;
+        let refs = set.refs().clone();
+        let parquet = host.run_blocking(move || cloudify_parquet_refs::write(&refs, RECORD_SIZE)).await?;
+        let parquet = parquet.map_err(|message| Failure { status: 500, message })?;
+        let document = |bytes: Vec<u8>| Arc::new(Document::new(bytes.into()));
+        let mut files: HashMap<String, Arc<Document>> = parquet.files.into_iter().map(|(k, v)| (k, document(v))).collect();
+        files.insert(".zmetadata".to_owned(), document(parquet.zmetadata));
+        let export = Arc::new(Export { json: document(set.to_json()), parquet: files });
+        self.exports.insert(key, Arc::clone(&export));
+        Ok((store, export))
     }
 }

@@ -5,7 +5,8 @@
 //!   the stored bytes (NetCDF4: shuffle + zlib; NetCDF3: big-endian). Chunks that are not
 //!   stored byte ranges (read through the source library, computed) are refused with 409,
 //!   naming `/zarr`; never-written chunks are the fill value encoded with the source chain.
-//! * `/datasets/{id}/kerchunk.json`: the kerchunk reference set (spec version 1).
+//! * `/datasets/{id}/kerchunk.json`: the kerchunk reference set (spec version 1), and
+//!   `/datasets/{id}/kerchunk.parq/`: the same as parquet (fsspec's `LazyReferenceMapper`).
 //! * `/datasets/{id}/files/` and `/datasets/{id}/files/{name}`: the source files, with `Range`,
 //!   `ETag`/`Last-Modified`, `If-Match`/`If-Unmodified-Since` and `If-None-Match`, which
 //!   fsspec and Icechunk's virtual chunks rely on.
@@ -49,6 +50,16 @@ const REFS_OPERATION: &str = r#"{
                 "409": {"description": "Too much data would have to be inlined"}}
 }"#;
 
+const PARQUET_OPERATION: &str = r#"{
+  "summary": "kerchunk reference set as parquet (fsspec LazyReferenceMapper layout)",
+  "description": ".zmetadata (metadata and record_size), then {var}/refs.{k}.parq with columns path, offset, size, raw.",
+  "parameters": [
+    {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+    {"name": "key", "in": "path", "required": true, "schema": {"type": "string"}, "example": ".zmetadata"}
+  ],
+  "responses": {"200": {"description": "The document or parquet file"}, "404": {"description": "No such key"}}
+}"#;
+
 const FILE_OPERATION: &str = r#"{
   "summary": "One source file of the dataset, with Range requests",
   "parameters": [
@@ -67,7 +78,8 @@ const FILE_OPERATION: &str = r#"{
 fn init(host: Host) -> Result<Plugin, String> {
     let config = host.config().map_err(|err| err.to_string())?;
     let service = Arc::new(KerchunkService::new(config));
-    let (store, refs, file, list) = (Arc::clone(&service), Arc::clone(&service), Arc::clone(&service), service);
+    let (store, refs, parquet) = (Arc::clone(&service), Arc::clone(&service), Arc::clone(&service));
+    let (file, list) = (Arc::clone(&service), service);
     Ok(Plugin::new("kerchunk", env!("CARGO_PKG_VERSION"))
         .description("stored chunks as Zarr without re-encoding, kerchunk reference sets, source files")
         .route(
@@ -87,6 +99,15 @@ fn init(host: Host) -> Result<Plugin, String> {
             .summary("kerchunk reference set (JSON, version 1)")
             .content_type("application/json")
             .openapi(REFS_OPERATION),
+        )
+        .route(
+            Route::get(Scope::Dataset, "/kerchunk.parq/{*key}", move |host, req| {
+                let service = Arc::clone(&parquet);
+                async move { service.parquet_file(&host, &req).await }
+            })
+            .summary("kerchunk reference set as parquet (fsspec LazyReferenceMapper layout)")
+            .content_type("application/vnd.apache.parquet")
+            .openapi(PARQUET_OPERATION),
         )
         .route(
             Route::get(Scope::Dataset, "/files/{name}", move |host, req| {

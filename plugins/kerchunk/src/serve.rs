@@ -7,10 +7,16 @@ use cloudify_sdk::{abi_stable::std_types::RStr, ChunkRef, ErrorKind, Host, HostE
 use cloudify_zarr_store::{chunk_index, parse_key, reply, Array, CodecName, Document, Failure, Key, ServedCodec, Store};
 use percent_encoding::percent_decode_str;
 
-use crate::config::Config;
+use crate::{
+    config::Config,
+    export::{Export, ExportId},
+};
 
 /// How long a dataset's rendered metadata is reused before it is fetched from the host again.
 const METADATA_TTL: Duration = Duration::from_secs(30);
+
+/// Reference sets kept at once.
+const EXPORTS: u64 = 64;
 
 /// Names one stored chunk in the cache (v2 and v3 keys share the bytes).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -26,6 +32,8 @@ pub(crate) struct KerchunkService {
     pub(crate) config: Config,
     stores: moka::sync::Cache<String, Arc<Store>>,
     chunks: moka::future::Cache<ChunkId, Arc<Document>>,
+    /// Reference sets built, reused while the metadata stays the same.
+    pub(crate) exports: moka::sync::Cache<ExportId, Arc<Export>>,
 }
 
 /// The 409 of chunks that have no stored bytes to pass on.
@@ -42,7 +50,8 @@ impl KerchunkService {
             .max_capacity(config.cache_bytes)
             .weigher(|_, doc: &Arc<Document>| u32::try_from(doc.body.len()).unwrap_or(u32::MAX))
             .build();
-        Self { stores: moka::sync::Cache::builder().time_to_live(METADATA_TTL).build(), chunks, config }
+        let exports = moka::sync::Cache::builder().max_capacity(EXPORTS).time_to_live(METADATA_TTL).build();
+        Self { stores: moka::sync::Cache::builder().time_to_live(METADATA_TTL).build(), chunks, exports, config }
     }
 
     /// Answers `GET`/`HEAD /datasets/{id}/kerchunk/{key}`.
