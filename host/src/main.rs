@@ -79,31 +79,40 @@ fn init_logging(format: &str) {
 }
 
 
-/// Caps glibc's malloc arenas at the number of cores unless `MALLOC_ARENA_MAX` says otherwise.
+/// Tunes glibc's malloc for a server that allocates chunk buffers of 0.1–64 MB, unless the
+/// usual `MALLOC_*` variables say otherwise.
 ///
-/// glibc gives every thread that contends an arena of its own (up to 8 per core); chunk
-/// buffers of tens of MB freed on other threads then leave each arena holding memory. Measured
-/// on the /zarr benchmark: peak RSS 501 MB with the default, 329 MB with 2 arenas on 2 cores,
-/// at the same throughput.
+/// * Arenas capped at the number of cores: glibc gives every thread that contends an arena
+///   of its own (up to 8 per core); buffers freed on other threads then leave each arena
+///   holding memory. Measured on the /zarr benchmark: peak RSS 501 MB with the default,
+///   329 MB with 2 arenas on 2 cores, at the same throughput.
+/// * Buffers up to 64 MiB from the heap, not from a fresh `mmap` each (whose pages fault in
+///   and are zeroed on every request), with 128 MiB kept before trimming. Measured on
+///   /kerchunk without caches: 0.19 MB chunks 7.0k → 10.3k requests/s, 21 MB chunks 1.66 →
+///   1.79 GB/s, peak RSS 277 → 298 MB.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
-fn limit_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
-        return;
-    }
+fn tune_malloc() {
+    let set = |variable: &str, parameter: libc::c_int, value: libc::c_int| {
+        if std::env::var_os(variable).is_none() {
+            // SAFETY: mallopt only sets an allocator parameter; called before any other
+            // thread exists.
+            unsafe {
+                libc::mallopt(parameter, value);
+            }
+        }
+    };
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-    let arenas = libc::c_int::try_from(cores.max(2)).unwrap_or(libc::c_int::MAX);
-    // SAFETY: mallopt only sets an allocator parameter; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, arenas);
-    }
+    set("MALLOC_ARENA_MAX", libc::M_ARENA_MAX, libc::c_int::try_from(cores.max(2)).unwrap_or(libc::c_int::MAX));
+    set("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD, 64 << 20);
+    set("MALLOC_TRIM_THRESHOLD_", libc::M_TRIM_THRESHOLD, 128 << 20);
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
+fn tune_malloc() {}
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
+    tune_malloc();
     let cli = Cli::parse();
     let mut config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,

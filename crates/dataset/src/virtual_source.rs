@@ -146,7 +146,8 @@ impl VirtualSource {
             StoredChunk::Range { file, offset, length } => {
                 let location = self.dataset.files.get(*file as usize).ok_or_else(|| Error::Read(format!("no file #{file}")))?;
                 let bytes = self.stores.read_range(location, *offset, *length).await.map_err(|e| Error::Read(e.to_string()))?;
-                Ok(Some(bytes.to_vec()))
+                // Zero-copy when the store read into a buffer of its own (local files do).
+                Ok(Some(Vec::from(bytes)))
             }
             StoredChunk::Inline(bytes) => Ok(Some(bytes.clone())),
             StoredChunk::Missing => Ok(None),
@@ -216,6 +217,6 @@ impl Source for VirtualSource {
     async fn read_file(&self, file: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
         let file = self.known_file(file)?;
         let bytes = self.stores.read_range(file, offset, length).await.map_err(|e| Error::Read(e.to_string()))?;
-        Ok(bytes.to_vec())
+        Ok(Vec::from(bytes))
     }
 }

@@ -36,14 +36,19 @@ impl From<Failure> for Response {
 }
 
 /// A `200` with `doc`, or `304` when the client's copy is current; with validators and
-/// `cache_control` (none when empty).
-pub fn reply(req: &Request, doc: &Arc<Document>, last_modified: Option<SystemTime>, cache_control: &str, content_type: &str) -> Response {
-    let response = if not_modified(req, &doc.etag, last_modified) {
+/// `cache_control` (none when empty). A `doc` nobody else holds (not cached) is sent
+/// without a copy.
+pub fn reply(req: &Request, doc: Arc<Document>, last_modified: Option<SystemTime>, cache_control: &str, content_type: &str) -> Response {
+    let etag = doc.etag.clone();
+    let response = if not_modified(req, &etag, last_modified) {
         Response::new(304)
     } else {
-        Response::shared(200, content_type, Arc::clone(doc))
+        match Arc::try_unwrap(doc) {
+            Ok(doc) => Response::bytes(200, content_type, doc.body),
+            Err(shared) => Response::shared(200, content_type, shared),
+        }
     };
-    with_validators(response, &doc.etag, last_modified, cache_control)
+    with_validators(response, &etag, last_modified, cache_control)
 }
 
 /// `response` with `ETag`, `Last-Modified` (when known) and `Cache-Control` (when not empty).

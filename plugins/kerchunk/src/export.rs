@@ -68,7 +68,7 @@ impl KerchunkService {
     pub(crate) async fn reference_set(&self, host: &Host, req: &Request) -> Response {
         let answer = async {
             let (store, export) = self.export(host, req).await?;
-            Ok::<_, Failure>(reply(req, &export.json, store.last_modified, &self.config.cache_control, "application/json"))
+            Ok::<_, Failure>(reply(req, Arc::clone(&export.json), store.last_modified, &self.config.cache_control, "application/json"))
         };
         answer.await.unwrap_or_else(Response::from)
     }
@@ -81,7 +81,7 @@ impl KerchunkService {
             let (store, export) = self.export(host, req).await?;
             let doc = export.parquet.get(key).ok_or_else(|| Failure::not_found(format!("no '{key}' in the parquet reference set")))?;
             let kind = if key == ".zmetadata" { "application/json" } else { "application/vnd.apache.parquet" };
-            Ok::<_, Failure>(reply(req, doc, store.last_modified, &self.config.cache_control, kind))
+            Ok::<_, Failure>(reply(req, Arc::clone(doc), store.last_modified, &self.config.cache_control, kind))
         };
         answer.await.unwrap_or_else(Response::from)
     }

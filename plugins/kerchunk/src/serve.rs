@@ -3,7 +3,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use cloudify_sdk::{abi_stable::std_types::RStr, ChunkRef, ErrorKind, Host, HostExt, Request, Response};
+use cloudify_sdk::{
+    abi_stable::std_types::{RStr, RVec},
+    ChunkRef, ErrorKind, Host, HostExt, Request, Response};
 use cloudify_zarr_store::{chunk_index, parse_key, reply, Array, CodecName, Document, Failure, Key, ServedCodec, Store};
 use percent_encoding::percent_decode_str;
 
@@ -71,7 +73,7 @@ impl KerchunkService {
             None => Err(Failure::not_found(format!("'{key}' is no Zarr metadata or chunk key"))),
             Some(Key::Metadata { var }) => {
                 let doc = store.docs.get(&*key).ok_or_else(|| unknown_var(var.unwrap_or_default()))?;
-                Ok(reply(req, doc, store.last_modified, cache_control, "application/json"))
+                Ok(reply(req, Arc::clone(doc), store.last_modified, cache_control, "application/json"))
             }
             Some(Key::Chunk { var, index, format }) => {
                 let array = store.arrays.get(var).ok_or_else(|| unknown_var(var))?;
@@ -83,7 +85,7 @@ impl KerchunkService {
                     return Err(Failure::not_found(format!("chunk {index:?} is outside the chunk grid {grid:?} of '{var}'")));
                 }
                 let doc = self.chunk(host, id, &store, var, array, index).await?;
-                Ok(reply(req, &doc, store.last_modified, cache_control, "application/octet-stream"))
+                Ok(reply(req, doc, store.last_modified, cache_control, "application/octet-stream"))
             }
         }
     }
@@ -111,7 +113,7 @@ impl KerchunkService {
         }
         let read = async {
             let bytes = stored_chunk(host, id, var, array, &index).await?;
-            Ok::<_, Failure>(Arc::new(Document::new(bytes.into())))
+            Ok::<_, Failure>(Arc::new(Document::new(bytes)))
         };
         if self.config.cache_bytes == 0 {
             return read.await;
@@ -122,10 +124,11 @@ impl KerchunkService {
 }
 
 /// The bytes of one chunk as stored; a never-written chunk is its fill value encoded with
-/// the source chain (the same bytes the library would have written).
-pub(crate) async fn stored_chunk(host: &Host, id: &str, var: &str, array: &Array, index: &[u64]) -> Result<Vec<u8>, Failure> {
+/// the source chain (the same bytes the library would have written). Kept in the host's
+/// `RVec`: turning it into a `Vec` would copy it (another binary's allocation).
+pub(crate) async fn stored_chunk(host: &Host, id: &str, var: &str, array: &Array, index: &[u64]) -> Result<RVec<u8>, Failure> {
     match host.raw_chunk(id, var, index).await {
-        Ok(bytes) => return Ok(bytes.into_vec()),
+        Ok(bytes) => return Ok(bytes),
         Err(cloudify_sdk::Error::Host(err)) if err.kind == ErrorKind::UNSUPPORTED => {}
         Err(err) => return Err(err.into()),
     }
@@ -134,8 +137,8 @@ pub(crate) async fn stored_chunk(host: &Host, id: &str, var: &str, array: &Array
         other => other?,
     };
     match reference {
-        ChunkRef::Missing => encode_values(host, id, var, array, index).await,
-        ChunkRef::Inline(bytes) => Ok(bytes.into_vec()),
+        ChunkRef::Missing => Ok(encode_values(host, id, var, array, index).await?.into()),
+        ChunkRef::Inline(bytes) => Ok(bytes),
         ChunkRef::Range { .. } => Err(Failure { status: 500, message: format!("chunk {index:?} of '{var}' could not be read") }),
         ChunkRef::Computed => Err(not_stored(id, var, "are read through the source library or computed")),
     }

@@ -75,7 +75,7 @@ impl ZarrService {
             None => Err(Failure::not_found(format!("'{key}' is no Zarr metadata or chunk key"))),
             Some(Key::Metadata { var }) => {
                 let doc = store.docs.get(&*key).ok_or_else(|| unknown_var(var.unwrap_or_default()))?;
-                Ok(self.reply(req, &store, doc, "application/json"))
+                Ok(self.reply(req, &store, Arc::clone(doc), "application/json"))
             }
             Some(Key::Chunk { var, index, format }) => {
                 let array = store.arrays.get(var).ok_or_else(|| unknown_var(var))?;
@@ -87,7 +87,7 @@ impl ZarrService {
                     return Err(Failure::not_found(format!("chunk {index:?} is outside the chunk grid {grid:?} of '{var}'")));
                 }
                 let doc = self.chunk(host, id, &store, var, array, index, format).await?;
-                Ok(self.reply(req, &store, &doc, "application/octet-stream"))
+                Ok(self.reply(req, &store, doc, "application/octet-stream"))
             }
         }
     }
@@ -151,7 +151,7 @@ impl ZarrService {
         self.chunks.try_get_with(key, produce).await.map_err(|failure| (*failure).clone())
     }
 
-    fn reply(&self, req: &Request, store: &Store, doc: &Arc<Document>, content_type: &str) -> Response {
+    fn reply(&self, req: &Request, store: &Store, doc: Arc<Document>, content_type: &str) -> Response {
         reply(req, doc, store.last_modified, &self.config.cache_control, content_type)
     }
 }

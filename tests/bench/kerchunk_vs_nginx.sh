@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# /kerchunk benchmark (figures, not a test): the shared harness (../shared/bench, or BENCH_DIR)
+# measures static nginx serving the stored chunks (nginx-v2: zlib + shuffle, the same bytes)
+# and this server's /kerchunk, interleaved, in one run.
+#
+#   run 1 "uncached": every cache off (stored chunks read from the file on every request)
+#   run 2 "default":  the default config (256 MiB stored-chunk cache; the working set, 1 GB of
+#                     tas and pr, does not fit)
+#
+# Usage: tests/bench/kerchunk_vs_nginx.sh   (env: ROUNDS=2, DURATION=10, OUT=/tmp/cloudify-bench-kerchunk,
+#        BENCH_DIR=../shared/bench). Needs the harness set up (its setup.sh).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+bench=${BENCH_DIR:-$repo/../shared/bench}
+data=${DATA:-/tmp/anchors-data}
+out=${OUT:-/tmp/cloudify-bench-kerchunk}
+export ROUNDS=${ROUNDS:-2} DATA=$data ENDPOINT=kerchunk ZARR_FORMAT=2
+target=${CARGO_TARGET_DIR:-$repo/target}
+
+(cd "$repo" && cargo build --release --workspace --locked)
+# A copy of the binaries, so that rebuilding the repo during a run changes nothing.
+mkdir -p "$out/bin"
+cp "$target/release/cloudify" "$target"/release/libcloudify_plugin_*.so "$out/bin/"
+cat > "$out/bench.toml" <<TOML
+[demo]
+enabled = false
+
+[[datasets]]
+id = "tas"
+path = "$data/nc/tas_day_BENCH_gn_18500101-18591231.nc"
+
+[[datasets]]
+id = "pr"
+path = "$data/nc/pr_day_BENCH_gn_18500101-18541231.nc"
+TOML
+serve="$out/bin/cloudify serve --bind 127.0.0.1:\$PORT --config $out/bench.toml"
+
+OUTDIR=$out/uncached \
+  SERVER_CMD="env CLOUDIFY_LOG=warn CLOUDIFY_CACHE__CHUNK_BYTES=0 CLOUDIFY_PLUGIN__KERCHUNK__CACHE_BYTES=0 $serve" \
+  bash "$bench/run_all.sh" nginx-v2 server
+OUTDIR=$out/default \
+  SERVER_CMD="env CLOUDIFY_LOG=warn $serve" \
+  bash "$bench/run_all.sh" nginx-v2 server
+echo "summaries: $out/uncached/summary.md $out/default/summary.md"
