@@ -276,3 +276,26 @@ def test_unknown_dataset_and_targets_config(files, cache_dir, tmp_path_factory):
         assert refs["tas/0.0.0"][0] == str((files / "nc4_chunked.nc").resolve())
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("form", ["json", "parq"])
+def test_reference_sets_with_http_targets_are_served(served, files, cache_dir, tmp_path_factory, form):
+    """A second server serves the first one's reference set: the set and every chunk come over
+    HTTP (the chunks as Range requests to the first server's /files)."""
+    config = tmp_path_factory.mktemp("config") / "cloudify.toml"
+    config.write_text(f"""
+[demo]
+enabled = false
+
+[[datasets]]
+id = "remote"
+path = "{served.url}/datasets/nc4_chunked/kerchunk.{form}"
+""")
+    second = Server("--config", str(config), cache_dir=cache_dir)
+    try:
+        refs = requests.get(f"{second.url}/datasets/remote/kerchunk.json", timeout=30).json()["refs"]
+        assert refs["tas/0.0.0"][0] == f"{served.url}/datasets/nc4_chunked/files/nc4_chunked.nc"
+        got = xr.open_dataset(f"{second.url}/datasets/remote/zarr", engine="zarr", consolidated=True)
+        assert_same_dataset(got.load(), source_dataset(files, "nc4_chunked"), f"remote {form}")
+    finally:
+        second.stop()

@@ -119,6 +119,13 @@ fn datasets_in_s3_are_served() {
     for (id, key) in [("nc3", "nc3_classic.nc"), ("v2", "chunked_v2.zarr"), ("v3", "chunked_v3.zarr"), ("nc4", "nc4_chunked.nc")] {
         text.push_str(&format!("[[datasets]]\nid = \"{id}\"\npath = \"s3://climate/{key}\"\n\n"));
     }
+    // Python kerchunk's references of the NetCDF4 file, pointed at its copy in S3: a NetCDF4
+    // file libhdf5 cannot read remotely is served through its references.
+    let refs = std::fs::read_to_string(files.join("nc4_chunked.nc.kerchunk.json")).unwrap();
+    let local = files.join("nc4_chunked.nc").to_str().unwrap().to_owned();
+    let refs_file = dir.path().join("nc4_in_s3.json");
+    std::fs::write(&refs_file, refs.replace(&format!("\"{local}\""), "\"s3://climate/nc4_chunked.nc\"")).unwrap();
+    text.push_str(&format!("[[datasets]]\nid = \"nc4_refs\"\npath = \"{}\"\n\n", refs_file.display()));
     std::fs::write(&config, text).unwrap();
     let env = [
         ("AWS_ENDPOINT", endpoint.as_str()),
@@ -129,12 +136,12 @@ fn datasets_in_s3_are_served() {
     ];
     let args = ["--config", config.to_str().unwrap(), "--plugin-dir", crate::util::fixtures().plugin_dir.to_str().unwrap()];
     let server = Server::start_with(&crate::util::cloudify_bin(), &args, &env);
-    assert_eq!(server.get("/datasets").json(), json!(["demo", "nc3", "v2", "v3", "ramp"]), "{}", server.log());
+    assert_eq!(server.get("/datasets").json(), json!(["demo", "nc3", "v2", "v3", "nc4_refs", "ramp"]), "{}", server.log());
     assert!(server.log().contains("local paths only"), "NetCDF4 in S3 is refused with the reason");
     let ts = server.get("/datasets/nc3/faulty/region/ts?start=0,0,0&shape=4,6,8");
     assert!(ts.body == f32s_file("nc3_classic.nc.ts.bin"), "NetCDF classic from S3 equals netCDF4-python");
-    for id in ["v2", "v3"] {
+    for id in ["v2", "v3", "nc4_refs"] {
         let tas = server.get(&format!("/datasets/{id}/faulty/region/tas?start=0,0,0&shape=5,30,40"));
-        assert!(tas.body == f32s_file("nc4_chunked.nc.tas.bin"), "Zarr {id} from S3 equals netCDF4-python");
+        assert!(tas.body == f32s_file("nc4_chunked.nc.tas.bin"), "{id} from S3 equals netCDF4-python");
     }
 }

@@ -28,11 +28,16 @@ pub struct Document {
 }
 
 impl Document {
-    /// `body`, with its `ETag` computed.
-    pub fn new(mut body: RVec<u8>) -> Self {
+    /// `body`, with its `ETag` computed from the bytes.
+    pub fn new(body: RVec<u8>) -> Self {
+        let etag = format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(&body));
+        Self::with_etag(body, etag)
+    }
+
+    /// `body` with an `ETag` known without reading it (e.g. from where the bytes are stored).
+    pub fn with_etag(mut body: RVec<u8>, etag: String) -> Self {
         // Encoders over-allocate; cached bodies should cost what they weigh.
         body.shrink_to_fit();
-        let etag = format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(&body));
         Self { body, etag }
     }
 }
