@@ -7,8 +7,9 @@
 #                    file (the OS page cache holds it, as for nginx)
 #   run 2 "cached":  a 2 GiB stored-chunk cache, which holds the working set (1 GB of tas and pr)
 #
-# Usage: tests/bench/kerchunk_vs_nginx.sh   (env: ROUNDS=2, DURATION=10, OUT=/tmp/cloudify-bench-kerchunk,
-#        BENCH_DIR=../shared/bench). Needs the harness set up (its setup.sh).
+# Usage: tests/bench/kerchunk_vs_nginx.sh   (env: RUNS="default cached", ROUNDS=2, DURATION=10,
+#        OUT=/tmp/cloudify-bench-kerchunk, BENCH_DIR=../shared/bench). Needs the harness set up
+#        (its setup.sh).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 bench=${BENCH_DIR:-$repo/../shared/bench}
@@ -35,10 +36,11 @@ path = "$data/nc/pr_day_BENCH_gn_18500101-18541231.nc"
 TOML
 serve="$out/bin/cloudify serve --bind 127.0.0.1:\$PORT --config $out/bench.toml"
 
-OUTDIR=$out/default \
-  SERVER_CMD="env CLOUDIFY_LOG=warn $serve" \
-  bash "$bench/run_all.sh" nginx-v2 server
-OUTDIR=$out/cached \
-  SERVER_CMD="env CLOUDIFY_LOG=warn CLOUDIFY_PLUGIN__KERCHUNK__CACHE_BYTES=2147483648 $serve" \
-  bash "$bench/run_all.sh" nginx-v2 server
-echo "summaries: $out/default/summary.md $out/cached/summary.md"
+for run in ${RUNS:-default cached}; do
+  case $run in
+    default) env="" ;;
+    cached) env="CLOUDIFY_PLUGIN__KERCHUNK__CACHE_BYTES=2147483648" ;;
+  esac
+  OUTDIR=$out/$run SERVER_CMD="env CLOUDIFY_LOG=warn $env $serve" bash "$bench/run_all.sh" nginx-v2 server
+  echo "summary: $out/$run/summary.md"
+done

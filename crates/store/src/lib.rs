@@ -8,7 +8,6 @@
 use std::{
     collections::HashMap,
     fs::File,
-    os::unix::fs::FileExt,
     path::{Path as FsPath, PathBuf},
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
@@ -74,6 +73,20 @@ impl Default for Stores {
     fn default() -> Self {
         let files = moka::sync::Cache::builder().max_capacity(OPEN_FILES).time_to_idle(Duration::from_secs(60)).build();
         Self { open: Mutex::default(), files }
+    }
+}
+
+/// Ranges up to this size are first tried without leaving the async worker.
+const IN_PLACE_READ: u64 = 1 << 20;
+
+fn read_error(location: &str, reason: String) -> Error {
+    Error::Read { location: location.to_owned(), reason }
+}
+
+fn io_error(location: &str, err: &std::io::Error) -> Error {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound { location: location.to_owned() },
+        _ => read_error(location, err.to_string()),
     }
 }
 
@@ -167,29 +180,44 @@ impl Stores {
     }
 
     /// `length` bytes at `offset` of the local file `path`, through the open-file cache.
+    /// Small ranges the page cache holds are read right here (`preadv2` with `RWF_NOWAIT`
+    /// never blocks); anything else is read on the blocking pool.
     async fn read_local(&self, location: &str, path: PathBuf, offset: u64, length: u64) -> Result<Bytes> {
         let cached = self.files.get(&path);
         let key = path.clone();
+        let size = usize::try_from(length).map_err(|_| read_error(location, "range too large".to_owned()))?;
+        if let Some(file) = cached.as_deref().filter(|_| length <= IN_PLACE_READ) {
+            let mut bytes = vec![0; size];
+            let flags = rustix::io::ReadWriteFlags::NOWAIT;
+            if let Ok(n) = rustix::io::preadv2(file, &mut [std::io::IoSliceMut::new(&mut bytes)], offset, flags) {
+                if n == size {
+                    return Ok(Bytes::from(bytes));
+                }
+            }
+        }
         let owned = location.to_owned();
         let read = tokio::task::spawn_blocking(move || -> Result<(Arc<File>, Vec<u8>, bool)> {
-            let fail = |e: std::io::Error| match e.kind() {
-                std::io::ErrorKind::NotFound => Error::NotFound { location: owned.clone() },
-                std::io::ErrorKind::UnexpectedEof => Error::Read {
-                    location: owned.clone(),
-                    reason: format!("expected {length} bytes at offset {offset}, the file ends before (truncated?)"),
-                },
-                _ => Error::Read { location: owned.clone(), reason: e.to_string() },
-            };
             let opened = cached.is_none();
             let file = match cached {
                 Some(file) => file,
-                None => Arc::new(File::open(&path).map_err(fail)?),
+                None => Arc::new(File::open(&path).map_err(|e| io_error(&owned, &e))?),
             };
-            let mut bytes = vec![0; usize::try_from(length).map_err(|_| fail(std::io::ErrorKind::OutOfMemory.into()))?];
-            file.read_exact_at(&mut bytes, offset).map_err(fail)?;
+            // Read into spare capacity: no zeroing of buffers that can be tens of MB.
+            let mut bytes = Vec::with_capacity(size);
+            while bytes.len() < size {
+                let at = offset + bytes.len() as u64;
+                match rustix::io::pread(&*file, rustix::buffer::spare_capacity(&mut bytes), at) {
+                    Ok(0) => {
+                        let reason = format!("expected {length} bytes at offset {offset}, the file ends before (truncated?)");
+                        return Err(read_error(&owned, reason));
+                    }
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    Err(errno) => return Err(io_error(&owned, &errno.into())),
+                }
+            }
             Ok((file, bytes, opened))
         });
-        let (file, bytes, opened) = read.await.map_err(|e| Error::Read { location: location.to_owned(), reason: e.to_string() })??;
+        let (file, bytes, opened) = read.await.map_err(|e| read_error(location, e.to_string()))??;
         if opened {
             self.files.insert(key, file);
         }
