@@ -60,6 +60,16 @@ impl PluginHost {
     }
 }
 
+/// A data-plane chunk reference as the ABI carries it.
+pub(crate) fn to_abi(reference: DataChunkRef) -> ChunkRef {
+    match reference {
+        DataChunkRef::Range { url, offset, length } => ChunkRef::Range { url: url.into(), offset, length },
+        DataChunkRef::Inline(bytes) => ChunkRef::Inline(bytes.into()),
+        DataChunkRef::Missing => ChunkRef::Missing,
+        DataChunkRef::Computed => ChunkRef::Computed,
+    }
+}
+
 impl HostApi for PluginHost {
     fn list_datasets(&self) -> RVec<RString> {
         self.registry.ids().into_iter().map(RString::from).collect()
@@ -89,13 +99,7 @@ impl HostApi for PluginHost {
 
     fn chunk_reference(&self, key: ChunkKey) -> FfiFuture<RResult<ChunkRef, HostError>> {
         self.on_runtime(&key.dataset, move |source| async move {
-            let reference = source.chunk_ref(&key.variable, &key.index).await?;
-            Ok(match reference {
-                DataChunkRef::Range { url, offset, length } => ChunkRef::Range { url: url.into(), offset, length },
-                DataChunkRef::Inline(bytes) => ChunkRef::Inline(bytes.into()),
-                DataChunkRef::Missing => ChunkRef::Missing,
-                DataChunkRef::Computed => ChunkRef::Computed,
-            })
+            Ok(to_abi(source.chunk_ref(&key.variable, &key.index).await?))
         })
     }
 

@@ -6,12 +6,15 @@ use std::{
     sync::Arc,
 };
 
-use cloudify_dataset::{concat, ChunkRef, Source, VirtualSource};
+use cloudify_dataset::{concat, Source, VirtualSource};
 use cloudify_netcdf::{fallback_for, scan};
+use cloudify_sdk::ChunkRef;
 use cloudify_store::Stores;
 use cloudify_zarr_store::{
-    reference_set, ChunkAccess, CodecName, Failure, Format, Inlining, Located, ReferenceSet, ServedCodec, Store,
+    reference_set, ChunkAccess, CodecName, Failure, Format, Inlining, ReferenceSet, ServedCodec, Store,
 };
+
+use crate::host_api::to_abi;
 
 /// The chunks of a scanned dataset, read from its files.
 struct SourceChunks<'a> {
@@ -24,13 +27,8 @@ fn failure(err: impl std::fmt::Display) -> Failure {
 }
 
 impl ChunkAccess for SourceChunks<'_> {
-    async fn locate(&self, var: &str, index: &[u64]) -> Result<Located, Failure> {
-        Ok(match self.source.chunk_ref(var, index).await.map_err(failure)? {
-            ChunkRef::Range { url, offset, length } => Located::Range { url, offset, length },
-            ChunkRef::Inline(bytes) => Located::Inline(bytes),
-            ChunkRef::Missing => Located::Missing,
-            ChunkRef::Computed => Located::NotStored,
-        })
+    async fn locate(&self, var: &str, index: &[u64]) -> Result<ChunkRef, Failure> {
+        Ok(to_abi(self.source.chunk_ref(var, index).await.map_err(failure)?))
     }
 
     async fn stored(&self, var: &str, index: &[u64]) -> Result<Vec<u8>, Failure> {

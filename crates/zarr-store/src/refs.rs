@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use base64::Engine as _;
-use cloudify_sdk::hyperslab::unravel;
+use cloudify_sdk::{hyperslab::unravel, ChunkRef};
 use indexmap::IndexMap;
 use serde_json::{json, Value};
 
@@ -87,31 +87,11 @@ impl ReferenceSet {
     }
 }
 
-/// Where a chunk's bytes are, as the data plane knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Located {
-    /// `length` bytes at `offset` of `url`.
-    Range {
-        /// Path or URL.
-        url: String,
-        /// Byte offset.
-        offset: u64,
-        /// Byte count.
-        length: u64,
-    },
-    /// The stored bytes themselves.
-    Inline(Vec<u8>),
-    /// Never written: all fill value.
-    Missing,
-    /// No stored bytes (read through the source library, or computed).
-    NotStored,
-}
-
 /// What building a reference set needs from the data plane (the host's API in a plugin,
 /// the sources themselves in the command line tool).
 pub trait ChunkAccess: Sync {
     /// Where chunk `index` of `var` is stored.
-    fn locate(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Located, Failure>> + Send;
+    fn locate(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<ChunkRef, Failure>> + Send;
     /// The stored bytes of chunk `index` of `var`.
     fn stored(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Failure>> + Send;
     /// Chunk `index` of `var` decoded, then encoded with the store's declared v2 chain.
@@ -158,13 +138,15 @@ pub async fn reference_set(
         let fills_missing = has_fill_value(store, var);
         for index in grid_indices(&array.grid()) {
             let reference = match access.locate(var, &index).await? {
-                Located::Range { length, .. } if array.stored_bytes && length < inlining.threshold => {
+                ChunkRef::Range { length, .. } if array.stored_bytes && length < inlining.threshold => {
                     Reference::Inline(access.stored(var, &index).await?)
                 }
-                Located::Range { url, offset, length } if array.stored_bytes => Reference::Range { url: target(url), offset, length },
-                Located::Inline(bytes) if array.stored_bytes => Reference::Inline(bytes),
+                ChunkRef::Range { url, offset, length } if array.stored_bytes => {
+                    Reference::Range { url: target(url.into_string()), offset, length }
+                }
+                ChunkRef::Inline(bytes) if array.stored_bytes => Reference::Inline(bytes.into_vec()),
                 // Zarr fills absent keys with the declared fill value.
-                Located::Missing if fills_missing => continue,
+                ChunkRef::Missing if fills_missing => continue,
                 _ => {
                     let bytes = access.encoded(var, &index).await?;
                     encoded_bytes += bytes.len() as u64;

@@ -6,16 +6,18 @@ use std::{collections::HashMap, sync::Arc, time::SystemTime};
 use base64::Engine as _;
 use cloudify_codec::ChunkCodec;
 use cloudify_sdk::{
-    abi_stable::std_types::RVec,
+    abi_stable::std_types::{RStr, RVec},
     meta::{DataType, DatasetMeta, VariableMeta},
+    Host, Request,
 };
 use indexmap::IndexMap;
 use serde_json::{json, Map, Value};
 
 use crate::{
     codecs::{v2_declaration, ServedCodec},
+    http::Failure,
+    keys::{chunk_index, parse as parse_key, Format, Key},
     rechunk::Rechunk,
-    keys::Format,
 };
 
 /// A response body with its validator.
@@ -175,6 +177,70 @@ impl Store {
             .map(|secs| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs));
         Ok(Self { generation, last_modified, arrays, docs })
     }
+}
+
+/// What a request's store key names, checked against the store.
+pub enum Resolved<'s, 'k> {
+    /// A metadata document.
+    Document(&'s Arc<Document>),
+    /// One chunk of an array, inside its chunk grid.
+    Chunk {
+        /// Array name.
+        var: &'k str,
+        /// The array.
+        array: &'s Array,
+        /// Chunk grid index.
+        index: Vec<u64>,
+        /// Key syntax (v2 and v3 chunks may differ in bytes).
+        format: Format,
+    },
+}
+
+impl Store {
+    /// The dataset `id` as a store, rendered from the host's metadata (whose text hashes to
+    /// the generation).
+    ///
+    /// # Errors
+    /// Unknown dataset (404), unreadable metadata, or an array zarrs cannot encode (500).
+    pub fn from_host(host: &Host, id: &str, codec: ServedCodec, rechunk: Option<&Rechunk>) -> Result<Self, Failure> {
+        let json = host.dataset_metadata(RStr::from_str(id)).into_result().map_err(cloudify_sdk::Error::Host)?;
+        let meta = serde_json::from_str(&json).map_err(cloudify_sdk::Error::Json)?;
+        let generation = xxhash_rust::xxh3::xxh3_64(json.as_bytes());
+        Self::new(&meta, generation, codec, rechunk).map_err(|message| Failure { status: 500, message })
+    }
+
+    /// What the store key `key` of dataset `dataset` names.
+    ///
+    /// # Errors
+    /// 404 for keys that are no Zarr key, unknown arrays, and chunk keys of the wrong rank or
+    /// outside the grid.
+    pub fn resolve<'s, 'k>(&'s self, dataset: &str, key: &'k str) -> Result<Resolved<'s, 'k>, Failure> {
+        let unknown_var = |var: &str| Failure::not_found(format!("no variable '{var}' in dataset '{dataset}'"));
+        match parse_key(key) {
+            None => Err(Failure::not_found(format!("'{key}' is no Zarr metadata or chunk key"))),
+            Some(Key::Metadata { var }) => self.docs.get(key).map(Resolved::Document).ok_or_else(|| unknown_var(var.unwrap_or_default())),
+            Some(Key::Chunk { var, index, format }) => {
+                let array = self.arrays.get(var).ok_or_else(|| unknown_var(var))?;
+                let grid = array.grid();
+                let index = chunk_index(&index, format, grid.len()).ok_or_else(|| {
+                    Failure::not_found(format!("chunk key '{key}' does not fit the {} dimensions of '{var}'", grid.len()))
+                })?;
+                if index.iter().zip(&grid).any(|(i, n)| i >= n) {
+                    return Err(Failure::not_found(format!("chunk {index:?} is outside the chunk grid {grid:?} of '{var}'")));
+                }
+                Ok(Resolved::Chunk { var, array, index, format })
+            }
+        }
+    }
+}
+
+/// A request's `{*key}` parameter, percent-decoded.
+///
+/// # Errors
+/// 404 for a key that is not UTF-8.
+pub fn request_key(req: &Request) -> Result<String, Failure> {
+    let key = percent_encoding::percent_decode_str(req.param("key").unwrap_or_default()).decode_utf8();
+    key.map(|k| k.into_owned()).map_err(|_| Failure::not_found("the key is not UTF-8".to_owned()))
 }
 
 fn document(body: Vec<u8>) -> Arc<Document> {

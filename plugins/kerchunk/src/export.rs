@@ -6,7 +6,7 @@ use std::{collections::HashMap, future::Future, sync::Arc};
 
 use cloudify_parquet_refs::RECORD_SIZE;
 use cloudify_sdk::{ChunkRef, Host, HostExt, Request, Response};
-use cloudify_zarr_store::{reference_set, reply, ChunkAccess, Document, Failure, Inlining, Located, Store};
+use cloudify_zarr_store::{reference_set, reply, ChunkAccess, Document, Failure, Inlining, Store};
 
 use crate::{
     config::Targets,
@@ -27,16 +27,9 @@ struct HostChunks<'a> {
 }
 
 impl ChunkAccess for HostChunks<'_> {
-    fn locate(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Located, Failure>> + Send {
+    fn locate(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<ChunkRef, Failure>> + Send {
         let reference = self.host.chunk_ref(self.id, var, index);
-        async move {
-            Ok(match reference.await? {
-                ChunkRef::Range { url, offset, length } => Located::Range { url: url.into_string(), offset, length },
-                ChunkRef::Inline(bytes) => Located::Inline(bytes.into_vec()),
-                ChunkRef::Missing => Located::Missing,
-                ChunkRef::Computed => Located::NotStored,
-            })
-        }
+        async move { Ok(reference.await?) }
     }
 
     fn stored(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Failure>> + Send {

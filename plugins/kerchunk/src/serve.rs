@@ -3,11 +3,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use cloudify_sdk::{
-    abi_stable::std_types::{RStr, RVec},
-    ChunkRef, ErrorKind, Host, HostExt, Request, Response};
-use cloudify_zarr_store::{chunk_index, parse_key, reply, Array, CodecName, Document, Failure, Key, ServedCodec, Store};
-use percent_encoding::percent_decode_str;
+use cloudify_sdk::{abi_stable::std_types::RVec, ChunkRef, ErrorKind, Host, HostExt, Request, Response};
+use cloudify_zarr_store::{reply, request_key, Array, CodecName, Document, Failure, Resolved, ServedCodec, Store};
 
 use crate::{
     config::Config,
@@ -63,27 +60,12 @@ impl KerchunkService {
 
     async fn try_answer(&self, host: &Host, req: &Request) -> Result<Response, Failure> {
         let id = req.dataset_id().unwrap_or_default();
-        let key = percent_decode_str(req.param("key").unwrap_or_default())
-            .decode_utf8()
-            .map_err(|_| Failure::not_found("the key is not UTF-8".to_owned()))?;
+        let key = request_key(req)?;
         let store = self.store(host, id)?;
-        let unknown_var = |var: &str| Failure::not_found(format!("no variable '{var}' in dataset '{id}'"));
         let cache_control = &self.config.cache_control;
-        match parse_key(&key) {
-            None => Err(Failure::not_found(format!("'{key}' is no Zarr metadata or chunk key"))),
-            Some(Key::Metadata { var }) => {
-                let doc = store.docs.get(&*key).ok_or_else(|| unknown_var(var.unwrap_or_default()))?;
-                Ok(reply(req, Arc::clone(doc), store.last_modified, cache_control, "application/json"))
-            }
-            Some(Key::Chunk { var, index, format }) => {
-                let array = store.arrays.get(var).ok_or_else(|| unknown_var(var))?;
-                let grid = array.grid();
-                let index = chunk_index(&index, format, grid.len()).ok_or_else(|| {
-                    Failure::not_found(format!("chunk key '{key}' does not fit the {} dimensions of '{var}'", grid.len()))
-                })?;
-                if index.iter().zip(&grid).any(|(i, n)| i >= n) {
-                    return Err(Failure::not_found(format!("chunk {index:?} is outside the chunk grid {grid:?} of '{var}'")));
-                }
+        match store.resolve(id, &key)? {
+            Resolved::Document(doc) => Ok(reply(req, Arc::clone(doc), store.last_modified, cache_control, "application/json")),
+            Resolved::Chunk { var, array, index, .. } => {
                 let doc = self.chunk(host, id, &store, var, array, index).await?;
                 Ok(reply(req, doc, store.last_modified, cache_control, "application/octet-stream"))
             }
@@ -96,12 +78,7 @@ impl KerchunkService {
         if let Some(store) = self.stores.get(id) {
             return Ok(store);
         }
-        let json = host.dataset_metadata(RStr::from_str(id)).into_result().map_err(cloudify_sdk::Error::Host)?;
-        let meta = serde_json::from_str(&json).map_err(cloudify_sdk::Error::Json)?;
-        let generation = xxhash_rust::xxh3::xxh3_64(json.as_bytes());
-        let codec = ServedCodec::new(CodecName::Source, None);
-        let store = Store::new(&meta, generation, codec, None).map_err(|message| Failure { status: 500, message })?;
-        let store = Arc::new(store);
+        let store = Arc::new(Store::from_host(host, id, ServedCodec::new(CodecName::Source, None), None)?);
         self.stores.insert(id.to_owned(), Arc::clone(&store));
         Ok(store)
     }
