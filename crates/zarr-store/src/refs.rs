@@ -43,10 +43,8 @@ pub fn v2_chunk_key(var: &str, index: &[u64]) -> String {
 }
 
 impl ReferenceSet {
-    /// A set holding `store`'s Zarr v2 metadata (consolidated `.zmetadata` included) for the
-    /// arrays `arrays` (all when `None`).
-    pub fn new(store: &Store, arrays: Option<&[String]>) -> Self {
-        let wanted = |name: &str| arrays.is_none_or(|names| names.iter().any(|n| n == name));
+    /// A set holding `store`'s Zarr v2 metadata (consolidated `.zmetadata` included).
+    pub fn new(store: &Store) -> Self {
         let mut refs = IndexMap::new();
         let mut consolidated = serde_json::Map::new();
         let mut add = |key: String, refs: &mut IndexMap<String, Value>| {
@@ -58,7 +56,7 @@ impl ReferenceSet {
         };
         add(".zgroup".to_owned(), &mut refs);
         add(".zattrs".to_owned(), &mut refs);
-        for name in store.arrays.keys().filter(|name| wanted(name)) {
+        for name in store.arrays.keys() {
             add(format!("{name}/.zarray"), &mut refs);
             add(format!("{name}/.zattrs"), &mut refs);
         }
@@ -108,7 +106,7 @@ pub struct Inlining {
 }
 
 /// Every chunk index of a grid, in C order.
-pub fn grid_indices(grid: &[u64]) -> impl Iterator<Item = Vec<u64>> + '_ {
+fn grid_indices(grid: &[u64]) -> impl Iterator<Item = Vec<u64>> + '_ {
     (0..grid.iter().product::<u64>()).map(|flat| unravel(flat, grid))
 }
 
@@ -132,7 +130,7 @@ pub async fn reference_set(
     inlining: Inlining,
     target: impl Fn(String) -> String,
 ) -> Result<ReferenceSet, Failure> {
-    let mut set = ReferenceSet::new(store, None);
+    let mut set = ReferenceSet::new(store);
     let mut encoded_bytes = 0u64;
     for (var, array) in &store.arrays {
         let fills_missing = has_fill_value(store, var);
@@ -185,14 +183,14 @@ mod tests {
         }))
         .unwrap();
         let store = Store::new(&meta, 1, ServedCodec::new(CodecName::Source, None), None).unwrap();
-        let mut set = ReferenceSet::new(&store, Some(&["a".to_owned()]));
+        let mut set = ReferenceSet::new(&store);
         set.insert_chunk("a", &[1], Reference::Range { url: "/data/f.nc".to_owned(), offset: 100, length: 4 });
         set.insert_chunk("h", &[], Reference::Inline(vec![0, 1, 255]));
         let doc: Value = serde_json::from_slice(&set.to_json()).unwrap();
         assert_eq!(doc["version"], 1);
         let zarray: Value = serde_json::from_str(doc["refs"]["a/.zarray"].as_str().unwrap()).unwrap();
         assert_eq!(zarray["dtype"], ">i2");
-        assert!(doc["refs"].get("h/.zarray").is_none());
+        assert!(doc["refs"]["h/.zarray"].is_string());
         assert_eq!(doc["refs"]["a/1"], json!(["/data/f.nc", 100, 4]));
         assert_eq!(doc["refs"]["h/0"], "base64:AAH/");
         let zmetadata: Value = serde_json::from_str(doc["refs"][".zmetadata"].as_str().unwrap()).unwrap();

@@ -1,5 +1,5 @@
-//! `/kerchunk/{key}`: metadata documents declaring the source codecs, and chunks as stored,
-//! through a bytes-bounded cache.
+//! `/kerchunk/{key}`: metadata documents declaring the source codecs, and chunks as stored
+//! (through a bytes-bounded cache when `cache_bytes` is set).
 
 use std::{sync::Arc, time::Duration};
 
