@@ -19,6 +19,7 @@ import zarr
 
 from conftest import Server, _binary
 from test_zarr import NETCDF, assert_same_dataset, source_dataset
+from test_zarr import start as start_served
 
 # kerchunk's NetCDF3ToZarr reads CDF-1/2 only: no Python reference set for CDF-5.
 KERCHUNKED = [name for name in NETCDF if name != "cdf5"]
@@ -38,33 +39,19 @@ def parquet_sets(files):
             refs_to_dataframe(json.loads((files / f"{name}.nc.kerchunk.json").read_text()), str(out), record_size=4)
 
 
-def config_text(files, extra=""):
+def reference_datasets(files):
+    """Python kerchunk's sets of the test files, JSON and parquet, as `[[datasets]]`."""
     parquet_sets(files)
-    refs = "\n".join(
+    return "\n".join(
         f'[[datasets]]\nid = "{name}_refs"\npath = "{files}/{name}.nc.kerchunk.json"\n\n'
         f'[[datasets]]\nid = "{name}_parq"\npath = "{files}/{name}.nc.kerchunk.parq"\n'
         for name in SERVED_SETS
     )
-    return f"""
-[demo]
-enabled = false
-
-[[folders]]
-path = "{files}"
-
-[[datasets]]
-id = "series"
-path = "{files}/series/tas_*.nc"
-
-{refs}
-{extra}
-"""
 
 
 def start(files, cache_dir, tmp_path_factory, extra=""):
-    config = tmp_path_factory.mktemp("config") / "cloudify.toml"
-    config.write_text(config_text(files, extra))
-    return Server("--config", str(config), cache_dir=cache_dir)
+    """The interop suite's server (test_zarr's datasets) with the reference sets added."""
+    return start_served(files, cache_dir, tmp_path_factory, "\n" + reference_datasets(files) + extra)
 
 
 @pytest.fixture(scope="module")
