@@ -16,25 +16,7 @@ bench=${BENCH_DIR:-$repo/../shared/bench}
 data=${DATA:-/tmp/anchors-data}
 out=${OUT:-/tmp/cloudify-bench-kerchunk}
 export ROUNDS=${ROUNDS:-2} DATA=$data ENDPOINT=kerchunk ZARR_FORMAT=2
-target=${CARGO_TARGET_DIR:-$repo/target}
-
-(cd "$repo" && cargo build --release --workspace --locked)
-# A copy of the binaries, so that rebuilding the repo during a run changes nothing.
-mkdir -p "$out/bin"
-cp "$target/release/cloudify" "$target"/release/libcloudify_plugin_*.so "$out/bin/"
-cat > "$out/bench.toml" <<TOML
-[demo]
-enabled = false
-
-[[datasets]]
-id = "tas"
-path = "$data/nc/tas_day_BENCH_gn_18500101-18591231.nc"
-
-[[datasets]]
-id = "pr"
-path = "$data/nc/pr_day_BENCH_gn_18500101-18541231.nc"
-TOML
-serve="$out/bin/cloudify serve --bind 127.0.0.1:\$PORT --config $out/bench.toml"
+source "$repo/tests/bench/server.sh"
 
 for run in ${RUNS:-default cached}; do
   case $run in
