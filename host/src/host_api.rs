@@ -157,6 +157,10 @@ impl HostApi for PluginHost {
         })
     }
 
+    fn loaded_plugins(&self) -> RVec<RString> {
+        self.registry.plugins().into_iter().map(RString::from).collect()
+    }
+
     fn sleep_ms(&self, ms: u64) -> FfiFuture<()> {
         let done = self.runtime.spawn(tokio::time::sleep(std::time::Duration::from_millis(ms)));
         async move {

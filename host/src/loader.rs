@@ -85,6 +85,8 @@ fn static_plugins() -> Vec<PluginModRef> {
     modules.push(cloudify_intake::plugin_module());
     #[cfg(feature = "static-kerchunk")]
     modules.push(cloudify_kerchunk_plugin::plugin_module());
+    #[cfg(feature = "static-stac")]
+    modules.push(cloudify_stac_plugin::plugin_module());
     #[cfg(feature = "static-zarr")]
     modules.push(cloudify_zarr_plugin::plugin_module());
     modules
@@ -165,6 +167,7 @@ pub fn load(config: &Config, files: &[PathBuf], registry: &Arc<Registry>, runtim
         if let Some(source) = decl.dataset_source.into_option() {
             registry.add_provider(&name, source);
         }
+        registry.add_plugin(&name);
         tracing::info!(plugin = name, version = %decl.version, from = %origin, routes = decl.routes.len(), "plugin loaded");
         loaded.plugins.push(LoadedPlugin {
             name,

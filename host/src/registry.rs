@@ -13,6 +13,7 @@ use indexmap::IndexMap;
 pub struct Registry {
     datasets: IndexMap<String, SharedSource>,
     providers: RwLock<Vec<Provider>>,
+    plugins: RwLock<Vec<String>>,
     max_region_bytes: u64,
 }
 
@@ -24,7 +25,7 @@ struct Provider {
 impl Registry {
     /// An empty registry whose region reads stop at `max_region_bytes`.
     pub fn new(max_region_bytes: u64) -> Self {
-        Self { datasets: IndexMap::new(), providers: RwLock::new(Vec::new()), max_region_bytes }
+        Self { datasets: IndexMap::new(), providers: RwLock::new(Vec::new()), plugins: RwLock::new(Vec::new()), max_region_bytes }
     }
 
     /// Serves `source` as `id`; a later insert with the same id replaces the earlier one.
@@ -41,6 +42,16 @@ impl Registry {
     pub fn add_provider(&self, plugin: &str, source: DatasetSourceBox) {
         let provider = Provider { plugin: plugin.to_owned(), source: Arc::new(source) };
         self.providers.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(provider);
+    }
+
+    /// Records that plugin `name` loaded.
+    pub fn add_plugin(&self, name: &str) {
+        self.plugins.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(name.to_owned());
+    }
+
+    /// Names of the plugins loaded, in load order.
+    pub fn plugins(&self) -> Vec<String> {
+        self.plugins.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// The largest region a read may produce, in bytes.

@@ -299,6 +299,9 @@ pub trait HostApi: Send + Sync + Clone {
     /// `length` bytes at `offset` of `file`, one of the dataset's source files.
     fn read_source_file(&self, dataset: RStr<'_>, file: RStr<'_>, offset: u64, length: u64)
         -> FfiFuture<RResult<RVec<u8>, HostError>>;
+    /// Names of the plugins loaded, in load order; complete once the host has loaded them
+    /// all (so from any request handler, not from `init`).
+    fn loaded_plugins(&self) -> RVec<RString>;
 }
 
 /// The handle to the host's services that every handler receives.

@@ -64,6 +64,9 @@ pub trait HostExt {
     /// As [`HostExt::file_stat`]; also a range past the end.
     fn read_file(&self, dataset: &str, file: &str, offset: u64, length: u64)
         -> impl Future<Output = Result<RVec<u8>>> + Send;
+    /// Names of the plugins loaded (to link only to endpoints that exist); complete from
+    /// request handlers on.
+    fn plugins(&self) -> Vec<String>;
     /// This plugin's config table parsed as `T`.
     ///
     /// # Errors
@@ -132,6 +135,10 @@ impl HostExt for Host {
         -> impl Future<Output = Result<RVec<u8>>> + Send {
         let fut = HostApi::read_source_file(self, RStr::from_str(dataset), RStr::from_str(file), offset, length);
         async move { fut.await.into_result().map_err(Error::Host) }
+    }
+
+    fn plugins(&self) -> Vec<String> {
+        self.loaded_plugins().into_iter().map(RString::into_string).collect()
     }
 
     fn config<T: DeserializeOwned>(&self) -> Result<T> {

@@ -79,6 +79,19 @@ impl KerchunkService {
         answer.await.unwrap_or_else(Response::from)
     }
 
+    /// `GET /datasets/{id}/kerchunk.parq`: the keys of the parquet reference set (what a
+    /// folder listing would show), so the set's URL itself answers.
+    pub(crate) async fn parquet_listing(&self, host: &Host, req: &Request) -> Response {
+        match self.export(host, req).await {
+            Ok((_, export)) => {
+                let mut keys: Vec<&String> = export.parquet.keys().collect();
+                keys.sort_unstable();
+                Response::json(200, &serde_json::json!({"keys": keys}))
+            }
+            Err(failure) => Response::from(failure),
+        }
+    }
+
     /// The dataset's reference set, from the cache or built.
     async fn export(&self, host: &Host, req: &Request) -> Result<(Arc<Store>, Arc<Export>), Failure> {
         let id = req.dataset_id().unwrap_or_default();

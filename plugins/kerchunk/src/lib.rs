@@ -79,7 +79,7 @@ fn init(host: Host) -> Result<Plugin, String> {
     let config = host.config().map_err(|err| err.to_string())?;
     let service = Arc::new(KerchunkService::new(config));
     let (store, refs, parquet) = (Arc::clone(&service), Arc::clone(&service), Arc::clone(&service));
-    let (file, list) = (Arc::clone(&service), service);
+    let (file, list, parquet_keys) = (Arc::clone(&service), Arc::clone(&service), service);
     Ok(Plugin::new("kerchunk", env!("CARGO_PKG_VERSION"))
         .description("stored chunks as Zarr without re-encoding, kerchunk reference sets, source files")
         .route(
@@ -108,6 +108,14 @@ fn init(host: Host) -> Result<Plugin, String> {
             .summary("kerchunk reference set as parquet (fsspec LazyReferenceMapper layout)")
             .content_type("application/vnd.apache.parquet")
             .openapi(PARQUET_OPERATION),
+        )
+        .route(
+            Route::get(Scope::Dataset, "/kerchunk.parq", move |host, req| {
+                let service = Arc::clone(&parquet_keys);
+                async move { service.parquet_listing(&host, &req).await }
+            })
+            .summary("The keys of the parquet reference set")
+            .content_type("application/json"),
         )
         .route(
             Route::get(Scope::Dataset, "/files/{name}", move |host, req| {

@@ -1,0 +1,387 @@
+//! The handlers: one item per dataset, the collection of all, and the STAC API.
+
+use std::{sync::Arc, time::Duration};
+
+use cloudify_sdk::{meta::DatasetMeta, ChunkRef, Host, HostExt, Request, Response};
+use futures::{stream, StreamExt};
+use serde_json::{json, Map, Value};
+
+use crate::{
+    config::{AssetTemplate, Config},
+    facts::{self, Facts},
+    item::{self, ItemContext, Links, STAC_VERSION},
+    search::Search,
+};
+
+/// Conformance classes of the STAC API (1.0.0) this plugin implements.
+const CONFORMANCE: [&str; 8] = [
+    "https://api.stacspec.org/v1.0.0/core",
+    "https://api.stacspec.org/v1.0.0/collections",
+    "https://api.stacspec.org/v1.0.0/ogcapi-features",
+    "https://api.stacspec.org/v1.0.0/item-search",
+    "https://api.stacspec.org/v1.0.0/item-search#query",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+];
+
+/// How long the extents read from a dataset's coordinates are reused (they are read again
+/// sooner when the data changes).
+const FACTS_TTL: Duration = Duration::from_secs(60);
+
+/// Datasets described at once when many items are built.
+const PARALLEL_DATASETS: usize = 8;
+
+/// Which links the items of a document get.
+#[derive(Clone, Copy)]
+enum Tree {
+    /// `/datasets/{id}/stac` under `/stac-collection-all.json`.
+    Standalone,
+    /// `/stac/collections/{cid}/items/{id}` under `/stac`.
+    Api,
+}
+
+/// The plugin's state: its configuration and the extents already read.
+pub(crate) struct StacService {
+    config: Config,
+    facts: moka::sync::Cache<String, (Option<i64>, Arc<Facts>)>,
+}
+
+fn geojson(status: u16, value: &Value) -> Response {
+    Response::json(status, value).with_header("content-type", "application/geo+json")
+}
+
+/// Replaces `{base_url}` and `{id}` in every string of `value`.
+fn fill(value: &Value, base: &str, id: &str) -> Value {
+    match value {
+        Value::String(text) => Value::String(text.replace("{base_url}", base).replace("{id}", id)),
+        Value::Array(items) => Value::Array(items.iter().map(|v| fill(v, base, id)).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), fill(v, base, id))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Whether every chunk of the dataset is (probably) a stored byte range: the first chunk of
+/// each variable is one, as `/kerchunk` needs.
+async fn stored_chunks(host: &Host, meta: &DatasetMeta) -> bool {
+    for (name, var) in &meta.variables {
+        if var.shape.contains(&0) {
+            continue;
+        }
+        let origin = vec![0; var.shape.len()];
+        match host.chunk_ref(&meta.id, name, &origin).await {
+            Ok(ChunkRef::Computed) | Err(_) => return false,
+            Ok(_) => {}
+        }
+    }
+    true
+}
+
+impl StacService {
+    pub(crate) fn new(config: Config) -> Self {
+        Self { config, facts: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(FACTS_TTL).build() }
+    }
+
+    fn base_url(&self, req: &Request) -> String {
+        self.config.public_url.clone().unwrap_or_else(|| req.base_url())
+    }
+
+    fn collection_id(&self) -> &str {
+        &self.config.profile.collection.id
+    }
+
+    /// The extents of `meta`, read once per change of the data.
+    async fn facts(&self, host: &Host, meta: &DatasetMeta) -> Arc<Facts> {
+        if let Some((modified, facts)) = self.facts.get(&meta.id) {
+            if modified == meta.last_modified {
+                return facts;
+            }
+        }
+        let mut facts = facts::gather(host, meta).await;
+        facts.stored_chunks = stored_chunks(host, meta).await;
+        let facts = Arc::new(facts);
+        self.facts.insert(meta.id.clone(), (meta.last_modified, Arc::clone(&facts)));
+        facts
+    }
+
+    fn assets(&self, base: &str, meta: &DatasetMeta, facts: &Facts, plugins: &[String]) -> Map<String, Value> {
+        self.config
+            .profile
+            .assets
+            .iter()
+            .filter(|(_, template): &(&String, &AssetTemplate)| {
+                template.plugin.as_ref().is_none_or(|p| plugins.contains(p)) && (!template.stored_chunks || facts.stored_chunks)
+            })
+            .map(|(key, template)| (key.clone(), fill(&Value::Object(template.fields.clone()), base, &meta.id)))
+            .collect()
+    }
+
+    fn links(&self, tree: Tree, base: &str, id: &str) -> Links {
+        let cid = self.collection_id();
+        match tree {
+            Tree::Standalone => {
+                let collection = format!("{base}/stac-collection-all.json");
+                Links { self_href: format!("{base}/datasets/{id}/stac"), parent: collection.clone(), root: collection.clone(), collection }
+            }
+            Tree::Api => {
+                let collection = format!("{base}/stac/collections/{cid}");
+                Links {
+                    self_href: format!("{base}/stac/collections/{cid}/items/{id}"),
+                    parent: collection.clone(),
+                    collection,
+                    root: format!("{base}/stac"),
+                }
+            }
+        }
+    }
+
+    /// The item of dataset `id`; `None` when there is no such dataset.
+    async fn item(&self, host: &Host, base: &str, id: &str, tree: Tree, plugins: &[String]) -> Option<Value> {
+        let meta = host.metadata(id).ok()?;
+        let facts = self.facts(host, &meta).await;
+        let context = ItemContext {
+            profile: &self.config.profile,
+            assets: self.assets(base, &meta, &facts, plugins),
+            links: self.links(tree, base, id),
+        };
+        Some(item::item(&meta, &facts, context))
+    }
+
+    /// The items of every dataset, in dataset order.
+    async fn all_items(&self, host: &Host, base: &str, tree: Tree) -> Vec<Value> {
+        let plugins = host.plugins();
+        let ids = host.datasets();
+        // The futures are made first: a stream holding the closure is not `Send` for every
+        // lifetime (rust-lang/rust#102211).
+        let pending: Vec<_> = ids.iter().map(|id| self.item(host, base, id, tree, &plugins)).collect();
+        let items: Vec<Option<Value>> = stream::iter(pending).buffered(PARALLEL_DATASETS).collect().await;
+        items.into_iter().flatten().collect()
+    }
+
+    /// `GET /datasets/{id}/stac`.
+    pub(crate) async fn dataset_item(&self, host: &Host, req: &Request) -> Response {
+        let id = req.dataset_id().unwrap_or_default();
+        let base = self.base_url(req);
+        match self.item(host, &base, id, Tree::Standalone, &host.plugins()).await {
+            Some(item) => geojson(200, &item),
+            None => Response::error(404, format!("dataset '{id}' not found")),
+        }
+    }
+
+    fn collection_doc(&self, items: &[Value], links: Vec<Value>) -> Value {
+        let refs: Vec<&Value> = items.iter().collect();
+        item::collection(&self.config.profile, &refs, links)
+    }
+
+    /// `GET /stac-collection-all.json`: the collection, linking to every item.
+    pub(crate) async fn collection_all(&self, host: &Host, req: &Request) -> Response {
+        let base = self.base_url(req);
+        let items = self.all_items(host, &base, Tree::Standalone).await;
+        let href = format!("{base}/stac-collection-all.json");
+        let mut links = vec![
+            json!({"rel": "self", "href": href, "type": "application/json"}),
+            json!({"rel": "root", "href": href, "type": "application/json"}),
+        ];
+        if let Some(parent) = &self.config.profile.collection.parent_catalog {
+            links.push(json!({"rel": "parent", "href": parent, "type": "application/json"}));
+        }
+        links.extend(items.iter().map(|item| {
+            json!({"rel": "item", "href": format!("{base}/datasets/{}/stac", item["id"].as_str().unwrap_or_default()), "type": "application/geo+json"})
+        }));
+        links.extend(self.config.profile.links.iter().cloned());
+        Response::json(200, &self.collection_doc(&items, links))
+    }
+
+    fn api_collection(&self, base: &str, items: &[Value]) -> Value {
+        let cid = self.collection_id();
+        let mut links = vec![
+            json!({"rel": "self", "href": format!("{base}/stac/collections/{cid}"), "type": "application/json"}),
+            json!({"rel": "root", "href": format!("{base}/stac"), "type": "application/json"}),
+            json!({"rel": "parent", "href": format!("{base}/stac"), "type": "application/json"}),
+            json!({"rel": "items", "href": format!("{base}/stac/collections/{cid}/items"), "type": "application/geo+json"}),
+        ];
+        links.extend(self.config.profile.links.iter().cloned());
+        self.collection_doc(items, links)
+    }
+
+    /// `GET /stac`: the landing page.
+    pub(crate) fn landing(&self, req: &Request) -> Response {
+        let base = self.base_url(req);
+        let catalog = &self.config.profile.catalog;
+        let cid = self.collection_id();
+        let root = format!("{base}/stac");
+        let landing = json!({
+            "type": "Catalog",
+            "stac_version": STAC_VERSION,
+            "id": catalog.id,
+            "title": catalog.title,
+            "description": catalog.description,
+            "conformsTo": CONFORMANCE,
+            "links": [
+                {"rel": "self", "href": root, "type": "application/json"},
+                {"rel": "root", "href": root, "type": "application/json"},
+                {"rel": "conformance", "href": format!("{root}/conformance"), "type": "application/json"},
+                {"rel": "data", "href": format!("{root}/collections"), "type": "application/json"},
+                {"rel": "child", "href": format!("{root}/collections/{cid}"), "type": "application/json"},
+                {"rel": "search", "href": format!("{root}/search"), "type": "application/geo+json", "method": "GET"},
+                {"rel": "search", "href": format!("{root}/search"), "type": "application/geo+json", "method": "POST"},
+                {"rel": "service-desc", "href": format!("{base}/openapi.json"), "type": "application/vnd.oai.openapi+json;version=3.1"},
+            ],
+        });
+        Response::json(200, &landing)
+    }
+
+    /// `GET /stac/conformance`.
+    pub(crate) fn conformance() -> Response {
+        Response::json(200, &json!({"conformsTo": CONFORMANCE}))
+    }
+
+    /// `GET /stac/collections`.
+    pub(crate) async fn collections(&self, host: &Host, req: &Request) -> Response {
+        let base = self.base_url(req);
+        let items = self.all_items(host, &base, Tree::Api).await;
+        let root = format!("{base}/stac");
+        Response::json(
+            200,
+            &json!({
+                "collections": [self.api_collection(&base, &items)],
+                "links": [
+                    {"rel": "self", "href": format!("{root}/collections"), "type": "application/json"},
+                    {"rel": "root", "href": root, "type": "application/json"},
+                ],
+            }),
+        )
+    }
+
+    fn known_collection(&self, req: &Request) -> Result<(), Response> {
+        let cid = req.param("cid").unwrap_or_default();
+        if cid == self.collection_id() {
+            Ok(())
+        } else {
+            Err(Response::error(404, format!("collection '{cid}' not found (this server has '{}')", self.collection_id())))
+        }
+    }
+
+    /// `GET /stac/collections/{cid}`.
+    pub(crate) async fn collection(&self, host: &Host, req: &Request) -> Response {
+        if let Err(response) = self.known_collection(req) {
+            return response;
+        }
+        let base = self.base_url(req);
+        let items = self.all_items(host, &base, Tree::Api).await;
+        Response::json(200, &self.api_collection(&base, &items))
+    }
+
+    /// `GET /stac/collections/{cid}/items/{item}`.
+    pub(crate) async fn collection_item(&self, host: &Host, req: &Request) -> Response {
+        if let Err(response) = self.known_collection(req) {
+            return response;
+        }
+        let id = req.param("item").unwrap_or_default();
+        let base = self.base_url(req);
+        if !host.datasets().iter().any(|known| known == id) {
+            return Response::error(404, format!("item '{id}' not found"));
+        }
+        match self.item(host, &base, id, Tree::Api, &host.plugins()).await {
+            Some(item) => geojson(200, &item),
+            None => Response::error(404, format!("item '{id}' not found")),
+        }
+    }
+
+    /// `GET /stac/collections/{cid}/items`: the collection's items, filtered by `bbox`,
+    /// `datetime` and `limit` (OGC API Features), with `next` links.
+    pub(crate) async fn collection_items(&self, host: &Host, req: &Request) -> Response {
+        if let Err(response) = self.known_collection(req) {
+            return response;
+        }
+        let search = match Search::from_query(&req.query) {
+            Ok(search) => search,
+            Err(message) => return Response::error(400, message),
+        };
+        let href = format!("{}/stac/collections/{}/items", self.base_url(req), self.collection_id());
+        self.answer(host, req, search, &href, false).await
+    }
+
+    /// `GET /stac/search`.
+    pub(crate) async fn search_get(&self, host: &Host, req: &Request) -> Response {
+        match Search::from_query(&req.query) {
+            Ok(search) => self.answer(host, req, search, &format!("{}/stac/search", self.base_url(req)), false).await,
+            Err(message) => Response::error(400, message),
+        }
+    }
+
+    /// `POST /stac/search`.
+    pub(crate) async fn search_post(&self, host: &Host, req: &Request) -> Response {
+        match Search::from_body(&req.body) {
+            Ok(search) => self.answer(host, req, search, &format!("{}/stac/search", self.base_url(req)), true).await,
+            Err(message) => Response::error(400, message),
+        }
+    }
+
+    /// One page of the items `search` matches, as a FeatureCollection.
+    async fn answer(&self, host: &Host, req: &Request, search: Search, href: &str, post: bool) -> Response {
+        let (filter, limit, offset) = match (search.filter(), search.page_size(), search.offset()) {
+            (Ok(filter), Ok(limit), Ok(offset)) => (filter, limit, offset),
+            (Err(message), _, _) | (_, Err(message), _) | (_, _, Err(message)) => return Response::error(400, message),
+        };
+        let base = self.base_url(req);
+        let matched: Vec<Value> = if filter.wants_collection(self.collection_id()) {
+            self.all_items(host, &base, Tree::Api).await.into_iter().filter(|item| filter.matches(item)).collect()
+        } else {
+            Vec::new()
+        };
+        let total = matched.len();
+        let page: Vec<Value> = matched.into_iter().skip(offset).take(limit).collect();
+        let returned = page.len();
+        let mut links = vec![json!({"rel": "root", "href": format!("{base}/stac"), "type": "application/json"})];
+        if offset + returned < total {
+            let next = Search { token: Some(format!("next:{}", offset + returned)), limit: Some(limit), ..search };
+            links.push(if post {
+                json!({"rel": "next", "href": href, "type": "application/geo+json", "method": "POST", "body": next, "merge": false})
+            } else {
+                json!({"rel": "next", "href": format!("{href}?{}", query_string(&next)), "type": "application/geo+json", "method": "GET"})
+            });
+        }
+        geojson(
+            200,
+            &json!({
+                "type": "FeatureCollection",
+                "features": page,
+                "links": links,
+                "numberMatched": total,
+                "numberReturned": returned,
+            }),
+        )
+    }
+}
+
+/// `search` as `GET` parameters.
+fn query_string(search: &Search) -> String {
+    let join = |values: &[String]| values.join(",");
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    if let Some(bbox) = &search.bbox {
+        pairs.push(("bbox", bbox.iter().map(f64::to_string).collect::<Vec<_>>().join(",")));
+    }
+    if let Some(intersects) = &search.intersects {
+        pairs.push(("intersects", intersects.to_string()));
+    }
+    if let Some(datetime) = &search.datetime {
+        pairs.push(("datetime", datetime.clone()));
+    }
+    if let Some(ids) = &search.ids {
+        pairs.push(("ids", join(ids)));
+    }
+    if let Some(collections) = &search.collections {
+        pairs.push(("collections", join(collections)));
+    }
+    if let Some(query) = &search.query {
+        pairs.push(("query", Value::Object(query.clone()).to_string()));
+    }
+    if let Some(limit) = search.limit {
+        pairs.push(("limit", limit.to_string()));
+    }
+    if let Some(token) = &search.token {
+        pairs.push(("token", token.clone()));
+    }
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
+}
