@@ -13,5 +13,6 @@ mod openapi;
 pub mod refs_scan;
 pub mod registry;
 mod routes;
+pub mod stac_build;
 
 pub use app::{app, AppState};

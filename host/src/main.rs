@@ -9,6 +9,7 @@ use cloudify::{
     datasets::open_all,
     loader::{self, candidate_files},
     refs_scan::{scan_references, write_json, write_parquet},
+    stac_build::build_static_catalog,
 };
 use cloudify_store::Stores;
 use tracing_subscriber::EnvFilter;
@@ -41,6 +42,25 @@ enum Command {
     /// kerchunk reference sets.
     #[command(subcommand)]
     Refs(RefsCommand),
+    /// STAC catalogs.
+    #[command(subcommand)]
+    Stac(StacCommand),
+}
+
+#[derive(Subcommand)]
+enum StacCommand {
+    /// Write the stac plugin's catalog of the configured datasets as static files
+    /// (`OUT/catalog.json`, `OUT/{collection}/collection.json`, `OUT/{collection}/{item}/{item}.json`),
+    /// without starting a server.
+    Build {
+        /// Folder to write into.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// URL the server is reached at, which the assets point to (default:
+        /// `[plugin.stac] public_url`).
+        #[arg(long)]
+        base_url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -147,6 +167,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Stac(StacCommand::Build { out, base_url }) => runtime.block_on(stac_build(config, cli.plugin_dir, &out, base_url)),
         Command::CheckConfig => match toml::to_string_pretty(&config) {
             Ok(text) => {
                 println!("# configuration OK\n{text}");
@@ -210,6 +231,33 @@ async fn serve(config: Config, plugin_dirs: Vec<PathBuf>) -> ExitCode {
         }
         Err(err) => {
             tracing::error!("server error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `cloudify stac build`: the datasets and plugins as `serve` would load them, asked
+/// in-process.
+async fn stac_build(mut config: Config, plugin_dirs: Vec<PathBuf>, out: &std::path::Path, base_url: Option<String>) -> ExitCode {
+    let table = config.plugin.entry("stac".to_owned()).or_insert_with(|| serde_json::json!({}));
+    if let Some(base_url) = base_url {
+        table["public_url"] = serde_json::Value::String(base_url);
+    }
+    if !table.get("public_url").is_some_and(serde_json::Value::is_string) {
+        eprintln!("cloudify: give --base-url (or [plugin.stac] public_url): the URL the assets point to");
+        return ExitCode::from(2);
+    }
+    let registry = Arc::new(open_all(&config, Arc::new(Stores::new())).await);
+    let files = candidate_files(&config, &plugin_dirs);
+    let loaded = loader::load(&config, &files, &registry, &tokio::runtime::Handle::current());
+    let app = app(Arc::clone(&registry), loaded.plugins, &config.server);
+    match build_static_catalog(&app.router, out).await {
+        Ok(written) => {
+            println!("wrote {} ({} collection, {} items)", written.catalog.display(), written.collections, written.items);
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("cloudify: {err}");
             ExitCode::FAILURE
         }
     }

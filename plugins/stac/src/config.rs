@@ -97,7 +97,7 @@ pub(crate) fn merge(base: &mut Value, over: Value) {
         (Value::Object(base), Value::Object(over)) => {
             for (key, value) in over {
                 if value.is_null() {
-                    base.remove(&key);
+                    base.shift_remove(&key);
                 } else if let Some(slot) = base.get_mut(&key) {
                     merge(slot, value);
                 } else {
@@ -171,8 +171,18 @@ mod tests {
         assert_eq!(config.profile.collection.id, "mine");
         assert_eq!(config.profile.collection.title, "Every dataset of this server");
         assert_eq!(config.profile.collection.keywords, ["a"]);
-        assert!(!config.profile.assets.contains_key("intake"));
-        assert_eq!(config.profile.assets.keys().last().map(String::as_str), Some("disk"));
+        let keys: Vec<&str> = config.profile.assets.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["zstore", "kerchunk", "reference_file", "reference_parquet", "xarray_view", "disk"]);
+    }
+
+    #[test]
+    fn the_eerie_example_profile_loads() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/eerie/stac-profile.json");
+        let config = Config::load(json!({ "profile": path })).unwrap();
+        assert_eq!(config.profile.collection.id, "eerie-cloud-all");
+        assert!(!config.profile.assets.contains_key("kerchunk"));
+        assert_eq!(config.profile.assets["eerie-cloud"].plugin.as_deref(), Some("kerchunk"));
+        assert_eq!(config.profile.item_properties["project"], "EERIE");
     }
 
     #[test]

@@ -36,14 +36,14 @@ const SEARCH_OPERATION: &str = r#"{
   "summary": "STAC item search",
   "description": "Items matching every given filter, one page at a time (follow the next link).",
   "parameters": [
-    {"name": "bbox", "in": "query", "schema": {"type": "string"}, "example": "-10,35,30,60"},
-    {"name": "intersects", "in": "query", "schema": {"type": "string"}, "description": "GeoJSON geometry"},
-    {"name": "datetime", "in": "query", "schema": {"type": "string"}, "example": "2015-01-01T00:00:00Z/.."},
-    {"name": "ids", "in": "query", "schema": {"type": "string"}},
-    {"name": "collections", "in": "query", "schema": {"type": "string"}},
-    {"name": "query", "in": "query", "schema": {"type": "string"}, "example": "{\"variables\":{\"eq\":\"tas\"}}"},
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
-    {"name": "token", "in": "query", "schema": {"type": "string"}}
+    {"name": "bbox", "in": "query", "required": false, "schema": {"type": "string"}, "example": "-10,35,30,60"},
+    {"name": "intersects", "in": "query", "required": false, "schema": {"type": "string"}, "description": "GeoJSON geometry"},
+    {"name": "datetime", "in": "query", "required": false, "schema": {"type": "string"}, "example": "2015-01-01T00:00:00Z/.."},
+    {"name": "ids", "in": "query", "required": false, "schema": {"type": "string"}},
+    {"name": "collections", "in": "query", "required": false, "schema": {"type": "string"}},
+    {"name": "query", "in": "query", "required": false, "schema": {"type": "string"}, "example": "{\"variables\":{\"eq\":\"tas\"}}"},
+    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+    {"name": "token", "in": "query", "required": false, "schema": {"type": "string"}}
   ],
   "responses": {"200": {"description": "An ItemCollection", "content": {"application/geo+json": {}}},
                 "400": {"description": "A parameter is malformed"}}
