@@ -182,11 +182,12 @@ pub(crate) fn longitude_range(values: &[f64]) -> Option<[f64; 2]> {
     wrapped.sort_by(f64::total_cmp);
     wrapped.dedup();
     let (first, last) = (*wrapped.first()?, *wrapped.last()?);
-    // The gap across the antimeridian, then each gap between neighbours.
+    // The gap across the antimeridian, then each gap between neighbours; a gap must be
+    // clearly wider to win, so the equal gaps of a regular global grid keep -180–180.
     let mut widest = (first + 360.0 - last, [first, last]);
     for pair in wrapped.windows(2) {
         let gap = pair[1] - pair[0];
-        if gap > widest.0 {
+        if gap > widest.0 + 1e-6 * widest.0.max(1.0) {
             widest = (gap, [pair[1], pair[0]]);
         }
     }
@@ -301,6 +302,10 @@ mod tests {
         // The Pacific across the antimeridian: west > east.
         assert_eq!(longitude_range(&[170.0, 180.0, 190.0]), Some([170.0, -170.0]));
         assert_eq!(longitude_range(&[-20.0, 40.0]), Some([-20.0, 40.0]));
+        // Eight points 0–351: every gap 50.14° up to rounding, so the grid stays in one piece.
+        let coarse: Vec<f64> = (0..8).map(|i| f64::from(i) * 351.0 / 7.0).collect();
+        let [west, east] = longitude_range(&coarse).unwrap();
+        assert!((west + 159.428_571).abs() < 1e-5 && (east - 150.428_571).abs() < 1e-5, "{west} {east}");
         assert_eq!(longitude_range(&[]), None);
     }
 
