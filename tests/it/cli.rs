@@ -67,3 +67,34 @@ fn the_example_config_is_valid_and_complete() {
     let host_part = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap().split("\n[plugin").next().unwrap().trim_end().to_owned();
     assert_eq!(host_part(out.stdout), host_part(defaults.stdout));
 }
+
+#[test]
+fn stac_build_writes_a_static_catalog_without_a_server() {
+    let out = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let build = |extra: &[(&str, &str)]| {
+        let mut command = Command::new(cloudify_bin());
+        command
+            .args(["stac", "build", "--base-url", "https://data.example.org", "--out"])
+            .arg(out.path())
+            .env_remove("CLOUDIFY_CONFIG")
+            .env("CLOUDIFY_LOG", "off")
+            .env("CLOUDIFY_CACHE__DIR", cache.path());
+        command.envs(extra.iter().copied()).output().unwrap()
+    };
+    let done = build(&[]);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let read = |path: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(out.path().join(path)).unwrap()).unwrap() };
+    let catalog = read("catalog.json");
+    assert_eq!(catalog["type"], "Catalog");
+    assert_eq!(catalog["links"][1]["href"], "./cloudify-all/collection.json");
+    let collection = read("cloudify-all/collection.json");
+    assert_eq!(collection["links"][2], serde_json::json!({"rel": "item", "href": "./demo/demo.json", "type": "application/geo+json"}));
+    let item = read("cloudify-all/demo/demo.json");
+    assert_eq!(item["assets"]["zstore"]["href"], "https://data.example.org/datasets/demo/zarr");
+    assert_eq!(item["links"][0]["href"], "../../catalog.json");
+
+    let without = build(&[("CLOUDIFY_PLUGINS__DISABLED", "[stac]")]);
+    assert_eq!(without.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&without.stderr).contains("the stac plugin is not loaded"));
+}
