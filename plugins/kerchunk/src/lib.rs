@@ -6,7 +6,8 @@
 //!   stored byte ranges (read through the source library, computed) are refused with 409,
 //!   naming `/zarr`; never-written chunks are the fill value encoded with the source chain.
 //! * `/datasets/{id}/kerchunk.json`: the kerchunk reference set (spec version 1), and
-//!   `/datasets/{id}/kerchunk.parq/`: the same as parquet (fsspec's `LazyReferenceMapper`).
+//!   `/datasets/{id}/kerchunk.parq/`: the same as parquet (fsspec's `LazyReferenceMapper`);
+//!   `/datasets/{id}/kerchunk.parq` itself lists its keys.
 //! * `/datasets/{id}/files/` and `/datasets/{id}/files/{name}`: the source files, with `Range`,
 //!   `ETag`/`Last-Modified`, `If-Match`/`If-Unmodified-Since` and `If-None-Match`, which
 //!   fsspec and Icechunk's virtual chunks rely on.
