@@ -396,7 +396,7 @@ def test_search_pages_with_limit(served, items):
 @pytest.mark.parametrize("bad", [
     "bbox=1,2,3", "bbox=0,10,10,5", "datetime=2015", "datetime=2016-01-01T00:00:00Z/2015-01-01T00:00:00Z",
     "limit=0", "limit=abc", "token=elsewhere", "query=notjson", "query=%7B%22a%22%3A%7B%22like%22%3A1%7D%7D",
-    "intersects=%7B%22type%22%3A%22Blob%22%7D", "unknown=1",
+    "intersects=%7B%22type%22%3A%22Blob%22%7D", "unknown=1", "filter=experiment_id%3D'ssp585'",
 ])
 def test_bad_searches_are_400(served, bad):
     response = requests.get(f"{served.url}/stac/search?{bad}", timeout=30)
@@ -411,6 +411,7 @@ def test_bad_post_bodies_are_400_and_the_server_keeps_serving(served):
         assert response.status_code == 400, body
     assert requests.get(f"{served.url}/datasets/pacific/stac", timeout=30).status_code == 200
     assert requests.get(f"{served.url}/datasets/nope/stac", timeout=30).status_code == 404
+    assert requests.get(f"{served.url}/datasets/pacific/stac/", timeout=30).json()["id"] == "pacific"
 
 
 def test_static_catalog(served, config, items, tmp_path):

@@ -67,6 +67,7 @@ fn init(host: Host) -> Result<Plugin, String> {
     Ok(Plugin::new("stac", env!("CARGO_PKG_VERSION"))
         .description("STAC items, a collection and a STAC API with item search")
         .route(route!(get, Scope::Dataset, "/stac", service, dataset_item).summary("STAC Item of the dataset").content_type("application/geo+json"))
+        .route(route!(get, Scope::Dataset, "/stac/", service, dataset_item).summary("STAC Item of the dataset").content_type("application/geo+json"))
         .route(
             route!(get, Scope::App, "/stac-collection-all.json", service, collection_all)
                 .summary("STAC Collection of every dataset")

@@ -64,7 +64,8 @@ impl Search {
                 "limit" => search.limit = Some(value.parse().map_err(|_| format!("limit '{value}' is not a whole number"))?),
                 "query" => search.query = Some(serde_json::from_str(&value).map_err(|err| format!("query: {err}"))?),
                 "token" => search.token = Some(value),
-                "sortby" | "fields" | "filter" | "filter-lang" => {}
+                "sortby" | "fields" => {}
+                "filter" | "filter-lang" => return Err("CQL2 filter is not supported: use query".to_owned()),
                 other => return Err(format!("unknown search parameter '{other}'")),
             }
         }
@@ -361,6 +362,7 @@ mod tests {
         assert!(search.filter().unwrap().matches(&item()));
         assert!(Search::from_query("bbox=1,2,x,4").unwrap_err().contains("bbox"));
         assert!(Search::from_query("colections=a").unwrap_err().contains("colections"));
+        assert!(Search::from_query("filter=a%3D1").unwrap_err().contains("CQL2"));
         assert!(Search::from_query("limit=0").unwrap().page_size().is_err());
         assert!(Search::from_query("token=abc").unwrap().offset().is_err());
     }
