@@ -53,9 +53,9 @@ def get(url, **kwargs):
 
 
 def write_regions(folder):
-    """Three datasets with known extents: a Pacific region across the antimeridian with
-    longitude bounds (CMIP-style attributes), a European one in 0–360 longitudes, and a
-    field without time."""
+    """Datasets with known extents: a Pacific region across the antimeridian with longitude
+    bounds (CMIP-style attributes), a European one in 0–360 longitudes, cells of an
+    unstructured grid in radians, and a field without time."""
     folder.mkdir(exist_ok=True)
     with netCDF4.Dataset(folder / "pacific.nc", "w") as ds:
         ds.title = "Pacific tas and pr"
@@ -108,6 +108,17 @@ def write_regions(folder):
         clt.scale_factor = 0.01
         clt.units = "%"
         clt[:] = np.full((3, 8, 9), 50.0)
+    with netCDF4.Dataset(folder / "icon_cells.nc", "w") as ds:
+        ds.createDimension("ncells", 6)
+        for name, standard, values in [("clat", "latitude", [10, 12, 14, 16, 18, 20]),
+                                       ("clon", "longitude", [100, 102, 104, 106, 108, 110])]:
+            v = ds.createVariable(name, "f8", ("ncells",))
+            v.standard_name = standard
+            v.units = "radian"
+            v[:] = np.radians(values)
+        ts = ds.createVariable("ts", "f4", ("ncells",))
+        ts.coordinates = "clat clon"
+        ts[:] = np.arange(6)
     with netCDF4.Dataset(folder / "orography.nc", "w") as ds:
         ds.createDimension("lat", 4)
         ds.createDimension("lon", 8)
@@ -211,7 +222,7 @@ def test_every_item_validates(items):
 def test_items_describe_the_source_like_xarray(items, files, regions):
     for item_id, item in items.items():
         # Undecoded: character arrays keep their length dimension, as /zarr serves them.
-        source = open_source(files, regions, item_id, decode_cf=False)
+        source = open_source(files, regions, item_id, concat_characters=False, mask_and_scale=False, decode_times=False)
         data_vars = [name for name in source.data_vars if not name.endswith("_bnds")]
         assert sorted(item["properties"]["variables"]) == sorted(data_vars), item_id
         cube = DatacubeExtension.ext(pystac.Item.from_dict(item))
@@ -228,6 +239,8 @@ def test_bbox_from_the_coordinates(items, files, regions):
     assert pacific["bbox"] == [167.5, -10.0, -167.5, 10.0]
     assert pacific["geometry"]["type"] == "MultiPolygon"
     assert items["europe"]["bbox"] == [-10.0, 35.0, 30.0, 70.0]
+    # An unstructured grid with coordinates in radians.
+    assert items["icon_cells"]["bbox"] == [100.0, 10.0, 110.0, 20.0]
     for item_id in ("nc4_chunked", "series", "orography"):
         source = open_source(files, regions, item_id)
         lon = (source.lon.values + 180) % 360 - 180

@@ -4,6 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use cloudify_sdk::{meta::DatasetMeta, ChunkRef, Host, HostExt, Request, Response};
 use futures::{stream, StreamExt};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::{json, Map, Value};
 
 use crate::{
@@ -53,12 +54,24 @@ fn geojson(status: u16, value: &Value) -> Response {
     Response::json(status, value).with_header("content-type", "application/geo+json")
 }
 
-/// Replaces `{base_url}` and `{id}` in every string of `value`.
-fn fill(value: &Value, base: &str, id: &str) -> Value {
+/// Characters a dataset id cannot carry as they are in a URL path segment.
+const SEGMENT: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'/').add(b'<').add(b'>').add(b'?').add(b'`')
+    .add(b'{').add(b'}').add(b'\\').add(b'^').add(b'|');
+
+/// `text` as one URL path segment.
+fn segment(text: &str) -> String {
+    utf8_percent_encode(text, SEGMENT).to_string()
+}
+
+/// Replaces `{base_url}` and `{id}` in every string of `value` (the id URL-encoded in `href`s).
+fn fill(value: &Value, base: &str, id: &str, in_href: bool) -> Value {
     match value {
-        Value::String(text) => Value::String(text.replace("{base_url}", base).replace("{id}", id)),
-        Value::Array(items) => Value::Array(items.iter().map(|v| fill(v, base, id)).collect()),
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), fill(v, base, id))).collect()),
+        Value::String(text) => {
+            let id = if in_href { segment(id) } else { id.to_owned() };
+            Value::String(text.replace("{base_url}", base).replace("{id}", &id))
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| fill(v, base, id, in_href)).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), fill(v, base, id, k == "href"))).collect()),
         other => other.clone(),
     }
 }
@@ -122,12 +135,12 @@ impl StacService {
             .filter(|(_, template): &(&String, &AssetTemplate)| {
                 template.plugin.as_ref().is_none_or(|p| plugins.contains(p)) && (!template.stored_chunks || facts.stored_chunks)
             })
-            .map(|(key, template)| (key.clone(), fill(&Value::Object(template.fields.clone()), base, &meta.id)))
+            .map(|(key, template)| (key.clone(), fill(&Value::Object(template.fields.clone()), base, &meta.id, false)))
             .collect()
     }
 
     fn links(&self, tree: Tree, base: &str, id: &str) -> Links {
-        let cid = self.collection_id();
+        let (cid, id) = (segment(self.collection_id()), segment(id));
         match tree {
             Tree::Standalone => {
                 let collection = format!("{base}/stac-collection-all.json");
@@ -212,14 +225,14 @@ impl StacService {
             links.push(json!({"rel": "parent", "href": parent, "type": "application/json"}));
         }
         links.extend(items.iter().map(|item| {
-            json!({"rel": "item", "href": format!("{base}/datasets/{}/stac", item["id"].as_str().unwrap_or_default()), "type": "application/geo+json"})
+            json!({"rel": "item", "href": format!("{base}/datasets/{}/stac", segment(item["id"].as_str().unwrap_or_default())), "type": "application/geo+json"})
         }));
         links.extend(self.config.profile.links.iter().cloned());
         Response::json(200, &self.collection_doc(&items, links))
     }
 
     fn api_collection(&self, base: &str, items: &[Arc<Value>]) -> Value {
-        let cid = self.collection_id();
+        let cid = segment(self.collection_id());
         let mut links = vec![
             json!({"rel": "self", "href": format!("{base}/stac/collections/{cid}"), "type": "application/json"}),
             json!({"rel": "root", "href": format!("{base}/stac"), "type": "application/json"}),
@@ -234,7 +247,7 @@ impl StacService {
     pub(crate) fn landing(&self, req: &Request) -> Response {
         let base = self.base_url(req);
         let catalog = &self.config.profile.catalog;
-        let cid = self.collection_id();
+        let cid = segment(self.collection_id());
         let root = format!("{base}/stac");
         let landing = json!({
             "type": "Catalog",
@@ -324,7 +337,7 @@ impl StacService {
             Ok(search) => search,
             Err(message) => return Response::error(400, message),
         };
-        let href = format!("{}/stac/collections/{}/items", self.base_url(req), self.collection_id());
+        let href = format!("{}/stac/collections/{}/items", self.base_url(req), segment(self.collection_id()));
         self.answer(host, req, search, &href, false).await
     }
 
@@ -410,4 +423,25 @@ fn query_string(search: &Search) -> String {
         pairs.push(("token", token.clone()));
     }
     serde_urlencoded::to_string(pairs).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn templates_are_filled_and_ids_encoded_in_hrefs() {
+        let template = json!({
+            "href": "{base_url}/datasets/{id}/zarr", "title": "{id} as Zarr",
+            "alternate": {"processed": {"href": "{base_url}/datasets/{id}/zarr"}}, "roles": ["data"],
+        });
+        let filled = fill(&template, "http://h", "tas day#1", false);
+        assert_eq!(filled["href"], "http://h/datasets/tas%20day%231/zarr");
+        assert_eq!(filled["title"], "tas day#1 as Zarr");
+        assert_eq!(filled["alternate"]["processed"]["href"], "http://h/datasets/tas%20day%231/zarr");
+        assert_eq!(filled["roles"], json!(["data"]));
+        assert_eq!(segment("a/b"), "a%2Fb");
+    }
 }

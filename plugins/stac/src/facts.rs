@@ -154,12 +154,16 @@ async fn read_values(host: &Host, dataset: &str, name: &str, var: &VariableMeta)
     )
 }
 
-/// The values of a coordinate and of its cell bounds (CF `bounds`), if any.
+/// The values of a coordinate and of its cell bounds (CF `bounds`), if any, in degrees
+/// (ICON's `clat`/`clon` are in radians).
 async fn with_bounds(host: &Host, meta: &DatasetMeta, name: &str) -> Option<Vec<f64>> {
     let var = meta.variables.get(name)?;
     let mut values = read_values(host, &meta.id, name, var).await?;
     if let Some(bounds) = text(var, "bounds").and_then(|b| meta.variables.get_key_value(b)) {
         values.extend(read_values(host, &meta.id, bounds.0, bounds.1).await.unwrap_or_default());
+    }
+    if text(var, "units").is_some_and(|u| u.starts_with("rad")) {
+        values.iter_mut().for_each(|v| *v = v.to_degrees());
     }
     Some(values)
 }
