@@ -75,6 +75,7 @@ mod handler;
 mod host;
 pub mod hyperslab;
 pub mod meta;
+pub mod strings;
 mod plugin;
 mod provider;
 

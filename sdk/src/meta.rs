@@ -82,12 +82,16 @@ pub enum DataType {
     Float64,
     /// One 8-bit character (NetCDF `char`); text is an array of them along its last dimension.
     Char,
+    /// A variable-length UTF-8 string (NetCDF4 `string`, Zarr `string`). Its decoded chunks
+    /// are not fixed-size values but the layout of [`crate::strings`].
+    String,
 }
 
 impl DataType {
-    /// Bytes per element.
+    /// Bytes per element; 0 for variable-length strings (see [`DataType::is_variable_length`]).
     pub fn size(self) -> usize {
         match self {
+            Self::String => 0,
             Self::Bool | Self::Int8 | Self::Uint8 | Self::Char => 1,
             Self::Int16 | Self::Uint16 => 2,
             Self::Int32 | Self::Uint32 | Self::Float32 => 4,
@@ -95,9 +99,16 @@ impl DataType {
         }
     }
 
-    /// The numpy/xarray name (`float32`), as in xpublish's `/info`.
+    /// Whether elements differ in size, so that chunks cannot be sliced by element offsets.
+    pub fn is_variable_length(self) -> bool {
+        self == Self::String
+    }
+
+    /// The numpy/xarray name (`float32`), as in xpublish's `/info` (strings are `object`, as
+    /// xarray shows NetCDF4 strings).
     pub fn name(self) -> &'static str {
         match self {
+            Self::String => "object",
             Self::Bool => "bool",
             Self::Int8 => "int8",
             Self::Int16 => "int16",
@@ -114,7 +125,8 @@ impl DataType {
     }
 
     /// One element of this type holding `value`, little-endian: a JSON number or bool, `"NaN"`,
-    /// `"Infinity"`, `"-Infinity"`, or text (its first byte, for characters); zero otherwise.
+    /// `"Infinity"`, `"-Infinity"`, or text (its first byte, for characters; its UTF-8 bytes,
+    /// for strings); zero otherwise (the empty string).
     pub fn element(self, value: &Value) -> Vec<u8> {
         let float = match value {
             Value::String(s) if s == "NaN" => Some(f64::NAN),
@@ -139,6 +151,7 @@ impl DataType {
             Self::Uint64 => uint.to_le_bytes().to_vec(),
             Self::Float32 => (float as f32).to_le_bytes().to_vec(),
             Self::Float64 => float.to_le_bytes().to_vec(),
+            Self::String => value.as_str().unwrap_or_default().as_bytes().to_vec(),
         }
     }
 
@@ -157,6 +170,7 @@ impl DataType {
             Self::Float32 => "<f4",
             Self::Float64 => "<f8",
             Self::Char => "|S1",
+            Self::String => "|O",
         }
     }
 }
@@ -185,7 +199,7 @@ impl VariableMeta {
         self.shape.iter().zip(&self.chunks).map(|(&n, &c)| if c == 0 { 0 } else { n.div_ceil(c) }).collect()
     }
 
-    /// Bytes of one decoded chunk (the full chunk shape).
+    /// Bytes of one decoded chunk (the full chunk shape); 0 for variable-length strings.
     pub fn chunk_bytes(&self) -> u64 {
         self.chunks.iter().product::<u64>() * self.dtype.size() as u64
     }
@@ -221,5 +235,15 @@ mod tests {
         assert_eq!(DataType::Uint64.element(&json!(18_446_744_073_709_551_614u64)), (u64::MAX - 1).to_le_bytes());
         assert_eq!(DataType::Char.element(&json!("x")), b"x");
         assert_eq!(DataType::Uint8.element(&Value::Null), [0]);
+        assert_eq!(DataType::String.element(&json!("NaN")), b"NaN");
+        assert_eq!(DataType::String.element(&Value::Null), b"");
+    }
+
+    #[test]
+    fn strings_are_named_as_xarray_and_numpy_name_them() {
+        let var: VariableMeta = serde_json::from_str(r#"{"dtype":"string","dimensions":["station"],"shape":[3],"chunks":[3]}"#).unwrap();
+        assert_eq!((var.dtype.name(), var.dtype.numpy_le()), ("object", "|O"));
+        assert!(var.dtype.is_variable_length() && !DataType::Char.is_variable_length());
+        assert_eq!(var.chunk_bytes(), 0);
     }
 }

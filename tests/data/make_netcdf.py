@@ -9,6 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import h5py
 import netCDF4
 import numpy as np
 
@@ -62,7 +63,6 @@ def nc4_contiguous(path):
         orog[:] = field((12, 16), 2) * 10
         mask = ds.createVariable("mask", "u1", ("lat", "lon"), contiguous=True)
         mask[:] = (np.arange(12 * 16) % 3 == 0).reshape(12, 16)
-        # A scalar: small enough to be stored in the object header (compact layout).
         height = ds.createVariable("height", "f8", ())
         height.units = "m"
         height[...] = 2.0
@@ -72,6 +72,40 @@ def nc4_contiguous(path):
         station = ds.createVariable("station", "S1", ("station", "namelen"), zlib=True, chunksizes=(2, 8))
         station._Encoding = "utf-8"
         station[:] = np.array(["Hamburg", "Bonn", "Zürich"], dtype="U8")
+    # Compact layout (the data inside the object header): netCDF-C never writes it, other
+    # HDF5 writers do; libnetcdf reads it as a variable like any other.
+    with h5py.File(path, "a") as f:
+        plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        plist.set_layout(h5py.h5d.COMPACT)
+        space = h5py.h5s.create_simple((12, 16))
+        h5py.h5d.create(f.id, b"code", h5py.h5t.STD_I32LE, space, dcpl=plist).write(
+            h5py.h5s.ALL, h5py.h5s.ALL, np.arange(12 * 16, dtype="<i4").reshape(12, 16) - 50)
+        f["code"].dims[0].attach_scale(f["lat"])
+        f["code"].dims[1].attach_scale(f["lon"])
+        f["code"].attrs["long_name"] = "compact layout"
+
+
+def nc4_strings(path):
+    """Variable-length strings (NetCDF4 `string`): contiguous, chunked with edge chunks, a
+    scalar, one with a `_FillValue` and elements never written, one without fill mode."""
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
+        ds.title = "strings"
+        ds.createDimension("station", 5)
+        ds.createDimension("obs", 3)
+        names = ds.createVariable("station_name", str, ("station",))
+        names.long_name = "station name"
+        names[:] = np.array(["Hamburg", "Bonn", "Zürich", "", "a name with spaces ✓"], dtype=object)
+        flag = ds.createVariable("flag", str, ("station", "obs"), chunksizes=(2, 2))
+        flag[:] = np.array([[f"s{i}o{j}" * (i + 1) for j in range(3)] for i in range(5)], dtype=object)
+        label = ds.createVariable("label", str, ())
+        label[0] = "scalar ✓"
+        sparse = ds.createVariable("sparse", str, ("station",), fill_value="missing")
+        sparse[1] = "one"
+        nofill = ds.createVariable("nofill", str, ("station",), fill_value=False)
+        nofill[2] = "two"
+        temp = ds.createVariable("temp", "f4", ("station",))
+        temp.coordinates = "station_name"
+        temp[:] = np.arange(5, dtype="f4") + 0.5
 
 
 def nc4_packed(path):
@@ -179,6 +213,7 @@ WRITERS = {
     "nc4_packed.nc": nc4_packed,
     "nc4_sparse.nc": nc4_sparse,
     "nc4_calendars.nc": nc4_calendars,
+    "nc4_strings.nc": nc4_strings,
     "nc3_classic.nc": lambda p: nc3(p, "NETCDF3_CLASSIC"),
     "nc3_64bit.nc": lambda p: nc3(p, "NETCDF3_64BIT_OFFSET"),
     "nc3_single_record.nc": nc3_single_record,
@@ -245,7 +280,9 @@ def dump(path, out):
         ds.set_auto_maskandscale(False)
         ds.set_auto_chartostring(False)
         for name, var in ds.variables.items():
-            if var.dtype == str:  # variable-length strings: not served yet
+            if var.dtype == str:  # variable-length strings: the list itself, in C order
+                strings = np.asarray(var[...], dtype=object).ravel().tolist()
+                variables[name] = {"dtype": "object", "shape": list(var.shape), "strings": strings}
                 continue
             values = np.asarray(var[...])
             le = values.astype(values.dtype.newbyteorder("<"))

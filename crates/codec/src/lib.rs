@@ -3,7 +3,8 @@
 //! through zarrs' codec pipeline.
 //!
 //! Decoded chunks are native-endian C-order values of the full chunk shape; cloudify's
-//! contract is little-endian, hence the compile-time check below.
+//! contract is little-endian, hence the compile-time check below. Chunks of variable-length
+//! strings are in the layout of `cloudify_sdk::strings`.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -12,10 +13,10 @@ compile_error!("cloudify hands decoded chunks out as little-endian and assumes a
 
 use std::{borrow::Cow, num::NonZeroU64};
 
-use cloudify_sdk::meta::DataType as MetaType;
+use cloudify_sdk::{meta::DataType as MetaType, strings};
 use serde_json::Value;
 use zarrs::{
-    array::{data_type, ArrayBytes, ArrayToBytesCodecTraits, CodecChain, CodecOptions, DataType, FillValue},
+    array::{data_type, ArrayBytes, ArrayBytesOffsets, ArrayToBytesCodecTraits, CodecChain, CodecOptions, DataType, FillValue},
     metadata::v3::MetadataV3,
 };
 
@@ -59,6 +60,7 @@ fn zarrs_type(dtype: MetaType) -> DataType {
         MetaType::Uint64 => data_type::uint64(),
         MetaType::Float32 => data_type::float32(),
         MetaType::Float64 => data_type::float64(),
+        MetaType::String => data_type::string(),
     }
 }
 
@@ -68,6 +70,8 @@ pub struct ChunkCodec {
     shape: Vec<NonZeroU64>,
     data_type: DataType,
     fill: FillValue,
+    /// Variable-length strings: decoded chunks are in `cloudify_sdk::strings` layout.
+    strings: bool,
 }
 
 impl std::fmt::Debug for ChunkCodec {
@@ -94,7 +98,7 @@ impl ChunkCodec {
             .map(|&n| NonZeroU64::new(n))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| Error::EmptyChunk(chunk_shape.to_vec()))?;
-        Ok(Self { chain, shape, data_type: zarrs_type(dtype), fill: FillValue::from(fill.to_vec()) })
+        Ok(Self { chain, shape, data_type: zarrs_type(dtype), fill: FillValue::from(fill.to_vec()), strings: dtype.is_variable_length() })
     }
 
     /// Decodes one stored chunk to the full chunk of values.
@@ -106,6 +110,10 @@ impl ChunkCodec {
             .chain
             .decode(encoded.into(), &self.shape, &self.data_type, &self.fill, &CodecOptions::default())
             .map_err(|e| Error::Decode(e.to_string()))?;
+        if self.strings {
+            let (bytes, offsets) = decoded.into_variable().map_err(|e| Error::Decode(e.to_string()))?.into_parts();
+            return Ok(strings::encode(offsets.windows(2).map(|w| &bytes[w[0]..w[1]])));
+        }
         let bytes = decoded.into_fixed().map_err(|e| Error::Decode(e.to_string()))?;
         Ok(bytes.into_owned())
     }
@@ -115,13 +123,27 @@ impl ChunkCodec {
     /// # Errors
     /// [`Error::Encode`] when `decoded` does not hold the chunk shape's values.
     pub fn encode(&self, decoded: &[u8]) -> Result<Vec<u8>> {
-        let bytes = ArrayBytes::new_flen(Cow::Borrowed(decoded));
+        let bytes = if self.strings { variable_length(decoded)? } else { ArrayBytes::new_flen(Cow::Borrowed(decoded)) };
         let encoded = self
             .chain
             .encode(bytes, &self.shape, &self.data_type, &self.fill, &CodecOptions::default())
             .map_err(|e| Error::Encode(e.to_string()))?;
         Ok(encoded.into_owned())
     }
+}
+
+/// A chunk of strings as zarrs holds it: the items' bytes back to back, and their offsets.
+fn variable_length(chunk: &[u8]) -> Result<ArrayBytes<'static>> {
+    let items = strings::decode(chunk).map_err(|e| Error::Encode(e.to_string()))?;
+    let mut offsets = Vec::with_capacity(items.len() + 1);
+    offsets.push(0);
+    let mut bytes = Vec::with_capacity(chunk.len());
+    for item in items {
+        bytes.extend_from_slice(item);
+        offsets.push(bytes.len());
+    }
+    let offsets = ArrayBytesOffsets::new(offsets).map_err(|e| Error::Encode(e.to_string()))?;
+    ArrayBytes::new_vlen(bytes, offsets).map_err(|e| Error::Encode(e.to_string()))
 }
 
 #[cfg(test)]
@@ -151,6 +173,19 @@ mod tests {
         assert!(encoded.len() < values.len());
         assert_eq!(codec.decode(&encoded).unwrap(), values);
         assert!(matches!(codec.decode(b"not zlib"), Err(Error::Decode(_))));
+    }
+
+    #[test]
+    fn strings_round_trip_through_vlen_utf8() {
+        let chain = [json!({"name": "vlen-utf8", "configuration": {}}), json!({"name": "zstd", "configuration": {"level": 1, "checksum": false}})];
+        let codec = ChunkCodec::new(&chain, MetaType::String, &[2, 2], b"").unwrap();
+        let chunk = strings::encode(["Hamburg", "", "Zürich", "Bonn"]);
+        let encoded = codec.encode(&chunk).unwrap();
+        assert_eq!(codec.decode(&encoded).unwrap(), chunk);
+        // Without a compressor the stored bytes are the layout itself (numcodecs' VLenUTF8).
+        let plain = ChunkCodec::new(&chain[..1], MetaType::String, &[4], b"").unwrap();
+        assert_eq!(plain.encode(&chunk).unwrap(), chunk);
+        assert!(matches!(codec.encode(b"\x09\0\0\0"), Err(Error::Encode(_))));
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod virtual_source;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-pub use cloudify_sdk::hyperslab;
+pub use cloudify_sdk::{hyperslab, strings};
 pub use cloudify_sdk::meta::{DataType, DatasetMeta, VariableMeta};
 
 pub use chunk_cache::{CachedSource, ChunkCache};
@@ -22,7 +22,7 @@ pub use concat::concat;
 pub use demo::demo_dataset;
 pub use error::{Error, Result};
 pub use memory::MemorySource;
-pub use region::{check_chunk_index, fill_element, pad_chunk, read_region};
+pub use region::{check_chunk_index, fill_chunk, fill_element, pad_chunk, read_region};
 pub use virtual_source::{FallbackReader, StoredChunk, VariableChunks, VirtualDataset, VirtualSource};
 
 /// Where the stored bytes of a chunk are.

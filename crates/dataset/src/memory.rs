@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use crate::{
     check_chunk_index,
-    region::{copy_block, fill_element, filled, Layout},
+    region::{copy_block, fill_chunk, Layout},
     variable, ChunkRef, DatasetMeta, Error, Result, Source,
 };
 
@@ -21,9 +21,13 @@ impl MemorySource {
     /// A source over `arrays` (one entry per variable of `meta`).
     ///
     /// # Errors
-    /// [`Error::Read`] when an array is missing or its size does not match its shape.
+    /// [`Error::Read`] when an array is missing or its size does not match its shape;
+    /// [`Error::Unsupported`] for variable-length strings (fixed-size types only).
     pub fn new(meta: DatasetMeta, arrays: HashMap<String, Vec<u8>>) -> Result<Self> {
         for (name, var) in &meta.variables {
+            if var.dtype.is_variable_length() {
+                return Err(Error::Unsupported { what: format!("array '{name}': strings held in memory") });
+            }
             let expected = var.shape.iter().product::<u64>() as usize * var.dtype.size();
             let found = arrays.get(name).map(Vec::len);
             if found != Some(expected) {
@@ -42,7 +46,7 @@ impl MemorySource {
         let var = variable(&self.meta, name)?;
         check_chunk_index(name, var, index)?;
         let elem = var.dtype.size();
-        let mut out = filled(&fill_element(var), var.chunks.iter().product::<u64>() as usize);
+        let mut out = fill_chunk(var);
         let origin: Vec<u64> = index.iter().zip(&var.chunks).map(|(i, c)| i * c).collect();
         let count: Vec<u64> = origin.iter().zip(&var.shape).zip(&var.chunks).map(|((o, n), c)| (*c).min(n - o)).collect();
         let data = self.arrays.get(name).ok_or_else(|| Error::Read(format!("array '{name}' missing")))?;

@@ -31,13 +31,19 @@ pub fn fill_element(var: &VariableMeta) -> Vec<u8> {
     var.dtype.element(&var.fill_value)
 }
 
-/// A buffer of `count` elements, each `element`.
-pub(crate) fn filled(element: &[u8], count: usize) -> Vec<u8> {
-    element.repeat(count)
+/// A full chunk of `var` holding only its fill value.
+pub fn fill_chunk(var: &VariableMeta) -> Vec<u8> {
+    let count = var.chunks.iter().product::<u64>() as usize;
+    let element = fill_element(var);
+    if var.dtype.is_variable_length() {
+        cloudify_sdk::strings::filled(&element, count)
+    } else {
+        element.repeat(count)
+    }
 }
 
 /// The values of a block of `count` elements at a chunk's origin, padded with the fill value
-/// to `var`'s full chunk shape.
+/// to `var`'s full chunk shape (fixed-size types).
 pub fn pad_chunk(block: &[u8], count: &[u64], var: &VariableMeta) -> Vec<u8> {
     pad(block, count, &var.chunks, &fill_element(var))
 }
@@ -48,10 +54,14 @@ pub fn pad_chunk(block: &[u8], count: &[u64], var: &VariableMeta) -> Vec<u8> {
 ///
 /// # Errors
 /// [`Error::BadSelection`] for a selection of the wrong rank or outside the array,
-/// [`Error::TooLarge`] over `limit`, and any chunk-read error.
+/// [`Error::TooLarge`] over `limit`, [`Error::Unsupported`] for variable-length strings
+/// (whose chunks are read whole), and any chunk-read error.
 pub async fn read_region(source: &dyn Source, name: &str, start: &[u64], shape: &[u64], limit: u64) -> Result<Vec<u8>> {
     let meta = source.metadata()?;
     let var = variable(&meta, name)?;
+    if var.dtype.is_variable_length() {
+        return Err(Error::Unsupported { what: format!("regions of '{name}', whose strings vary in length: read its chunks") });
+    }
     let bad = |reason: String| Error::BadSelection { variable: name.to_owned(), reason };
     if start.len() != var.shape.len() || shape.len() != var.shape.len() {
         return Err(bad(format!("expected {} dimensions", var.shape.len())));

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     check_chunk_index,
-    region::{fill_element, filled},
+    region::{fill_chunk, fill_element},
     variable, ChunkRef, DatasetMeta, Error, FileStat, Result, Source, VariableMeta,
 };
 
@@ -40,8 +40,8 @@ pub enum StoredChunk {
 pub enum VariableChunks {
     /// One entry per chunk, in C order over the chunk grid.
     Stored(Vec<StoredChunk>),
-    /// Not expressible as byte ranges (szip, scale-offset, compact layout, ...): read through
-    /// the source library. `reason` says why.
+    /// Not expressible as byte ranges (szip, scale-offset, variable-length strings, ...):
+    /// read through the source library. `reason` says why.
     Fallback {
         /// Why the chunks are not references.
         reason: String,
@@ -171,7 +171,7 @@ impl Source for VirtualSource {
                 .map_err(|e| Error::Read(format!("fallback read failed: {e}")))?;
         };
         match self.fetch(chunk).await? {
-            None => Ok(filled(&fill_element(var), var.chunks.iter().product::<u64>() as usize)),
+            None => Ok(fill_chunk(var)),
             Some(encoded) => {
                 let codec = Arc::clone(&self.codecs[name]);
                 // Decompression is CPU work: keep it off the async workers.

@@ -38,11 +38,16 @@ pub(crate) fn default_fill(dtype: DataType) -> Value {
         DataType::Float32 => json!(f64::from(9.969_209_968_386_869e36_f32)),
         DataType::Float64 => json!(9.969_209_968_386_869e36),
         DataType::Char => json!(0),
+        DataType::String => json!(""),
     }
 }
 
-/// The `bytes` codec for `dtype` stored with `big_endian` order (no order for 1-byte types).
+/// The codec that turns `dtype` values into bytes: `bytes` with `big_endian` order (no order
+/// for 1-byte types), `vlen-utf8` for strings (the layout of their decoded chunks).
 pub(crate) fn bytes_codec(dtype: DataType, big_endian: bool) -> Value {
+    if dtype.is_variable_length() {
+        return json!({"name": "vlen-utf8", "configuration": {}});
+    }
     if dtype.size() == 1 {
         return json!({"name": "bytes"});
     }

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::{scan, Error, Result, Scan};
 
 /// Bumped whenever the cached layout or the scan's output changes.
-const FORMAT: &str = "cloudify-scan-2";
+const FORMAT: &str = "cloudify-scan-3";
 
 #[derive(Serialize, Deserialize)]
 struct Entry {

@@ -26,6 +26,7 @@ fn dtype(vartype: &NcVariableType) -> Option<DataType> {
         NcVariableType::Float(FloatType::F32) => DataType::Float32,
         NcVariableType::Float(FloatType::F64) => DataType::Float64,
         NcVariableType::Char => DataType::Char,
+        NcVariableType::String => DataType::String,
         _ => return None,
     })
 }
@@ -81,6 +82,8 @@ fn codecs(filters: &[Filter], dtype: DataType, big_endian: bool) -> Result<Vec<V
         chain.push(match filter {
             Filter::Shuffle => json!({"name": "numcodecs.shuffle", "configuration": {"elementsize": dtype.size()}}),
             Filter::Deflate(level) => json!({"name": "numcodecs.zlib", "configuration": {"level": level}}),
+            // numcodecs' Fletcher32 is HDF5's: the checksum of the bytes, appended.
+            Filter::Fletcher32 => json!({"name": "numcodecs.fletcher32", "configuration": {}}),
             other => return Err(format!("HDF5 filter {other:?} has no codec here")),
         });
     }
@@ -122,7 +125,6 @@ fn locate(ds: &Dataset, var: &VariableMeta) -> VariableChunks {
             }
             VariableChunks::Stored(chunks)
         }
-        Layout::Compact => fallback("compact layout (data inside the object header)"),
         #[allow(unreachable_patterns)]
         _ => fallback("virtual layout"),
     }
@@ -130,6 +132,7 @@ fn locate(ds: &Dataset, var: &VariableMeta) -> VariableChunks {
 
 pub(crate) fn scan(path: &Path, location: &str, id: &str) -> Result<Scan> {
     let corrupt = |e: &dyn std::fmt::Display| Error::Corrupt { path: location.to_owned(), reason: e.to_string() };
+    let _library = crate::one_handle_at_a_time();
     // libhdf5 prints an error stack for every failed probe (libnetcdf probes attributes that
     // may not exist); errors reach us as values anyway.
     hdf5_metno::silence_errors(true);
@@ -171,6 +174,16 @@ pub(crate) fn scan(path: &Path, location: &str, id: &str) -> Result<Scan> {
             codecs: Vec::new(),
         };
         let located = match h5.dataset(&name) {
+            // The chunks hold references into the file's global heap, not the strings.
+            Ok(_) if dtype.is_variable_length() => VariableChunks::Fallback { reason: "variable-length strings".to_owned() },
+            // Compact data lives in the object header (64 KiB at most): kept inline, as the
+            // little-endian values libnetcdf reads.
+            Ok(ds) if matches!(ds.layout(), Layout::Compact) => {
+                meta.codecs = vec![attrs::bytes_codec(dtype, false)];
+                let values = var.get_raw_values(..).map_err(|e| corrupt(&e))?;
+                let count = meta.chunk_grid().iter().product::<u64>() as usize;
+                VariableChunks::Stored(vec![StoredChunk::Inline(values); count.min(1)])
+            }
             Ok(ds) => match codecs(&ds.filters(), dtype, big_endian) {
                 Ok(chain) => {
                     meta.codecs = chain;

@@ -3,9 +3,10 @@
 //!
 //! * NetCDF classic / 64-bit offset / CDF-5: a pure-Rust header parser (`cloudify-netcdf3`).
 //! * NetCDF4 / HDF5: metadata through libnetcdf (the `netcdf` crate), chunk addresses through
-//!   libhdf5 (`hdf5-metno`, `H5Dget_chunk_info`). Variables whose chunks cannot be expressed as
-//!   byte ranges (szip, scale-offset, n-bit, compact layout, chunks with skipped filters) are
-//!   read through libnetcdf instead ([`NetcdfFallback`]). libnetcdf and libhdf5 share one global
+//!   libhdf5 (`hdf5-metno`, `H5Dget_chunk_info`); compact-layout data (inside the object
+//!   header) is kept inline. Variables whose chunks cannot be expressed as byte ranges (szip,
+//!   scale-offset, n-bit, chunks with skipped filters, variable-length strings) are read
+//!   through libnetcdf instead ([`NetcdfFallback`]). libnetcdf and libhdf5 share one global
 //!   lock: scans are meant for a blocking thread, and their results for a cache.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -24,6 +25,17 @@ use cloudify_dataset::{FallbackReader, VariableChunks, VirtualDataset};
 pub use cache::{scan_cached, Origin};
 pub use fallback::NetcdfFallback;
 pub use write::write_netcdf4;
+
+/// Holds libnetcdf's and libhdf5's (shared, reentrant) lock for a whole open-read-close.
+///
+/// libhdf5 shares an open dataset between the handles of one file, and a dataset whose fill
+/// value is a variable-length string keeps a pointer to the handle that opened it first: when
+/// that handle closes while another still reads (two fallback reads, or a read and a scan, of
+/// the same file), libhdf5 dereferences freed memory. Each call is locked anyway, so holding
+/// the lock across the sequence costs little and leaves one handle per file at a time.
+pub(crate) fn one_handle_at_a_time() -> impl Drop {
+    netcdf_sys::libnetcdf_lock.lock()
+}
 
 /// What can go wrong scanning a file.
 #[derive(Debug, thiserror::Error)]

@@ -100,7 +100,7 @@ pub fn write_netcdf4(path: &Path, meta: &DatasetMeta, arrays: &HashMap<String, V
             DataType::Int64 => add::<i64>(&mut file, name, var, data, |b| i64::from_le_bytes(word(b))),
             DataType::Uint64 => add::<u64>(&mut file, name, var, data, |b| u64::from_le_bytes(word(b))),
             DataType::Float64 => add::<f64>(&mut file, name, var, data, |b| f64::from_le_bytes(word(b))),
-            DataType::Char => return Err(fail(format!("{name}: character variables are not written"))),
+            DataType::Char | DataType::String => return Err(fail(format!("{name}: text variables are not written"))),
         }
         .map_err(nc)?;
     }

@@ -1,6 +1,7 @@
 //! The codec chunks are served with, as Zarr v2 and v3 metadata declare it, and the zarrs
 //! codec chain that writes exactly those bytes.
 
+use cloudify_sdk::meta::DataType;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -60,10 +61,16 @@ impl ServedCodec {
         }
     }
 
-    /// The codec chain of `format`, as Zarr v3 codec objects: for v3 it is declared as is in
-    /// `zarr.json`; for v2 it is the chain that writes the bytes `.zarray` declares.
-    pub fn chain(self, format: Format, item: usize) -> Vec<Value> {
-        let bytes = json!({"name": "bytes", "configuration": {"endian": "little"}});
+    /// The codec chain of `format` for `dtype` values, as Zarr v3 codec objects: for v3 it is
+    /// declared as is in `zarr.json`; for v2 it is the chain that writes the bytes `.zarray`
+    /// declares (strings: its `vlen-utf8` filter, then the compressor).
+    pub fn chain(self, format: Format, dtype: DataType) -> Vec<Value> {
+        let bytes = if dtype.is_variable_length() {
+            json!({"name": "vlen-utf8", "configuration": {}})
+        } else {
+            json!({"name": "bytes", "configuration": {"endian": "little"}})
+        };
+        let item = dtype.size().max(1);
         let compressor = match self.name {
             CodecName::BloscLz4 | CodecName::BloscZstd | CodecName::Source => Some(json!({"name": "blosc", "configuration": {
                 "cname": self.blosc_cname(), "clevel": self.level, "shuffle": "shuffle",
@@ -87,9 +94,16 @@ impl ServedCodec {
 }
 
 /// A Zarr v2 declaration of a Zarr v3 codec chain: the `.zarray` `dtype` (its byte order from
-/// the `bytes` codec), `filters` and `compressor`; `None` when v2 has no equivalent.
+/// the `bytes` codec), `filters` and `compressor`; `None` when v2 has no equivalent. Strings
+/// (`vlen-utf8`) are v2 objects whose first filter is `vlen-utf8`.
 pub fn v2_declaration(chain: &[Value], numpy_le: &str) -> Option<(String, Value, Value)> {
     let (bytes, rest) = chain.split_first()?;
+    if bytes["name"] == "vlen-utf8" {
+        let mut codecs: Vec<Value> = rest.iter().map(v2_codec).collect::<Option<_>>()?;
+        let compressor = take_compressor(&mut codecs);
+        codecs.insert(0, json!({"id": "vlen-utf8"}));
+        return Some(("|O".to_owned(), Value::from(codecs), compressor));
+    }
     if bytes["name"] != "bytes" {
         return None;
     }
@@ -98,12 +112,17 @@ pub fn v2_declaration(chain: &[Value], numpy_le: &str) -> Option<(String, Value,
         _ => numpy_le.to_owned(),
     };
     let mut codecs: Vec<Value> = rest.iter().map(v2_codec).collect::<Option<_>>()?;
-    let compressor = match codecs.last() {
-        Some(last) if COMPRESSORS.contains(&last["id"].as_str().unwrap_or_default()) => codecs.pop().unwrap_or_default(),
-        _ => Value::Null,
-    };
+    let compressor = take_compressor(&mut codecs);
     let filters = if codecs.is_empty() { Value::Null } else { Value::from(codecs) };
     Some((dtype, filters, compressor))
+}
+
+/// The last of `codecs` when it is a compressor (v2 declares it apart from the filters).
+fn take_compressor(codecs: &mut Vec<Value>) -> Value {
+    match codecs.last() {
+        Some(last) if COMPRESSORS.contains(&last["id"].as_str().unwrap_or_default()) => codecs.pop().unwrap_or_default(),
+        _ => Value::Null,
+    }
 }
 
 /// numcodecs ids of compressors (the last codec of a v2 chain, declared as `compressor`).
@@ -147,10 +166,10 @@ mod tests {
     #[test]
     fn v2_and_v3_share_bytes_except_for_zlib() {
         let blosc = ServedCodec::new(CodecName::BloscLz4, None);
-        assert_eq!(blosc.chain(Format::V2, 4), blosc.chain(Format::V3, 4));
+        assert_eq!(blosc.chain(Format::V2, DataType::Float32), blosc.chain(Format::V3, DataType::Float32));
         assert_eq!(blosc.v2_compressor()["cname"], "lz4");
         let zlib = ServedCodec::new(CodecName::Zlib, Some(3));
-        assert_ne!(zlib.chain(Format::V2, 4), zlib.chain(Format::V3, 4));
+        assert_ne!(zlib.chain(Format::V2, DataType::Float32), zlib.chain(Format::V3, DataType::Float32));
         assert_eq!(zlib.v2_compressor(), json!({"id": "zlib", "level": 3}));
         assert_eq!(ServedCodec::new(CodecName::None, None).v2_compressor(), Value::Null);
     }
@@ -169,22 +188,31 @@ mod tests {
         let netcdf3 = [json!({"name": "bytes", "configuration": {"endian": "big"}})];
         assert_eq!(v2_declaration(&netcdf3, "<i2"), Some((">i2".to_owned(), Value::Null, Value::Null)));
         assert_eq!(v2_declaration(&netcdf3, "|u1").unwrap().0, "|u1");
-        let blosc = ServedCodec::new(CodecName::BloscLz4, None).chain(Format::V3, 4);
+        let blosc = ServedCodec::new(CodecName::BloscLz4, None).chain(Format::V3, DataType::Float32);
         assert_eq!(v2_declaration(&blosc, "<f4").unwrap().2, ServedCodec::new(CodecName::BloscLz4, None).v2_compressor());
         assert_eq!(v2_declaration(&[json!({"name": "bytes"}), json!({"name": "crc32c"})], "<f4"), None);
         assert_eq!(v2_declaration(&[json!({"name": "transpose"})], "<f4"), None);
+        // Strings: objects with the vlen-utf8 filter, compressed or not.
+        let strings = ServedCodec::new(CodecName::Zstd, None).chain(Format::V2, DataType::String);
+        let (dtype, filters, compressor) = v2_declaration(&strings, "|O").unwrap();
+        assert_eq!((dtype.as_str(), filters, compressor["id"].as_str()), ("|O", json!([{"id": "vlen-utf8"}]), Some("zstd")));
+        let plain = v2_declaration(&[json!({"name": "vlen-utf8"})], "|O").unwrap();
+        assert_eq!((plain.1, plain.2), (json!([{"id": "vlen-utf8"}]), Value::Null));
     }
 
     #[test]
     fn chains_build_in_zarrs_and_round_trip() {
-        use cloudify_sdk::meta::DataType;
         let values: Vec<u8> = (0..600u32).flat_map(|i| (i as f32).to_le_bytes()).collect();
         for name in [CodecName::BloscLz4, CodecName::BloscZstd, CodecName::Zstd, CodecName::Zlib, CodecName::None] {
             for format in [Format::V2, Format::V3] {
-                let chain = ServedCodec::new(name, None).chain(format, 4);
+                let chain = ServedCodec::new(name, None).chain(format, DataType::Float32);
                 let codec = cloudify_codec::ChunkCodec::new(&chain, DataType::Float32, &[20, 30], &[0; 4]).unwrap();
                 let encoded = codec.encode(&values).unwrap();
                 assert_eq!(codec.decode(&encoded).unwrap(), values, "{name:?} {format:?}");
+                let text = cloudify_sdk::strings::encode(["a", "", "Zürich", "b"]);
+                let chain = ServedCodec::new(name, None).chain(format, DataType::String);
+                let codec = cloudify_codec::ChunkCodec::new(&chain, DataType::String, &[2, 2], b"").unwrap();
+                assert_eq!(codec.decode(&codec.encode(&text).unwrap()).unwrap(), text, "strings {name:?} {format:?}");
             }
         }
     }

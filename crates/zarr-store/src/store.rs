@@ -119,8 +119,9 @@ impl Store {
             // Zarr has no zero-length chunks; an empty dimension keeps one-element chunks.
             let stored: Vec<u64> = var.chunks.iter().map(|&c| c.max(1)).collect();
             let chunks = match rechunk {
-                Some(r) => r.chunk_shape(&var.dimensions, &var.shape, &stored, item as u64),
-                None => stored.clone(),
+                // Strings are served in their stored chunks (regions need fixed-size values).
+                Some(r) if !var.dtype.is_variable_length() => r.chunk_shape(&var.dimensions, &var.shape, &stored, item as u64),
+                _ => stored.clone(),
             };
             let rechunked = chunks != stored;
             let fill = fill_bytes(var);
@@ -273,6 +274,7 @@ fn declared_fill(var: &VariableMeta) -> Option<Value> {
     Some(match var.dtype {
         // Text: xarray masks with the `_FillValue` attribute, which stays one (see below).
         DataType::Char => return None,
+        DataType::String => Value::from(value.as_str()?),
         DataType::Bool => Value::Bool(as_f64(value)? != 0.0),
         DataType::Float32 | DataType::Float64 => match value {
             Value::Number(_) => value.clone(),
@@ -314,13 +316,18 @@ impl Encoding {
 
     /// Chunks decoded and encoded with the served codec.
     fn reencoded(var: &VariableMeta, codec: ServedCodec) -> Self {
-        let item = var.dtype.size();
+        let v2_chain = codec.chain(Format::V2, var.dtype);
+        // Strings: the vlen-utf8 filter ahead of the compressor.
+        let v2_filters = match v2_declaration(&v2_chain, var.dtype.numpy_le()) {
+            Some((_, filters, _)) if var.dtype.is_variable_length() => filters,
+            _ => Value::Null,
+        };
         Self {
             v2_dtype: var.dtype.numpy_le().to_owned(),
-            v2_filters: Value::Null,
+            v2_filters,
             v2_compressor: codec.v2_compressor(),
-            v2_chain: codec.chain(Format::V2, item),
-            v3_chain: codec.chain(Format::V3, item),
+            v2_chain,
+            v3_chain: codec.chain(Format::V3, var.dtype),
             stored_bytes: false,
         }
     }
@@ -332,6 +339,7 @@ fn v3_fill(var: &VariableMeta) -> Value {
         DataType::Bool => Value::Bool(false),
         // zarr-python writes fixed-length bytes as base64: one zero byte.
         DataType::Char => json!("AA=="),
+        DataType::String => json!(""),
         DataType::Float32 | DataType::Float64 => json!(0.0),
         _ => json!(0),
     })
@@ -352,10 +360,12 @@ fn plain_attributes(var: &VariableMeta) -> Map<String, Value> {
     var.attributes.iter().filter(|(k, _)| keep_fill || *k != "_FillValue").map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-/// The v3 `data_type`: numpy's names, and zarr-python's fixed-length bytes for characters.
+/// The v3 `data_type`: numpy's names, zarr-python's fixed-length bytes for characters, and
+/// `string` for variable-length strings.
 fn v3_data_type(dtype: DataType) -> Value {
     match dtype {
         DataType::Char => json!({"name": "null_terminated_bytes", "configuration": {"length_bytes": 1}}),
+        DataType::String => json!("string"),
         other => Value::from(other.name()),
     }
 }
@@ -390,7 +400,9 @@ fn v3_array(var: &VariableMeta, chunks: &[u64], encoding: &Encoding) -> Value {
         let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
         attrs.insert("_FillValue".to_owned(), Value::from(encoded));
     }
-    if let Some(fill) = declared_fill(var) {
+    // xarray cannot decode a string `_FillValue` attribute from Zarr v3 (not even its own):
+    // strings declare their fill in `fill_value` only, so that the store opens.
+    if let Some(fill) = declared_fill(var).filter(|_| var.dtype != DataType::String) {
         let encoded = match var.dtype {
             DataType::Float32 | DataType::Float64 => {
                 let f = as_f64(&fill).unwrap_or(f64::NAN);
@@ -516,6 +528,39 @@ mod tests {
         let rechunk = Rechunk { chunks: IndexMap::from([("time".to_owned(), 4)]), target_bytes: None };
         let store = Store::new(&meta, 1, ServedCodec::new(CodecName::Source, None), Some(&rechunk)).unwrap();
         assert!(!store.arrays["tas"].stored_bytes);
+    }
+
+    #[test]
+    fn strings_are_v2_objects_and_v3_strings_in_their_stored_chunks() {
+        let meta: DatasetMeta = serde_json::from_value(json!({
+            "id": "d",
+            "dimensions": {"station": 3},
+            "variables": {
+                "names": {"dtype": "string", "dimensions": ["station"], "shape": [3], "chunks": [2],
+                          "attributes": {"_FillValue": "none"}, "fill_value": "none",
+                          "codecs": [{"name": "vlen-utf8", "configuration": {}}]},
+                "plain": {"dtype": "string", "dimensions": ["station"], "shape": [3], "chunks": [3], "fill_value": ""},
+            }
+        }))
+        .unwrap();
+        let rechunk = Rechunk { chunks: IndexMap::from([("station".to_owned(), 1)]), target_bytes: None };
+        for codec in [CodecName::Zstd, CodecName::Source] {
+            let store = Store::new(&meta, 1, ServedCodec::new(codec, None), Some(&rechunk)).unwrap();
+            let zarray = doc(&store, "names/.zarray");
+            assert_eq!((zarray["dtype"].as_str(), &zarray["filters"]), (Some("|O"), &json!([{"id": "vlen-utf8"}])), "{codec:?}");
+            assert_eq!((&zarray["chunks"], &zarray["fill_value"]), (&json!([2]), &json!("none")), "not rechunked");
+            assert_eq!(doc(&store, "plain/.zarray")["fill_value"], Value::Null);
+            let v3 = doc(&store, "names/zarr.json");
+            assert_eq!((v3["data_type"].as_str(), v3["codecs"][0]["name"].as_str()), (Some("string"), Some("vlen-utf8")));
+            assert_eq!((&v3["fill_value"], v3["attributes"].get("_FillValue")), (&json!("none"), None));
+            assert_eq!(doc(&store, "plain/zarr.json")["fill_value"], "");
+            let chunk = cloudify_sdk::strings::encode(["Bonn", "Zürich"]);
+            let encoder = store.arrays["names"].encoder(Format::V3);
+            assert_eq!(encoder.decode(&encoder.encode(&chunk).unwrap()).unwrap(), chunk);
+        }
+        let source = Store::new(&meta, 1, ServedCodec::new(CodecName::Source, None), None).unwrap();
+        assert!(source.arrays["names"].stored_bytes, "vlen-utf8 alone is a v2 object chain");
+        assert_eq!(doc(&source, "names/.zarray")["compressor"], Value::Null);
     }
 
     #[test]

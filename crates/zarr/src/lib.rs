@@ -53,6 +53,7 @@ fn dtype(name: &str) -> Option<DataType> {
         "uint64" => DataType::Uint64,
         "float32" => DataType::Float32,
         "float64" => DataType::Float64,
+        "string" => DataType::String,
         _ => return None,
     })
 }
@@ -257,8 +258,13 @@ impl Source for ZarrSource {
         let array = self.array(name, index)?;
         let bytes: ArrayBytes<'static> =
             array.async_retrieve_chunk(index).await.map_err(|e| DataError::Read(format!("{}/{name}: {e}", self.location)))?;
-        let bytes = bytes.into_fixed().map_err(|e| DataError::Read(e.to_string()))?;
-        Ok(bytes.into_owned())
+        match bytes {
+            ArrayBytes::Variable(strings) => {
+                let (bytes, offsets) = strings.into_parts();
+                Ok(cloudify_dataset::strings::encode(offsets.windows(2).map(|w| &bytes[w[0]..w[1]])))
+            }
+            other => Ok(other.into_fixed().map_err(|e| DataError::Read(e.to_string()))?.into_owned()),
+        }
     }
 
     async fn read_raw_chunk(&self, name: &str, index: &[u64]) -> DataResult<Vec<u8>> {

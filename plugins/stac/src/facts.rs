@@ -121,6 +121,8 @@ pub(crate) fn decode(bytes: &[u8], dtype: DataType) -> Vec<f64> {
         DataType::Uint64 => each!(u64),
         DataType::Float32 => each!(f32),
         DataType::Float64 => each!(f64),
+        // Not numbers: callers read no text (see `read_values`).
+        DataType::String => Vec::new(),
     }
 }
 
@@ -128,7 +130,7 @@ pub(crate) fn decode(bytes: &[u8], dtype: DataType) -> Vec<f64> {
 /// and missing values; `None` when it is too large, textual or cannot be read.
 async fn read_values(host: &Host, dataset: &str, name: &str, var: &VariableMeta) -> Option<Vec<f64>> {
     let count: u64 = var.shape.iter().product();
-    if var.dtype == DataType::Char || count.saturating_mul(var.dtype.size() as u64) > MAX_COORDINATE_BYTES {
+    if matches!(var.dtype, DataType::Char | DataType::String) || count.saturating_mul(var.dtype.size() as u64) > MAX_COORDINATE_BYTES {
         return None;
     }
     let start = vec![0; var.shape.len()];
