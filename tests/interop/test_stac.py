@@ -296,10 +296,13 @@ def test_datapoint_conventions(items):
     assert assets["reference_file"]["href"].endswith("/datasets/nc4_chunked/kerchunk.json")
     assert assets["kerchunk"]["href"].endswith("/datasets/nc4_chunked/kerchunk")
     assert assets["intake"]["href"].endswith("/datasets/nc4_chunked/catalog.yaml")
-    # nc4_sparse has a fletcher32 variable read through libnetcdf: /kerchunk cannot serve it,
-    # so its item offers the decoded Zarr store only.
-    sparse = items["nc4_sparse"]["assets"]
-    assert "zstore" in sparse and not {"kerchunk", "reference_file", "reference_parquet"} & set(sparse)
+    # nc4_strings has variable-length strings read through libnetcdf: /kerchunk cannot serve
+    # them, so its item offers the decoded Zarr store only.
+    strings = items["nc4_strings"]["assets"]
+    assert "zstore" in strings and not {"kerchunk", "reference_file", "reference_parquet"} & set(strings)
+    assert {"kerchunk", "reference_file"} <= set(items["nc4_sparse"]["assets"]), "fletcher32 chunks are references"
+    assert {"kerchunk", "reference_file"} <= set(items["nc4_contiguous"]["assets"]), "compact data is inline"
+    assert set(items["nc4_strings"]["properties"]["variables"]) == {"flag", "label", "sparse", "nofill", "temp"}
 
 
 @pytest.mark.parametrize("item_id", ["nc4_chunked", "pacific", "europe", "series"])

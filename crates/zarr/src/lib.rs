@@ -66,6 +66,7 @@ pub struct ZarrSource {
     location: String,
     meta: Arc<DatasetMeta>,
     arrays: Arrays,
+    utf32: Utf32,
     stores: Arc<Stores>,
 }
 
@@ -79,7 +80,10 @@ fn v3_json(array: &Array<dyn zarrs::storage::AsyncReadableListableStorageTraits>
 /// way xarray reads each format: from a v2 array's `fill_value` (`v2_fill`), or from a v3 attribute that
 /// xarray writes base64-encoded for floats.
 fn variable_meta(name: &str, json: &Value, v2_fill: Option<Value>) -> std::result::Result<VariableMeta, String> {
-    let dtype = json["data_type"].as_str().and_then(dtype).ok_or_else(|| format!("data type {} is not served yet", json["data_type"]))?;
+    let dtype = match utf32_length(json) {
+        Some(_) => DataType::String,
+        None => json["data_type"].as_str().and_then(dtype).ok_or_else(|| format!("data type {} is not served yet", json["data_type"]))?,
+    };
     let shape: Vec<u64> = serde_json::from_value(json["shape"].clone()).map_err(|e| e.to_string())?;
     let chunks: Vec<u64> = serde_json::from_value(json["chunk_grid"]["configuration"]["chunk_shape"].clone())
         .map_err(|_| "only regular chunk grids are served".to_owned())?;
@@ -100,15 +104,35 @@ fn variable_meta(name: &str, json: &Value, v2_fill: Option<Value>) -> std::resul
             attributes.insert("_FillValue".to_owned(), value);
         }
     }
-    Ok(VariableMeta {
-        dtype,
-        dimensions,
-        shape,
-        chunks,
-        attributes,
-        fill_value: json["fill_value"].clone(),
-        codecs: canonical_order(json["codecs"].as_array().cloned().unwrap_or_default()),
-    })
+    let (fill_value, codecs) = if utf32_length(json).is_some() {
+        // Served as strings converted on read: the chunks are those strings, not stored bytes.
+        (Value::from(json["fill_value"].as_str().unwrap_or_default()), vec![serde_json::json!({"name": "vlen-utf8", "configuration": {}})])
+    } else {
+        (json["fill_value"].clone(), canonical_order(json["codecs"].as_array().cloned().unwrap_or_default()))
+    };
+    Ok(VariableMeta { dtype, dimensions, shape, chunks, attributes, fill_value, codecs })
+}
+
+/// Bytes per element of a fixed-length unicode array (numpy's `<U`, Zarr's
+/// `fixed_length_utf32`, what xarray writes for text), which is served as strings.
+fn utf32_length(json: &Value) -> Option<usize> {
+    let data_type = &json["data_type"];
+    (data_type["name"] == "fixed_length_utf32").then(|| data_type["configuration"]["length_bytes"].as_u64().unwrap_or(4) as usize)
+}
+
+/// Fixed-length UTF-32 elements of `length` bytes (NUL-padded) as a chunk of strings.
+fn utf32_to_strings(bytes: &[u8], length: usize) -> DataResult<Vec<u8>> {
+    let mut items = Vec::with_capacity(bytes.len() / length.max(1));
+    for element in bytes.chunks(length.max(1)) {
+        let text: String = element
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .take_while(|&c| c != 0)
+            .map(|c| char::from_u32(c).ok_or_else(|| DataError::Read(format!("{c:#x} is no unicode character"))))
+            .collect::<DataResult<_>>()?;
+        items.push(text);
+    }
+    Ok(cloudify_dataset::strings::encode(items))
 }
 
 /// Codecs that turn bytes into bytes (compressors, shuffles, checksums).
@@ -163,24 +187,39 @@ async fn consolidated_names(group_json: &Value, location: &str, stores: &Stores)
 /// The zarrs arrays of a store by name.
 type Arrays = HashMap<String, Array<dyn zarrs::storage::AsyncReadableListableStorageTraits>>;
 
+/// Element bytes of the fixed-length unicode arrays by name (served as strings).
+type Utf32 = HashMap<String, usize>;
+
 /// The dataset a store's root group describes: arrays `names` opened from `storage` (those
 /// of types not served yet left out with a warning), their dimensions, and `group_json`'s
 /// attributes.
-async fn describe(storage: &Storage, group_json: &Value, names: Vec<String>, location: &str, id: &str) -> Result<(DatasetMeta, Arrays)> {
-    let fail = |reason: String| Error::Open { location: location.to_owned(), reason };
+async fn describe(storage: &Storage, group_json: &Value, names: Vec<String>, location: &str, id: &str) -> (DatasetMeta, Arrays, Utf32) {
     let mut variables = cloudify_dataset::VariableMap::new();
     let mut arrays = HashMap::new();
+    let mut utf32 = HashMap::new();
     let mut dimensions = Vec::<(String, u64)>::new();
     for name in names {
         let path = format!("/{name}");
-        let array = Array::async_open(Arc::clone(storage), &path).await.map_err(|e| fail(e.to_string()))?;
+        let array = match Array::async_open(Arc::clone(storage), &path).await {
+            Ok(array) => array,
+            // One array zarrs cannot open (e.g. v2 `<U` text with a null fill value) leaves
+            // the others served.
+            Err(err) => {
+                tracing::warn!(store = location, array = name, "array not served: {err}");
+                continue;
+            }
+        };
         // A v2 array's own fill value: null stays null (v3 conversion would make it 0).
         let v2_fill = match array.metadata() {
             zarrs::array::ArrayMetadata::V2(v2) => Some(serde_json::to_value(v2).unwrap_or_default()["fill_value"].take()),
             _ => None,
         };
-        match variable_meta(&name, &v3_json(&array), v2_fill) {
+        let json = v3_json(&array);
+        match variable_meta(&name, &json, v2_fill) {
             Ok(var) => {
+                if let Some(length) = utf32_length(&json) {
+                    utf32.insert(name.clone(), length);
+                }
                 for (dim, &len) in var.dimensions.iter().zip(&var.shape) {
                     if !dimensions.iter().any(|(d, _)| d == dim) {
                         dimensions.push((dim.clone(), len));
@@ -200,7 +239,7 @@ async fn describe(storage: &Storage, group_json: &Value, names: Vec<String>, loc
     last_modified: None,
         variables,
     };
-    Ok((meta, arrays))
+    (meta, arrays, utf32)
 }
 
 /// The dataset described by the Zarr v2 or v3 metadata documents in `storage` (a store that
@@ -215,7 +254,13 @@ pub async fn describe_storage(storage: Storage, location: &str, id: &str) -> Res
     let group_json = serde_json::to_value(group.metadata_opt(&options)).unwrap_or_default();
     let paths = group.async_child_array_paths().await.map_err(|e| fail(e.to_string()))?;
     let names = paths.iter().map(|p| p.as_str().trim_start_matches('/').to_owned()).collect();
-    Ok(describe(&storage, &group_json, names, location, id).await?.0)
+    let (mut meta, _, utf32) = describe(&storage, &group_json, names, location, id).await;
+    // References name stored bytes; text converted on read has none.
+    for name in utf32.keys() {
+        tracing::warn!(store = location, array = name, "array not served: fixed-length unicode in a reference set");
+        meta.variables.shift_remove(name);
+    }
+    Ok(meta)
 }
 
 impl ZarrSource {
@@ -238,8 +283,8 @@ impl ZarrSource {
                 .await
                 .ok_or_else(|| fail(format!("cannot list the store ({err}) and it has no consolidated metadata")))?,
         };
-        let (meta, arrays) = describe(&storage, &group_json, names, location, id).await?;
-        Ok(Self { location: location.trim_end_matches('/').to_owned(), meta: Arc::new(meta), arrays, stores })
+        let (meta, arrays, utf32) = describe(&storage, &group_json, names, location, id).await;
+        Ok(Self { location: location.trim_end_matches('/').to_owned(), meta: Arc::new(meta), arrays, utf32, stores })
     }
 
     fn array(&self, name: &str, index: &[u64]) -> DataResult<&Array<dyn zarrs::storage::AsyncReadableListableStorageTraits>> {
@@ -259,6 +304,7 @@ impl Source for ZarrSource {
         let bytes: ArrayBytes<'static> =
             array.async_retrieve_chunk(index).await.map_err(|e| DataError::Read(format!("{}/{name}: {e}", self.location)))?;
         match bytes {
+            ArrayBytes::Fixed(bytes) if self.utf32.contains_key(name) => utf32_to_strings(&bytes, self.utf32[name]),
             ArrayBytes::Variable(strings) => {
                 let (bytes, offsets) = strings.into_parts();
                 Ok(cloudify_dataset::strings::encode(offsets.windows(2).map(|w| &bytes[w[0]..w[1]])))
@@ -269,6 +315,9 @@ impl Source for ZarrSource {
 
     async fn read_raw_chunk(&self, name: &str, index: &[u64]) -> DataResult<Vec<u8>> {
         let array = self.array(name, index)?;
+        if self.utf32.contains_key(name) {
+            return Err(DataError::Unsupported { what: format!("raw chunks of '{name}', whose text is converted on read") });
+        }
         let encoded = array
             .async_retrieve_encoded_chunk(index)
             .await
@@ -280,6 +329,9 @@ impl Source for ZarrSource {
 
     async fn chunk_ref(&self, name: &str, index: &[u64]) -> DataResult<ChunkRef> {
         let array = self.array(name, index)?;
+        if self.utf32.contains_key(name) {
+            return Ok(ChunkRef::Computed);
+        }
         let url = format!("{}/{}", self.location, array.chunk_key(index).as_str());
         match self.stores.stat(&url).await {
             Ok(stat) => Ok(ChunkRef::Range { url, offset: 0, length: stat.size }),
@@ -294,6 +346,20 @@ mod tests {
     use serde_json::json;
 
     use super::canonical_order;
+
+    #[test]
+    fn fixed_length_unicode_becomes_strings() {
+        let utf32: Vec<u8> = ["Bonn", "Zürich"]
+            .iter()
+            .flat_map(|s| s.chars().map(u32::from).chain(std::iter::repeat(0)).take(6))
+            .flat_map(u32::to_le_bytes)
+            .collect();
+        let chunk = super::utf32_to_strings(&utf32, 24).unwrap();
+        assert_eq!(cloudify_dataset::strings::decode(&chunk).unwrap(), [&b"Bonn"[..], "Zürich".as_bytes()]);
+        assert!(super::utf32_to_strings(&0xD800u32.to_le_bytes(), 4).is_err(), "a lone surrogate");
+        let json = json!({"data_type": {"name": "fixed_length_utf32", "configuration": {"length_bytes": 24}}});
+        assert_eq!(super::utf32_length(&json), Some(24));
+    }
 
     #[test]
     fn bytes_codec_goes_before_bytes_to_bytes_filters() {
