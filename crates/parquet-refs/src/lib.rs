@@ -231,16 +231,18 @@ pub fn record_count(zarray: &Value, record_size: u64) -> u64 {
 }
 
 /// The references of array `var` (whose `.zarray` is `zarray`) by chunk key, from its
-/// parquet files `records` (record 0 first); absent chunks are left out.
+/// parquet files `records` (record 0 first; `None` for a file the set does not have, as
+/// kerchunk writes none for an array without references); absent chunks are left out.
 ///
 /// # Errors
 /// A file of another layout.
-pub fn array_rows(var: &str, zarray: &Value, record_size: u64, records: &[Bytes]) -> Result<Vec<(String, Row)>, String> {
+pub fn array_rows(var: &str, zarray: &Value, record_size: u64, records: &[Option<Bytes>]) -> Result<Vec<(String, Row)>, String> {
     let grid = grid(zarray);
     let total: u64 = grid.iter().product();
     let separator = zarray["dimension_separator"].as_str().unwrap_or(".");
     let mut rows = Vec::new();
     for (record, file) in (0u64..).zip(records) {
+        let Some(file) = file else { continue };
         for (flat, row) in (record * record_size..total).zip(read_rows(file.clone())?) {
             if row != Row::Missing {
                 rows.push((chunk_key(var, flat, &grid, separator), row));
@@ -275,10 +277,13 @@ mod tests {
         assert_eq!((record_size, &metadata["v/.zarray"]), (2, &zarray));
         assert_eq!(set.files.keys().collect::<Vec<_>>(), ["v/refs.0.parq", "v/refs.1.parq"]);
         assert_eq!(record_count(&zarray, 2), 2);
-        let files: Vec<Bytes> = set.files.values().map(|f| Bytes::from(f.clone())).collect();
+        let mut files: Vec<Option<Bytes>> = set.files.values().map(|f| Some(Bytes::from(f.clone()))).collect();
         let read = array_rows("v", &zarray, 2, &files).unwrap();
         let expected = [("v/0.0", Row::Range { url: "/f".to_owned(), offset: 1, length: Some(2) }), ("v/2.0", Row::Inline(vec![0, 1]))];
-        assert_eq!(read, expected.map(|(k, r)| (k.to_owned(), r)));
+        assert_eq!(read, expected.clone().map(|(k, r)| (k.to_owned(), r)));
+        // A record file the set lacks holds no references.
+        files[0] = None;
+        assert_eq!(array_rows("v", &zarray, 2, &files).unwrap(), [(expected[1].0.to_owned(), expected[1].1.clone())]);
         assert!(read_rows(Bytes::from_static(b"not parquet")).is_err());
     }
 }

@@ -197,7 +197,11 @@ async fn read_parquet(root: &str, stores: &Stores) -> Result<IndexMap<String, En
         let Some(var) = key.strip_suffix("/.zarray") else { continue };
         let mut files = Vec::new();
         for record in 0..cloudify_parquet_refs::record_count(zarray, record_size) {
-            files.push(stores.read_all(&format!("{root}/{var}/refs.{record}.parq")).await.map_err(|e| e.to_string())?);
+            match stores.read_all(&format!("{root}/{var}/refs.{record}.parq")).await {
+                Ok(file) => files.push(Some(file)),
+                Err(cloudify_store::Error::NotFound { .. }) => files.push(None),
+                Err(err) => return Err(err.to_string()),
+            }
         }
         for (chunk, row) in cloudify_parquet_refs::array_rows(var, zarray, record_size, &files)? {
             let entry = match row {
