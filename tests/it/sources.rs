@@ -215,6 +215,11 @@ async fn a_yearly_series_joins_along_time_like_open_mfdataset() {
         cloudify_netcdf::scan(&dir.join("nc4_chunked.nc"), "x").unwrap().dataset,
     ];
     assert!(cloudify_dataset::concat(parts, "time", &stores).await.is_err());
+    // Strings along the joined dimension are left out; the rest joins.
+    let strings = cloudify_netcdf::scan(&dir.join("nc4_strings.nc"), "s").unwrap().dataset;
+    let joined = cloudify_dataset::concat(vec![strings.clone(), strings], "station", &stores).await.unwrap();
+    assert_eq!(joined.meta.variables.keys().collect::<Vec<_>>(), ["label", "temp"]);
+    assert_eq!(joined.meta.variables["temp"].shape, [10]);
 }
 
 /// Zarr v2 and v3 stores written by xarray from a NetCDF4 file serve that file's values.

@@ -48,9 +48,10 @@ fn check_same(first: &DatasetMeta, other: &DatasetMeta, dim: &str, file: &str) -
 /// # Errors
 /// [`Error::Unsupported`] when the files' variables, types, grids, chunks or codecs differ,
 /// when a file's length along `dim` is not a multiple of a multi-dimensional variable's chunk
-/// length (except the last file's: the joined grid must stay regular), or when a variable
-/// along `dim` is read through a fallback reader; read errors of the inlined variables.
-pub async fn concat(parts: Vec<VirtualDataset>, dim: &str, stores: &Arc<Stores>) -> Result<VirtualDataset> {
+/// length (except the last file's: the joined grid must stay regular), or when a numeric
+/// variable along `dim` is read through a fallback reader; read errors of the inlined
+/// variables. Strings along `dim` read through the library are left out with a warning.
+pub async fn concat(mut parts: Vec<VirtualDataset>, dim: &str, stores: &Arc<Stores>) -> Result<VirtualDataset> {
     let Some(first) = parts.first() else {
         return Err(mismatch("no files".to_owned()));
     };
@@ -60,6 +61,27 @@ pub async fn concat(parts: Vec<VirtualDataset>, dim: &str, stores: &Arc<Stores>)
     for part in &parts[1..] {
         check_same(&first.meta, &part.meta, dim, part.files.first().map_or("", String::as_str))?;
     }
+    // A fallback reader reads one file, and strings have no regions to inline: labels along
+    // the joined dimension (per-step labels) are dropped rather than refusing the dataset.
+    let unjoinable: Vec<String> = first
+        .meta
+        .variables
+        .iter()
+        .filter(|(name, var)| {
+            var.dtype.is_variable_length()
+                && var.dimensions.iter().any(|d| d == dim)
+                && matches!(first.chunks.get(*name), Some(VariableChunks::Fallback { .. }))
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in &unjoinable {
+        tracing::warn!(variable = name, dimension = dim, "strings read through libnetcdf are not joined across files: left out");
+        for part in &mut parts {
+            part.meta.variables.shift_remove(name);
+            part.chunks.shift_remove(name);
+        }
+    }
+    let first = &parts[0];
     // Variables along `dim` whose chunks do not line up at every file boundary: 1-d ones
     // (coordinates) are read and kept inline; for others the files must be rechunked.
     let boundaries: Vec<u64> = parts[..parts.len() - 1].iter().map(|p| p.meta.dimensions[dim]).collect();
