@@ -8,8 +8,8 @@ use std::{
     time::Instant,
 };
 
-use cloudify_dataset::{concat, demo_dataset, ChunkCache, SharedSource, VirtualSource};
-use cloudify_netcdf::{fallback_for, scan_cached, scan_remote, write_netcdf4, Origin};
+use cloudify_dataset::{concat, demo_dataset, ChunkCache, SharedSource, VirtualDataset, VirtualSource};
+use cloudify_netcdf::{fallback_for, group_id, scan_cached, scan_remote, write_netcdf4, Origin};
 use cloudify_store::Stores;
 use cloudify_zarr::ZarrSource;
 
@@ -141,21 +141,27 @@ fn open_remote(location: &str, id: &str, stores: &Arc<Stores>) -> Result<SharedS
     Ok(Arc::new(source))
 }
 
-fn open_entry(entry: &Entry, cache: &Path, stores: &Arc<Stores>) -> Result<(SharedSource, Origin), String> {
+/// The datasets of one entry (a NetCDF4 file's sub-groups follow its root, with the ids
+/// [`group_id`] gives), and whether anything was scanned.
+type Opened = (Vec<(String, SharedSource)>, Origin);
+
+fn open_entry(entry: &Entry, cache: &Path, stores: &Arc<Stores>) -> Result<Opened, String> {
     let location = entry.path.to_string_lossy();
+    let one = |source: SharedSource| (vec![(entry.id.clone(), source)], Origin::Scanned);
     if Stores::is_remote(&location) {
-        return open_remote(&location, &entry.id, stores).map(|source| (source, Origin::Scanned));
+        return open_remote(&location, &entry.id, stores).map(one);
     }
     if is_reference_set(&location) {
-        return open_references(&location, &entry.id, stores).map(|source| (source, Origin::Scanned));
+        return open_references(&location, &entry.id, stores).map(one);
     }
     if is_zarr(&entry.path) {
         let location = entry.path.to_string_lossy();
         let opened = tokio::runtime::Handle::current().block_on(ZarrSource::open(&location, &entry.id, Arc::clone(stores)));
-        return opened.map(|source| (Arc::new(source) as SharedSource, Origin::Scanned)).map_err(|e| e.to_string());
+        return opened.map(|source| one(Arc::new(source))).map_err(|e| e.to_string());
     }
     let mut origin = Origin::Cached;
     let mut parts = Vec::new();
+    let mut groups = Vec::new();
     for file in files_of(&entry.path)? {
         let (scan, from) = scan_cached(&file, &entry.id, cache).map_err(|e| e.to_string())?;
         for (variable, reason) in &scan.skipped {
@@ -165,10 +171,15 @@ fn open_entry(entry: &Entry, cache: &Path, stores: &Arc<Stores>) -> Result<(Shar
             origin = Origin::Scanned;
         }
         parts.push(scan.dataset);
+        groups = scan.groups;
     }
     let dataset = if parts.len() == 1 {
         parts.remove(0)
     } else {
+        if !groups.is_empty() {
+            tracing::warn!(dataset = entry.id, "sub-groups of multi-file datasets are not served");
+            groups.clear();
+        }
         let dim = entry
             .concat_dim
             .clone()
@@ -177,9 +188,21 @@ fn open_entry(entry: &Entry, cache: &Path, stores: &Arc<Stores>) -> Result<(Shar
         // A blocking thread of the runtime: wait here for the reads the join may need.
         tokio::runtime::Handle::current().block_on(concat(parts, &dim, stores)).map_err(|e| e.to_string())?
     };
-    let fallback = fallback_for(&dataset);
-    let source = VirtualSource::new(dataset, Arc::clone(stores), fallback).map_err(|e| e.to_string())?;
-    Ok((Arc::new(source), origin))
+    let mut opened = vec![(entry.id.clone(), virtual_source(dataset, None, stores)?)];
+    for (path, dataset) in groups {
+        let id = group_id(&entry.id, &path);
+        match virtual_source(dataset, Some(&path), stores) {
+            Ok(source) => opened.push((id, source)),
+            Err(reason) => tracing::warn!(dataset = id, "group skipped: {reason}"),
+        }
+    }
+    Ok((opened, origin))
+}
+
+/// A scanned dataset (the root, or the group at `group`) served from its references.
+fn virtual_source(dataset: VirtualDataset, group: Option<&str>, stores: &Arc<Stores>) -> Result<SharedSource, String> {
+    let fallback = fallback_for(&dataset, group);
+    Ok(Arc::new(VirtualSource::new(dataset, Arc::clone(stores), fallback).map_err(|e| e.to_string())?))
 }
 
 /// The registry of every dataset the config names.
@@ -214,16 +237,22 @@ pub async fn open_all(config: &Config, stores: Arc<Stores>) -> Registry {
             .await
             .unwrap_or_else(|e| Err(format!("scan task failed: {e}")));
         match opened {
-            Ok((source, origin)) => {
+            Ok((sources, origin)) => {
                 match origin {
                     Origin::Cached => cached += 1,
                     Origin::Scanned => scanned += 1,
                 }
-                let source = match &chunk_cache {
-                    Some(chunks) => Arc::new(chunks.wrap(&id, source)),
-                    None => source,
-                };
-                registry.insert(id, source);
+                for (id, source) in sources {
+                    if registry.contains(&id) {
+                        tracing::warn!(dataset = id, file = %path.display(), "dataset id already taken; group skipped");
+                        continue;
+                    }
+                    let source = match &chunk_cache {
+                        Some(chunks) => Arc::new(chunks.wrap(&id, source)),
+                        None => source,
+                    };
+                    registry.insert(id, source);
+                }
             }
             Err(reason) => tracing::warn!(dataset = id, file = %path.display(), "dataset skipped: {reason}"),
         }

@@ -88,6 +88,9 @@ pub async fn scan_references(files: &[PathBuf], concat_dim: Option<&str>, inline
         for (variable, reason) in &scanned.skipped {
             eprintln!("cloudify: {}: variable '{variable}' left out: {reason}", file.display());
         }
+        for (group, _) in &scanned.groups {
+            eprintln!("cloudify: {}: group '{group}' left out: a reference set describes the root group", file.display());
+        }
         parts.push(scanned.dataset);
     }
     let dataset = match parts.len() {
@@ -101,7 +104,7 @@ pub async fn scan_references(files: &[PathBuf], concat_dim: Option<&str>, inline
             concat(parts, &dim, &stores).await.map_err(|e| e.to_string())?
         }
     };
-    let fallback = fallback_for(&dataset);
+    let fallback = fallback_for(&dataset, None);
     let source = VirtualSource::new(dataset, stores, fallback).map_err(|e| e.to_string())?;
     let meta = source.metadata().map_err(|e| e.to_string())?;
     let store = Store::new(&meta, 0, ServedCodec::new(CodecName::Source, None), None)?;

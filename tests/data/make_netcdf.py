@@ -85,6 +85,31 @@ def nc4_contiguous(path):
         f["code"].attrs["long_name"] = "compact layout"
 
 
+def nc4_groups(path):
+    """Sub-groups (nested), whose variables use their own dimensions and their parents'."""
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
+        ds.title = "groups"
+        coords(ds, 6, 8)
+        orog = ds.createVariable("orog", "f4", ("lat", "lon"))
+        orog[:] = field((6, 8), 5)
+        forecast = ds.createGroup("forecast")
+        forecast.description = "a sub-group"
+        forecast.createDimension("step", None)
+        step = forecast.createVariable("step", "i4", ("step",))
+        step.units = "hours"
+        step[:] = [0, 6, 12]
+        tas = forecast.createVariable("tas", "f4", ("step", "lat", "lon"), chunksizes=(1, 3, 8), zlib=True,
+                                      fill_value=np.float32(-1e30))
+        tas.units = "K"
+        tas[:] = field((3, 6, 8), 6)
+        members = forecast.createGroup("members")
+        members.createDimension("member", 4)
+        spread = members.createVariable("spread", "f8", ("member", "step"))
+        spread[:] = np.arange(12, dtype="f8").reshape(4, 3) / 4
+        name = members.createVariable("name", str, ("member",))
+        name[:] = np.array(["a", "bb", "ccc", "dddd"], dtype=object)
+
+
 def nc4_strings(path):
     """Variable-length strings (NetCDF4 `string`): contiguous, chunked with edge chunks, a
     scalar, one with a `_FillValue` and elements never written, one without fill mode."""
@@ -214,6 +239,7 @@ WRITERS = {
     "nc4_sparse.nc": nc4_sparse,
     "nc4_calendars.nc": nc4_calendars,
     "nc4_strings.nc": nc4_strings,
+    "nc4_groups.nc": nc4_groups,
     "nc3_classic.nc": lambda p: nc3(p, "NETCDF3_CLASSIC"),
     "nc3_64bit.nc": lambda p: nc3(p, "NETCDF3_64BIT_OFFSET"),
     "nc3_single_record.nc": nc3_single_record,
@@ -274,23 +300,36 @@ def zarr_stores(out):
 
 
 def dump(path, out):
-    """What netCDF4-python reads: raw (unmasked, unscaled) values, little-endian."""
-    variables = {}
+    """What netCDF4-python reads: raw (unmasked, unscaled) values, little-endian; the
+    sub-groups' under "groups" by path."""
     with netCDF4.Dataset(path) as ds:
         ds.set_auto_maskandscale(False)
         ds.set_auto_chartostring(False)
-        for name, var in ds.variables.items():
-            if var.dtype == str:  # variable-length strings: the list itself, in C order
-                strings = np.asarray(var[...], dtype=object).ravel().tolist()
-                variables[name] = {"dtype": "object", "shape": list(var.shape), "strings": strings}
-                continue
-            values = np.asarray(var[...])
-            le = values.astype(values.dtype.newbyteorder("<"))
-            blob = out / f"{path.name}.{name}.bin"
-            blob.write_bytes(le.tobytes())
-            # numpy's name ("float32"), or for characters its type string ("|S1").
-            dtype = values.dtype.str if values.dtype.kind == "S" else values.dtype.name
-            variables[name] = {"dtype": dtype, "shape": list(values.shape), "values": blob.name}
+        groups = {}
+        walk = list(ds.groups.values())
+        while walk:
+            group = walk.pop(0)
+            group_path = group.path.strip("/")
+            groups[group_path] = dump_group(group, out, f"{path.name}.{group_path.replace('/', '.')}")
+            walk.extend(group.groups.values())
+        return dump_group(ds, out, path.name), groups
+
+
+def dump_group(ds, out, stem):
+    """One group's variables (set_auto_* are inherited from the file)."""
+    variables = {}
+    for name, var in ds.variables.items():
+        if var.dtype == str:  # variable-length strings: the list itself, in C order
+            strings = np.asarray(var[...], dtype=object).ravel().tolist()
+            variables[name] = {"dtype": "object", "shape": list(var.shape), "strings": strings}
+            continue
+        values = np.asarray(var[...])
+        le = values.astype(values.dtype.newbyteorder("<"))
+        blob = out / f"{stem}.{name}.bin"
+        blob.write_bytes(le.tobytes())
+        # numpy's name ("float32"), or for characters its type string ("|S1").
+        dtype = values.dtype.str if values.dtype.kind == "S" else values.dtype.name
+        variables[name] = {"dtype": dtype, "shape": list(values.shape), "values": blob.name}
     return variables
 
 
@@ -314,7 +353,10 @@ def main():
     for name, writer in WRITERS.items():
         path = out / name
         writer(path)
-        entry = {"variables": dump(path, out)}
+        variables, groups = dump(path, out)
+        entry = {"variables": variables}
+        if groups:
+            entry["groups"] = groups
         if name != "cdf5.nc":  # kerchunk's NetCDF3ToZarr reads CDF-1/2 only
             entry["kerchunk"] = kerchunk_refs(path, out)
         manifest[name] = entry

@@ -108,6 +108,10 @@ def assert_same_dataset(got, expected, name):
             # float64 scale_factor where the NetCDF file has a float32 one.
             assert a.dtype.kind == "f", what
             np.testing.assert_allclose(a.values, b.values, rtol=1e-6, err_msg=what)
+        elif b.dtype.kind in "OTU":
+            # Text: numpy's unicode, objects or StringDType, as each reader chooses.
+            assert a.dtype.kind in "OTU", (what, a.dtype)
+            assert a.values.astype(object).tolist() == b.values.astype(object).tolist(), what
         else:
             # Byte order aside: codec "source" serves NetCDF3's big-endian chunks as they are.
             assert a.dtype.newbyteorder("=") == b.dtype.newbyteorder("="), (what, a.dtype, b.dtype)

@@ -39,6 +39,36 @@ async fn every_variable_equals_what_netcdf4_python_reads() {
     }
 }
 
+/// Each sub-group of a NetCDF4 file is a dataset of its own, equal to netCDF4-python's group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sub_groups_are_datasets_of_their_own() {
+    let dir = netcdf_files();
+    let manifest = manifest();
+    let scan = cloudify_netcdf::scan(&dir.join("nc4_groups.nc"), "g").unwrap();
+    let expected = manifest["nc4_groups.nc"]["groups"].as_object().unwrap();
+    assert_eq!(scan.groups.iter().map(|(path, _)| path.as_str()).collect::<Vec<_>>(), ["forecast", "forecast/members"]);
+    assert!(!scan.dataset.meta.variables.contains_key("tas"), "the root holds only its own variables");
+    for (path, dataset) in scan.groups {
+        assert_eq!(dataset.meta.id, cloudify_netcdf::group_id("g", &path));
+        let fallback = cloudify_netcdf::fallback_for(&dataset, Some(&path));
+        let source = VirtualSource::new(dataset, Arc::new(Stores::new()), fallback).unwrap();
+        let meta = source.metadata().unwrap();
+        let variables = expected[&path].as_object().unwrap();
+        assert_eq!(meta.variables.keys().collect::<Vec<_>>(), variables.keys().collect::<Vec<_>>(), "{path}");
+        for (name, want) in variables {
+            if let Some(strings) = want.get("strings") {
+                assert_eq!(&read_strings(&source, name).await, strings, "{path}/{name}");
+                continue;
+            }
+            let shape: Vec<u64> = serde_json::from_value(want["shape"].clone()).unwrap();
+            let got = read_region(&source, name, &vec![0; shape.len()], &shape, u64::MAX).await.unwrap();
+            assert!(got == std::fs::read(dir.join(want["values"].as_str().unwrap())).unwrap(), "{path}/{name}");
+        }
+        // Dimensions of enclosing groups are the group's too.
+        assert!(meta.dimensions.contains_key("step"), "{path}: {:?}", meta.dimensions);
+    }
+}
+
 /// Every string of variable `name`, in C order, from its chunks (whose edges are padded).
 async fn read_strings(source: &VirtualSource, name: &str) -> Value {
     let var = source.metadata().unwrap().variables[name].clone();

@@ -18,6 +18,7 @@ const FORMAT: &str = "cloudify-scan-3";
 struct Entry {
     dataset: cloudify_dataset::VirtualDataset,
     skipped: Vec<(String, String)>,
+    groups: Vec<(String, cloudify_dataset::VirtualDataset)>,
 }
 
 fn key(path: &Path) -> Result<String> {
@@ -55,13 +56,16 @@ pub fn scan_cached(path: &Path, id: &str, dir: &Path) -> Result<(Scan, Origin)> 
         match serde_json::from_slice::<Entry>(&text) {
             Ok(mut entry) => {
                 id.clone_into(&mut entry.dataset.meta.id);
-                return Ok((Scan { dataset: entry.dataset, skipped: entry.skipped }, Origin::Cached));
+                for (path, group) in &mut entry.groups {
+                    group.meta.id = crate::group_id(id, path);
+                }
+                return Ok((Scan { dataset: entry.dataset, skipped: entry.skipped, groups: entry.groups }, Origin::Cached));
             }
             Err(err) => tracing::warn!(cache = %file.display(), "ignoring unreadable cache entry: {err}"),
         }
     }
     let fresh = scan(path, id)?;
-    let entry = Entry { dataset: fresh.dataset, skipped: fresh.skipped };
+    let entry = Entry { dataset: fresh.dataset, skipped: fresh.skipped, groups: fresh.groups };
     let stored = std::fs::create_dir_all(dir)
         .and_then(|()| {
             let tmp = dir.join(format!("{key}.json.tmp{}", std::process::id()));
@@ -71,7 +75,7 @@ pub fn scan_cached(path: &Path, id: &str, dir: &Path) -> Result<(Scan, Origin)> 
     if let Err(err) = stored {
         tracing::warn!(cache = %dir.display(), "reference cache not writable: {err}");
     }
-    Ok((Scan { dataset: entry.dataset, skipped: entry.skipped }, Origin::Scanned))
+    Ok((Scan { dataset: entry.dataset, skipped: entry.skipped, groups: entry.groups }, Origin::Scanned))
 }
 
 #[cfg(test)]

@@ -110,5 +110,5 @@ pub(crate) fn from_header(header: &cloudify_netcdf3::Header, file_len: u64, loca
         last_modified: None,
         variables,
     };
-    Ok(Scan { dataset: VirtualDataset { meta, files: vec![location.to_owned()], chunks }, skipped: Vec::new() })
+    Ok(Scan { dataset: VirtualDataset { meta, files: vec![location.to_owned()], chunks }, skipped: Vec::new(), groups: Vec::new() })
 }

@@ -4,16 +4,19 @@ use std::{ops::Range, path::PathBuf};
 
 use cloudify_dataset::{fill_element, hyperslab::unravel, pad_chunk, Error, FallbackReader, Result, VariableMeta};
 
-/// Reads chunks of one file through libnetcdf (which decodes every filter it has plugins for).
+/// Reads chunks of one group of one file through libnetcdf (which decodes every filter it
+/// has plugins for).
 #[derive(Debug)]
 pub struct NetcdfFallback {
     path: PathBuf,
+    group: Option<String>,
 }
 
 impl NetcdfFallback {
-    /// A reader of the file at `path`.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+    /// A reader of the group at `group` (a path such as `forecast/members`; `None`: the root)
+    /// of the file at `path`.
+    pub fn new(path: impl Into<PathBuf>, group: Option<&str>) -> Self {
+        Self { path: path.into(), group: group.map(str::to_owned) }
     }
 }
 
@@ -24,7 +27,11 @@ impl FallbackReader for NetcdfFallback {
         hdf5_metno::silence_errors(true);
         let read = |e: netcdf::Error| Error::Read(format!("{}: {name}: {e}", self.path.display()));
         let file = netcdf::open(&self.path).map_err(read)?;
-        let variable = file.variable(name).ok_or_else(|| Error::Read(format!("{}: no variable {name}", self.path.display())))?;
+        let path = match &self.group {
+            Some(group) => format!("{group}/{name}"),
+            None => name.to_owned(),
+        };
+        let variable = file.variable(&path).ok_or_else(|| Error::Read(format!("{}: no variable {path}", self.path.display())))?;
         let start: Vec<u64> = index.iter().zip(&var.chunks).map(|(i, c)| i * c).collect();
         let count: Vec<u64> = start.iter().zip(&var.shape).zip(&var.chunks).map(|((s, n), c)| (*c).min(n - s)).collect();
         let extents: Vec<Range<usize>> = start.iter().zip(&count).map(|(&s, &c)| s as usize..(s + c) as usize).collect();

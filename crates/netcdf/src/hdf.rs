@@ -138,18 +138,62 @@ pub(crate) fn scan(path: &Path, location: &str, id: &str) -> Result<Scan> {
     hdf5_metno::silence_errors(true);
     let nc = netcdf::open(path).map_err(|e| corrupt(&e))?;
     let h5 = hdf5_metno::File::open(path).map_err(|e| corrupt(&e))?;
+    let root = nc.root().ok_or_else(|| corrupt(&"no root group"))?;
     let mut skipped = Vec::new();
-    if let Ok(groups) = nc.groups() {
-        for group in groups {
-            skipped.push((format!("/{}", group.name()), "sub-groups are not served yet".to_owned()));
-        }
+    let dataset = scan_group(&root, "", &h5, location, id, &mut skipped)?;
+    let mut groups = Vec::new();
+    scan_subgroups(&root, "", &h5, location, id, &mut groups, &mut skipped)?;
+    Ok(Scan { dataset, skipped, groups })
+}
+
+/// Every group below `group` (at `prefix`), depth first, each as a dataset of its own.
+fn scan_subgroups(
+    group: &netcdf::Group<'_>,
+    prefix: &str,
+    h5: &hdf5_metno::File,
+    location: &str,
+    id: &str,
+    out: &mut Vec<(String, VirtualDataset)>,
+    skipped: &mut Vec<(String, String)>,
+) -> Result<()> {
+    for child in group.groups() {
+        let path = if prefix.is_empty() { child.name() } else { format!("{prefix}/{}", child.name()) };
+        let dataset = scan_group(&child, &path, h5, location, &crate::group_id(id, &path), skipped)?;
+        out.push((path.clone(), dataset));
+        scan_subgroups(&child, &path, h5, location, id, out, skipped)?;
     }
+    Ok(())
+}
+
+/// The variables of one group (at `prefix`, empty for the root) as dataset `id`; variables
+/// left out go to `skipped`, named by their path.
+fn scan_group(
+    group: &netcdf::Group<'_>,
+    prefix: &str,
+    h5: &hdf5_metno::File,
+    location: &str,
+    id: &str,
+    skipped: &mut Vec<(String, String)>,
+) -> Result<VirtualDataset> {
+    let corrupt = |e: &dyn std::fmt::Display| Error::Corrupt { path: location.to_owned(), reason: e.to_string() };
+    let in_group = |name: &str| if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
     let mut variables = IndexMap::new();
     let mut chunks = IndexMap::new();
-    for var in nc.variables() {
+    // The group's own dimensions, then those its variables take from enclosing groups.
+    let mut dimensions: IndexMap<String, u64> = group.dimensions().map(|d| (d.name(), d.len() as u64)).collect();
+    let mut unlimited: Vec<String> = group.dimensions().filter(netcdf::Dimension::is_unlimited).map(|d| d.name()).collect();
+    for var in group.variables() {
         let name = var.name();
+        for dim in var.dimensions() {
+            if !dimensions.contains_key(&dim.name()) {
+                dimensions.insert(dim.name(), dim.len() as u64);
+                if dim.is_unlimited() {
+                    unlimited.push(dim.name());
+                }
+            }
+        }
         let Some(dtype) = dtype(&var.vartype()) else {
-            skipped.push((name, format!("type {:?} is not served yet", var.vartype())));
+            skipped.push((in_group(&name), format!("type {:?} is not served yet", var.vartype())));
             continue;
         };
         let shape: Vec<u64> = var.dimensions().iter().map(|d| d.len() as u64).collect();
@@ -173,7 +217,7 @@ pub(crate) fn scan(path: &Path, location: &str, id: &str) -> Result<Scan> {
             fill_value,
             codecs: Vec::new(),
         };
-        let located = match h5.dataset(&name) {
+        let located = match h5.dataset(&in_group(&name)) {
             // The chunks hold references into the file's global heap, not the strings.
             Ok(_) if dtype.is_variable_length() => VariableChunks::Fallback { reason: "variable-length strings".to_owned() },
             // Compact data lives in the object header (64 KiB at most): kept inline, as the
@@ -203,11 +247,11 @@ pub(crate) fn scan(path: &Path, location: &str, id: &str) -> Result<Scan> {
     }
     let meta = DatasetMeta {
         id: id.to_owned(),
-        attributes: attributes(nc.attributes(), location),
-        dimensions: nc.dimensions().map(|d| (d.name(), d.len() as u64)).collect(),
-        unlimited: nc.dimensions().filter(netcdf::Dimension::is_unlimited).map(|d| d.name()).collect(),
+        attributes: attributes(group.attributes(), location),
+        dimensions,
+        unlimited,
         last_modified: None,
         variables,
     };
-    Ok(Scan { dataset: VirtualDataset { meta, files: vec![location.to_owned()], chunks }, skipped })
+    Ok(VirtualDataset { meta, files: vec![location.to_owned()], chunks })
 }

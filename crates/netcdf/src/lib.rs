@@ -70,24 +70,34 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A scanned file.
 pub struct Scan {
-    /// Metadata and chunk locations.
+    /// Metadata and chunk locations of the root group.
     pub dataset: VirtualDataset,
-    /// Variables left out, with the reason (types not served yet, e.g. strings).
+    /// Variables left out, with the reason (types not served yet), named by their path.
     pub skipped: Vec<(String, String)>,
+    /// The NetCDF4 sub-groups by path (`forecast/members`), each a dataset of its own with
+    /// the id [`group_id`] gives (xpublish serves one xarray Dataset per id; xarray opens a
+    /// group as one with `group=`).
+    pub groups: Vec<(String, VirtualDataset)>,
 }
 
 impl Scan {
-    /// The reader for variables that need libnetcdf, if any does.
+    /// The reader for root variables that need libnetcdf, if any does.
     pub fn fallback(&self) -> Option<Arc<dyn FallbackReader>> {
-        fallback_for(&self.dataset)
+        fallback_for(&self.dataset, None)
     }
 }
 
-/// The fallback reader `dataset` needs (for a cached scan as for a fresh one).
-pub fn fallback_for(dataset: &VirtualDataset) -> Option<Arc<dyn FallbackReader>> {
+/// The id of the sub-group at `path` of the file served as `id`: `id.forecast.members`.
+pub fn group_id(id: &str, path: &str) -> String {
+    format!("{id}.{}", path.replace('/', "."))
+}
+
+/// The fallback reader `dataset` (the group at `group`, or the root) needs, for a cached scan
+/// as for a fresh one.
+pub fn fallback_for(dataset: &VirtualDataset, group: Option<&str>) -> Option<Arc<dyn FallbackReader>> {
     let needed = dataset.chunks.values().any(|c| matches!(c, VariableChunks::Fallback { .. }));
     let path = dataset.files.first()?;
-    needed.then(|| Arc::new(NetcdfFallback::new(path)) as Arc<dyn FallbackReader>)
+    needed.then(|| Arc::new(NetcdfFallback::new(path, group)) as Arc<dyn FallbackReader>)
 }
 
 /// Scans the NetCDF file at the URL `location` (HTTP, S3) as dataset `id`, reading only its
@@ -136,8 +146,9 @@ pub fn scan(path: &Path, id: &str) -> Result<Scan> {
         b"\x89HDF\r\n\x1a\n" => hdf::scan(path, &location, id),
         _ => Err(Error::NotNetcdf { path: shown }),
     }?;
-    scan.dataset.meta.last_modified = modified
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .and_then(|d| i64::try_from(d.as_secs()).ok());
+    let modified = modified.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).and_then(|d| i64::try_from(d.as_secs()).ok());
+    for dataset in std::iter::once(&mut scan.dataset).chain(scan.groups.iter_mut().map(|(_, group)| group)) {
+        dataset.meta.last_modified = modified;
+    }
     Ok(scan)
 }
