@@ -139,119 +139,117 @@ pub(crate) fn scan(path: &Path, location: &str, id: &str) -> Result<Scan> {
     let nc = netcdf::open(path).map_err(|e| corrupt(&e))?;
     let h5 = hdf5_metno::File::open(path).map_err(|e| corrupt(&e))?;
     let root = nc.root().ok_or_else(|| corrupt(&"no root group"))?;
-    let mut skipped = Vec::new();
-    let dataset = scan_group(&root, "", &h5, location, id, &mut skipped)?;
-    let mut groups = Vec::new();
-    scan_subgroups(&root, "", &h5, location, id, &mut groups, &mut skipped)?;
-    Ok(Scan { dataset, skipped, groups })
+    let mut scanner = Scanner { h5: &h5, location, id, skipped: Vec::new(), groups: Vec::new() };
+    let dataset = scanner.group(&root, "", id)?;
+    scanner.subgroups(&root, "")?;
+    Ok(Scan { dataset, skipped: scanner.skipped, groups: scanner.groups })
 }
 
-/// Every group below `group` (at `prefix`), depth first, each as a dataset of its own.
-fn scan_subgroups(
-    group: &netcdf::Group<'_>,
-    prefix: &str,
-    h5: &hdf5_metno::File,
-    location: &str,
-    id: &str,
-    out: &mut Vec<(String, VirtualDataset)>,
-    skipped: &mut Vec<(String, String)>,
-) -> Result<()> {
-    for child in group.groups() {
-        let path = if prefix.is_empty() { child.name() } else { format!("{prefix}/{}", child.name()) };
-        let dataset = scan_group(&child, &path, h5, location, &crate::group_id(id, &path), skipped)?;
-        out.push((path.clone(), dataset));
-        scan_subgroups(&child, &path, h5, location, id, out, skipped)?;
+/// One file's groups being scanned, and what the scan found so far.
+struct Scanner<'a> {
+    h5: &'a hdf5_metno::File,
+    location: &'a str,
+    /// The root's dataset id.
+    id: &'a str,
+    /// Variables left out, by path, with the reason.
+    skipped: Vec<(String, String)>,
+    /// Sub-groups by path.
+    groups: Vec<(String, VirtualDataset)>,
+}
+
+impl Scanner<'_> {
+    /// Every group below `group` (at `prefix`), depth first, each as a dataset of its own.
+    fn subgroups(&mut self, group: &netcdf::Group<'_>, prefix: &str) -> Result<()> {
+        for child in group.groups() {
+            let path = if prefix.is_empty() { child.name() } else { format!("{prefix}/{}", child.name()) };
+            let dataset = self.group(&child, &path, &crate::group_id(self.id, &path))?;
+            self.groups.push((path.clone(), dataset));
+            self.subgroups(&child, &path)?;
+        }
+        Ok(())
     }
-    Ok(())
-}
 
-/// The variables of one group (at `prefix`, empty for the root) as dataset `id`; variables
-/// left out go to `skipped`, named by their path.
-fn scan_group(
-    group: &netcdf::Group<'_>,
-    prefix: &str,
-    h5: &hdf5_metno::File,
-    location: &str,
-    id: &str,
-    skipped: &mut Vec<(String, String)>,
-) -> Result<VirtualDataset> {
-    let corrupt = |e: &dyn std::fmt::Display| Error::Corrupt { path: location.to_owned(), reason: e.to_string() };
-    let in_group = |name: &str| if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
-    let mut variables = IndexMap::new();
-    let mut chunks = IndexMap::new();
-    // The group's own dimensions, then those its variables take from enclosing groups.
-    let mut dimensions: IndexMap<String, u64> = group.dimensions().map(|d| (d.name(), d.len() as u64)).collect();
-    let mut unlimited: Vec<String> = group.dimensions().filter(netcdf::Dimension::is_unlimited).map(|d| d.name()).collect();
-    for var in group.variables() {
-        let name = var.name();
-        for dim in var.dimensions() {
-            if !dimensions.contains_key(&dim.name()) {
-                dimensions.insert(dim.name(), dim.len() as u64);
-                if dim.is_unlimited() {
-                    unlimited.push(dim.name());
+    /// The variables of one group (at `prefix`, empty for the root) as dataset `id`.
+    fn group(&mut self, group: &netcdf::Group<'_>, prefix: &str, id: &str) -> Result<VirtualDataset> {
+        let (h5, location) = (self.h5, self.location);
+        let corrupt = |e: &dyn std::fmt::Display| Error::Corrupt { path: location.to_owned(), reason: e.to_string() };
+        let in_group = |name: &str| if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
+        let mut variables = IndexMap::new();
+        let mut chunks = IndexMap::new();
+        // The group's own dimensions, then those its variables take from enclosing groups.
+        let mut dimensions: IndexMap<String, u64> = group.dimensions().map(|d| (d.name(), d.len() as u64)).collect();
+        let mut unlimited: Vec<String> = group.dimensions().filter(netcdf::Dimension::is_unlimited).map(|d| d.name()).collect();
+        for var in group.variables() {
+            let name = var.name();
+            for dim in var.dimensions() {
+                if !dimensions.contains_key(&dim.name()) {
+                    dimensions.insert(dim.name(), dim.len() as u64);
+                    if dim.is_unlimited() {
+                        unlimited.push(dim.name());
+                    }
                 }
             }
-        }
-        let Some(dtype) = dtype(&var.vartype()) else {
-            skipped.push((in_group(&name), format!("type {:?} is not served yet", var.vartype())));
-            continue;
-        };
-        let shape: Vec<u64> = var.dimensions().iter().map(|d| d.len() as u64).collect();
-        let chunk_shape = match var.chunking().map_err(|e| corrupt(&e))? {
-            Some(c) => c.into_iter().map(|n| n as u64).collect(),
-            None => shape.clone(),
-        };
-        let big_endian = match var.endianness().map_err(|e| corrupt(&e))? {
-            Endianness::Big => true,
-            Endianness::Little => false,
-            Endianness::Native => cfg!(target_endian = "big"),
-        };
-        let attributes = attributes(var.attributes(), location);
-        let fill_value = attributes.get("_FillValue").cloned().unwrap_or_else(|| attrs::default_fill(dtype));
-        let mut meta = VariableMeta {
-            dtype,
-            dimensions: var.dimensions().iter().map(netcdf::Dimension::name).collect(),
-            shape,
-            chunks: chunk_shape,
-            attributes,
-            fill_value,
-            codecs: Vec::new(),
-        };
-        let located = match h5.dataset(&in_group(&name)) {
-            // The chunks hold references into the file's global heap, not the strings.
-            Ok(_) if dtype.is_variable_length() => VariableChunks::Fallback { reason: "variable-length strings".to_owned() },
-            // Compact data lives in the object header (64 KiB at most): kept inline, as the
-            // little-endian values libnetcdf reads.
-            Ok(ds) if matches!(ds.layout(), Layout::Compact) => {
+            let Some(dtype) = dtype(&var.vartype()) else {
+                self.skipped.push((in_group(&name), format!("type {:?} is not served yet", var.vartype())));
+                continue;
+            };
+            let shape: Vec<u64> = var.dimensions().iter().map(|d| d.len() as u64).collect();
+            let chunk_shape = match var.chunking().map_err(|e| corrupt(&e))? {
+                Some(c) => c.into_iter().map(|n| n as u64).collect(),
+                None => shape.clone(),
+            };
+            let big_endian = match var.endianness().map_err(|e| corrupt(&e))? {
+                Endianness::Big => true,
+                Endianness::Little => false,
+                Endianness::Native => cfg!(target_endian = "big"),
+            };
+            let attributes = attributes(var.attributes(), location);
+            let fill_value = attributes.get("_FillValue").cloned().unwrap_or_else(|| attrs::default_fill(dtype));
+            let mut meta = VariableMeta {
+                dtype,
+                dimensions: var.dimensions().iter().map(netcdf::Dimension::name).collect(),
+                shape,
+                chunks: chunk_shape,
+                attributes,
+                fill_value,
+                codecs: Vec::new(),
+            };
+            let located = match h5.dataset(&in_group(&name)) {
+                // The chunks hold references into the file's global heap, not the strings.
+                Ok(_) if dtype.is_variable_length() => VariableChunks::Fallback { reason: "variable-length strings".to_owned() },
+                // Compact data lives in the object header (64 KiB at most): kept inline, as the
+                // little-endian values libnetcdf reads.
+                Ok(ds) if matches!(ds.layout(), Layout::Compact) => {
+                    meta.codecs = vec![attrs::bytes_codec(dtype, false)];
+                    let values = var.get_raw_values(..).map_err(|e| corrupt(&e))?;
+                    let count = meta.chunk_grid().iter().product::<u64>() as usize;
+                    VariableChunks::Stored(vec![StoredChunk::Inline(values); count.min(1)])
+                }
+                Ok(ds) => match codecs(&ds.filters(), dtype, big_endian) {
+                    Ok(chain) => {
+                        meta.codecs = chain;
+                        locate(&ds, &meta)
+                    }
+                    Err(reason) => VariableChunks::Fallback { reason },
+                },
+                Err(err) => VariableChunks::Fallback { reason: format!("no HDF5 dataset: {err}") },
+            };
+            if let VariableChunks::Fallback { reason } = &located {
+                tracing::debug!(file = location, variable = name, "read through libnetcdf: {reason}");
+                // Decoded values come from libnetcdf: declare plain little-endian bytes.
                 meta.codecs = vec![attrs::bytes_codec(dtype, false)];
-                let values = var.get_raw_values(..).map_err(|e| corrupt(&e))?;
-                let count = meta.chunk_grid().iter().product::<u64>() as usize;
-                VariableChunks::Stored(vec![StoredChunk::Inline(values); count.min(1)])
             }
-            Ok(ds) => match codecs(&ds.filters(), dtype, big_endian) {
-                Ok(chain) => {
-                    meta.codecs = chain;
-                    locate(&ds, &meta)
-                }
-                Err(reason) => VariableChunks::Fallback { reason },
-            },
-            Err(err) => VariableChunks::Fallback { reason: format!("no HDF5 dataset: {err}") },
-        };
-        if let VariableChunks::Fallback { reason } = &located {
-            tracing::debug!(file = location, variable = name, "read through libnetcdf: {reason}");
-            // Decoded values come from libnetcdf: declare plain little-endian bytes.
-            meta.codecs = vec![attrs::bytes_codec(dtype, false)];
+            chunks.insert(name.clone(), located);
+            variables.insert(name, meta);
         }
-        chunks.insert(name.clone(), located);
-        variables.insert(name, meta);
+        let meta = DatasetMeta {
+            id: id.to_owned(),
+            attributes: attributes(group.attributes(), location),
+            dimensions,
+            unlimited,
+            last_modified: None,
+            variables,
+        };
+        Ok(VirtualDataset { meta, files: vec![location.to_owned()], chunks })
     }
-    let meta = DatasetMeta {
-        id: id.to_owned(),
-        attributes: attributes(group.attributes(), location),
-        dimensions,
-        unlimited,
-        last_modified: None,
-        variables,
-    };
-    Ok(VirtualDataset { meta, files: vec![location.to_owned()], chunks })
 }
