@@ -36,6 +36,12 @@ where
     out
 }
 
+/// The chunk holding the items that `offsets` (one more than there are items, rising)
+/// delimit in `bytes`, as a variable-length array holds them.
+pub fn from_offsets(bytes: &[u8], offsets: &[usize]) -> Vec<u8> {
+    encode(offsets.windows(2).map(|w| &bytes[w[0]..w[1]]))
+}
+
 /// A chunk of `count` copies of `text`.
 pub fn filled(text: &[u8], count: usize) -> Vec<u8> {
     encode(std::iter::repeat_n(text, count))
@@ -81,6 +87,7 @@ mod tests {
         assert_eq!(chunk, expected);
         assert_eq!(decode(&chunk).unwrap(), [&b"ab"[..], b"", "Zürich".as_bytes()]);
         assert_eq!(decode(&filled(b"x", 2)).unwrap(), [b"x", b"x"]);
+        assert_eq!(from_offsets(b"abZ\xc3\xbcrich", &[0, 2, 2, 9]), encode(["ab", "", "Zürich"]));
         assert_eq!(decode(&encode::<[&str; 0], _>([])).unwrap(), Vec::<&[u8]>::new());
     }
 

@@ -112,7 +112,7 @@ impl ChunkCodec {
             .map_err(|e| Error::Decode(e.to_string()))?;
         if self.strings {
             let (bytes, offsets) = decoded.into_variable().map_err(|e| Error::Decode(e.to_string()))?.into_parts();
-            return Ok(strings::encode(offsets.windows(2).map(|w| &bytes[w[0]..w[1]])));
+            return Ok(strings::from_offsets(&bytes, &offsets));
         }
         let bytes = decoded.into_fixed().map_err(|e| Error::Decode(e.to_string()))?;
         Ok(bytes.into_owned())

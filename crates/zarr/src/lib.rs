@@ -80,9 +80,11 @@ fn v3_json(array: &Array<dyn zarrs::storage::AsyncReadableListableStorageTraits>
 /// way xarray reads each format: from a v2 array's `fill_value` (`v2_fill`), or from a v3 attribute that
 /// xarray writes base64-encoded for floats.
 fn variable_meta(name: &str, json: &Value, v2_fill: Option<Value>) -> std::result::Result<VariableMeta, String> {
-    let dtype = match utf32_length(json) {
-        Some(_) => DataType::String,
-        None => json["data_type"].as_str().and_then(dtype).ok_or_else(|| format!("data type {} is not served yet", json["data_type"]))?,
+    let utf32 = utf32_length(json).is_some();
+    let dtype = if utf32 {
+        DataType::String
+    } else {
+        json["data_type"].as_str().and_then(dtype).ok_or_else(|| format!("data type {} is not served yet", json["data_type"]))?
     };
     let shape: Vec<u64> = serde_json::from_value(json["shape"].clone()).map_err(|e| e.to_string())?;
     let chunks: Vec<u64> = serde_json::from_value(json["chunk_grid"]["configuration"]["chunk_shape"].clone())
@@ -104,7 +106,7 @@ fn variable_meta(name: &str, json: &Value, v2_fill: Option<Value>) -> std::resul
             attributes.insert("_FillValue".to_owned(), value);
         }
     }
-    let (fill_value, codecs) = if utf32_length(json).is_some() {
+    let (fill_value, codecs) = if utf32 {
         // Served as strings converted on read: the chunks are those strings, not stored bytes.
         (Value::from(json["fill_value"].as_str().unwrap_or_default()), vec![serde_json::json!({"name": "vlen-utf8", "configuration": {}})])
     } else {
@@ -307,7 +309,7 @@ impl Source for ZarrSource {
             ArrayBytes::Fixed(bytes) if self.utf32.contains_key(name) => utf32_to_strings(&bytes, self.utf32[name]),
             ArrayBytes::Variable(strings) => {
                 let (bytes, offsets) = strings.into_parts();
-                Ok(cloudify_dataset::strings::encode(offsets.windows(2).map(|w| &bytes[w[0]..w[1]])))
+                Ok(cloudify_dataset::strings::from_offsets(&bytes, &offsets))
             }
             other => Ok(other.into_fixed().map_err(|e| DataError::Read(e.to_string()))?.into_owned()),
         }
