@@ -143,6 +143,7 @@ pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerC
     let router = router
         .fallback(fallback)
         .with_state(state)
+        .layer(axum::middleware::from_fn(refuse_own_requests))
         .layer(CatchPanicLayer::custom(|_| json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")))
         .layer(cors(&server.cors_allow_origins))
         // One structured line per request (status, latency) inside a span naming the request.
@@ -186,6 +187,16 @@ fn cors(origins: &[String]) -> CorsLayer {
     }
     let list: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
     layer.allow_origin(AllowOrigin::list(list))
+}
+
+/// A request this very process sent: a reference set whose targets point back at this server
+/// would otherwise make every read call the server again, without end.
+async fn refuse_own_requests(req: Request, next: axum::middleware::Next) -> Response {
+    let own = req.headers().get(cloudify_store::INSTANCE_HEADER).is_some_and(|v| v.as_bytes() == cloudify_store::instance_id().as_bytes());
+    if own {
+        return json_error(StatusCode::LOOP_DETECTED, "this request comes from this server itself (a reference set pointing back at it)");
+    }
+    next.run(req).await
 }
 
 async fn fallback(uri: Uri) -> Response {

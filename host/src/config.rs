@@ -7,6 +7,7 @@ use figment::{
     providers::{Env, Format, Serialized, Toml},
     Figment,
 };
+use cloudify_dataset::Limits;
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration file.
@@ -21,6 +22,8 @@ pub struct Config {
     pub demo: DemoConfig,
     /// `[cache]`: where scans (chunk references) and the demo file are kept.
     pub cache: CacheConfig,
+    /// `[limits]`: caps on what one file or reference set may make the server allocate.
+    pub limits: Limits,
     /// `[[datasets]]`: one entry per dataset.
     pub datasets: Vec<DatasetConfig>,
     /// `[[folders]]`: every NetCDF file under a folder, ids from file names.
@@ -146,6 +149,11 @@ pub struct DatasetConfig {
     /// dimension.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concat_dim: Option<String>,
+    /// Where a reference set's targets may point besides its own folder (local sets) or host
+    /// or bucket (remote sets): absolute folders, URL prefixes, `https://*` for any public
+    /// host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_targets: Vec<String>,
 }
 
 /// `[[folders]]`: every NetCDF file and Zarr store under `path` becomes a dataset named after

@@ -8,9 +8,9 @@ use std::{
     time::Instant,
 };
 
-use cloudify_dataset::{concat, demo_dataset, ChunkCache, SharedSource, VirtualDataset, VirtualSource};
+use cloudify_dataset::{concat, demo_dataset, ChunkCache, Limits, SharedSource, VirtualDataset, VirtualSource};
 use cloudify_netcdf::{fallback_for, group_id, scan_cached, scan_remote, write_netcdf4, Origin};
-use cloudify_store::Stores;
+use cloudify_store::{Confinement, Stores};
 use cloudify_zarr::ZarrSource;
 
 use crate::{config::Config, registry::Registry};
@@ -93,6 +93,21 @@ struct Entry {
     id: String,
     path: PathBuf,
     concat_dim: Option<String>,
+    /// Where a reference set's targets may point besides its own place.
+    allow_targets: Vec<String>,
+}
+
+impl Entry {
+    fn file(id: String, path: PathBuf) -> Self {
+        Self { id, path, concat_dim: None, allow_targets: Vec::new() }
+    }
+}
+
+/// What opening every entry shares.
+struct Opener {
+    cache: PathBuf,
+    stores: Arc<Stores>,
+    limits: Limits,
 }
 
 fn files_of(path: &Path) -> Result<Vec<PathBuf>, String> {
@@ -118,111 +133,132 @@ fn is_reference_set(location: &str) -> bool {
     location.ends_with(".json") || cloudify_refs::is_parquet(location)
 }
 
-/// A kerchunk reference set served as the dataset it describes.
-fn open_references(location: &str, id: &str, stores: &Arc<Stores>) -> Result<SharedSource, String> {
-    let dataset = tokio::runtime::Handle::current().block_on(cloudify_refs::open(location, id, stores)).map_err(|e| e.to_string())?;
-    let source = VirtualSource::new(dataset, Arc::clone(stores), None).map_err(|e| e.to_string())?;
-    Ok(Arc::new(source))
+impl Opener {
+    /// A kerchunk reference set served as the dataset it describes, its targets confined.
+    fn references(&self, entry: &Entry, location: &str) -> Result<SharedSource, String> {
+        let confinement = Confinement::of_set(location, &entry.allow_targets)?;
+        let opened = cloudify_refs::open(location, &entry.id, &self.stores, &self.limits, &confinement);
+        let dataset = tokio::runtime::Handle::current().block_on(opened).map_err(|e| e.to_string())?;
+        let source = VirtualSource::new(dataset, Arc::clone(&self.stores), None, &self.limits).map_err(|e| e.to_string())?;
+        Ok(Arc::new(source))
+    }
+
+    /// A Zarr store, local or at a URL.
+    fn zarr(&self, entry: &Entry, location: &str) -> Result<SharedSource, String> {
+        let opened = ZarrSource::open(location, &entry.id, Arc::clone(&self.stores), &self.limits);
+        let source = tokio::runtime::Handle::current().block_on(opened).map_err(|e| e.to_string())?;
+        Ok(Arc::new(source))
+    }
+
+    /// A dataset at a URL (HTTP, S3): a Zarr store, a kerchunk reference set, or a NetCDF
+    /// classic file read by its header.
+    fn remote(&self, entry: &Entry, location: &str) -> Result<SharedSource, String> {
+        if is_reference_set(location) {
+            return self.references(entry, location);
+        }
+        if location.trim_end_matches('/').ends_with(".zarr") {
+            return self.zarr(entry, location);
+        }
+        let scanned = scan_remote(location, &entry.id, &self.stores, &self.limits);
+        let scan = tokio::runtime::Handle::current().block_on(scanned).map_err(|e| e.to_string())?;
+        warn_skipped(&entry.id, &scan.skipped);
+        let source = VirtualSource::new(scan.dataset, Arc::clone(&self.stores), None, &self.limits).map_err(|e| e.to_string())?;
+        Ok(Arc::new(source))
+    }
+
+    /// The datasets of one entry (a NetCDF4 file's sub-groups follow its root, with the ids
+    /// [`group_id`] gives), and whether anything was scanned.
+    fn open(&self, entry: &Entry) -> Result<Opened, String> {
+        let location = entry.path.to_string_lossy();
+        let one = |source: SharedSource| (vec![(entry.id.clone(), source)], Origin::Scanned);
+        if Stores::is_remote(&location) {
+            return self.remote(entry, &location).map(one);
+        }
+        if is_reference_set(&location) {
+            return self.references(entry, &location).map(one);
+        }
+        if is_zarr(&entry.path) {
+            return self.zarr(entry, &location).map(one);
+        }
+        let mut origin = Origin::Cached;
+        let mut parts = Vec::new();
+        let mut groups = Vec::new();
+        for file in files_of(&entry.path)? {
+            let (scan, from) = scan_cached(&file, &entry.id, &self.cache, &self.limits).map_err(|e| e.to_string())?;
+            warn_skipped(&entry.id, &scan.skipped);
+            if from == Origin::Scanned {
+                origin = Origin::Scanned;
+            }
+            parts.push(scan.dataset);
+            groups = scan.groups;
+        }
+        let dataset = if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            if !groups.is_empty() {
+                tracing::warn!(dataset = entry.id, "sub-groups of multi-file datasets are not served");
+                groups.clear();
+            }
+            let dim = entry
+                .concat_dim
+                .clone()
+                .or_else(|| parts[0].meta.unlimited.first().cloned())
+                .ok_or("the files have no unlimited dimension: set concat_dim")?;
+            // A blocking thread of the runtime: wait here for the reads the join may need.
+            let joined = concat(parts, &dim, &self.stores, &self.limits);
+            tokio::runtime::Handle::current().block_on(joined).map_err(|e| e.to_string())?
+        };
+        let mut opened = vec![(entry.id.clone(), self.scanned(dataset, None)?)];
+        for (path, dataset) in groups {
+            let id = group_id(&entry.id, &path);
+            match self.scanned(dataset, Some(&path)) {
+                Ok(source) => opened.push((id, source)),
+                Err(reason) => tracing::warn!(dataset = id, "group skipped: {reason}"),
+            }
+        }
+        Ok((opened, origin))
+    }
+
+    /// A scanned dataset (the root, or the group at `group`) served from its references.
+    fn scanned(&self, dataset: VirtualDataset, group: Option<&str>) -> Result<SharedSource, String> {
+        let fallback = fallback_for(&dataset, group);
+        let source = VirtualSource::new(dataset, Arc::clone(&self.stores), fallback, &self.limits).map_err(|e| e.to_string())?;
+        Ok(Arc::new(source))
+    }
 }
 
-/// A dataset at a URL (HTTP, S3): a Zarr store, a kerchunk reference set, or a NetCDF
-/// classic file read by its header.
-fn open_remote(location: &str, id: &str, stores: &Arc<Stores>) -> Result<SharedSource, String> {
-    let runtime = tokio::runtime::Handle::current();
-    if is_reference_set(location) {
-        return open_references(location, id, stores);
-    }
-    if location.trim_end_matches('/').ends_with(".zarr") {
-        let source = runtime.block_on(ZarrSource::open(location, id, Arc::clone(stores))).map_err(|e| e.to_string())?;
-        return Ok(Arc::new(source));
-    }
-    let scan = runtime.block_on(scan_remote(location, id, stores)).map_err(|e| e.to_string())?;
-    let source = VirtualSource::new(scan.dataset, Arc::clone(stores), None).map_err(|e| e.to_string())?;
-    Ok(Arc::new(source))
-}
-
-/// The datasets of one entry (a NetCDF4 file's sub-groups follow its root, with the ids
-/// [`group_id`] gives), and whether anything was scanned.
+/// The datasets of one entry, and whether anything was scanned.
 type Opened = (Vec<(String, SharedSource)>, Origin);
 
-fn open_entry(entry: &Entry, cache: &Path, stores: &Arc<Stores>) -> Result<Opened, String> {
-    let location = entry.path.to_string_lossy();
-    let one = |source: SharedSource| (vec![(entry.id.clone(), source)], Origin::Scanned);
-    if Stores::is_remote(&location) {
-        return open_remote(&location, &entry.id, stores).map(one);
+fn warn_skipped(id: &str, skipped: &[(String, String)]) {
+    for (variable, reason) in skipped {
+        tracing::warn!(dataset = id, variable, "variable not served: {reason}");
     }
-    if is_reference_set(&location) {
-        return open_references(&location, &entry.id, stores).map(one);
-    }
-    if is_zarr(&entry.path) {
-        let location = entry.path.to_string_lossy();
-        let opened = tokio::runtime::Handle::current().block_on(ZarrSource::open(&location, &entry.id, Arc::clone(stores)));
-        return opened.map(|source| one(Arc::new(source))).map_err(|e| e.to_string());
-    }
-    let mut origin = Origin::Cached;
-    let mut parts = Vec::new();
-    let mut groups = Vec::new();
-    for file in files_of(&entry.path)? {
-        let (scan, from) = scan_cached(&file, &entry.id, cache).map_err(|e| e.to_string())?;
-        for (variable, reason) in &scan.skipped {
-            tracing::warn!(dataset = entry.id, variable, "variable not served: {reason}");
-        }
-        if from == Origin::Scanned {
-            origin = Origin::Scanned;
-        }
-        parts.push(scan.dataset);
-        groups = scan.groups;
-    }
-    let dataset = if parts.len() == 1 {
-        parts.remove(0)
-    } else {
-        if !groups.is_empty() {
-            tracing::warn!(dataset = entry.id, "sub-groups of multi-file datasets are not served");
-            groups.clear();
-        }
-        let dim = entry
-            .concat_dim
-            .clone()
-            .or_else(|| parts[0].meta.unlimited.first().cloned())
-            .ok_or("the files have no unlimited dimension: set concat_dim")?;
-        // A blocking thread of the runtime: wait here for the reads the join may need.
-        tokio::runtime::Handle::current().block_on(concat(parts, &dim, stores)).map_err(|e| e.to_string())?
-    };
-    let mut opened = vec![(entry.id.clone(), virtual_source(dataset, None, stores)?)];
-    for (path, dataset) in groups {
-        let id = group_id(&entry.id, &path);
-        match virtual_source(dataset, Some(&path), stores) {
-            Ok(source) => opened.push((id, source)),
-            Err(reason) => tracing::warn!(dataset = id, "group skipped: {reason}"),
-        }
-    }
-    Ok((opened, origin))
-}
-
-/// A scanned dataset (the root, or the group at `group`) served from its references.
-fn virtual_source(dataset: VirtualDataset, group: Option<&str>, stores: &Arc<Stores>) -> Result<SharedSource, String> {
-    let fallback = fallback_for(&dataset, group);
-    Ok(Arc::new(VirtualSource::new(dataset, Arc::clone(stores), fallback).map_err(|e| e.to_string())?))
 }
 
 /// The registry of every dataset the config names.
 pub async fn open_all(config: &Config, stores: Arc<Stores>) -> Registry {
     let started = Instant::now();
     let mut registry = Registry::new(config.server.max_region_bytes);
-    let cache = config.cache.dir().join("scans");
+    let opener = Arc::new(Opener { cache: config.cache.dir().join("scans"), stores, limits: config.limits.clone() });
     let mut entries: Vec<Entry> = Vec::new();
     if config.demo.enabled {
         let demo_config = config.clone();
         match tokio::task::spawn_blocking(move || demo_file(&demo_config)).await.ok().flatten() {
-            Some(path) => entries.push(Entry { id: config.demo.id.clone(), path, concat_dim: None }),
+            Some(path) => entries.push(Entry::file(config.demo.id.clone(), path)),
             None => match demo_dataset(&config.demo.id) {
                 Ok(demo) => registry.insert(config.demo.id.clone(), Arc::new(demo)),
                 Err(err) => tracing::error!("demo dataset unavailable: {err}"),
             },
         }
     }
-    entries.extend(config.datasets.iter().map(|d| Entry { id: d.id.clone(), path: d.path.clone(), concat_dim: d.concat_dim.clone() }));
-    entries.extend(folder_files(config).into_iter().map(|(id, path)| Entry { id, path, concat_dim: None }));
+    entries.extend(config.datasets.iter().map(|d| Entry {
+        id: d.id.clone(),
+        path: d.path.clone(),
+        concat_dim: d.concat_dim.clone(),
+        allow_targets: d.allow_targets.clone(),
+    }));
+    entries.extend(folder_files(config).into_iter().map(|(id, path)| Entry::file(id, path)));
 
     let chunk_cache = (config.cache.chunk_bytes > 0).then(|| ChunkCache::new(config.cache.chunk_bytes));
     let (mut scanned, mut cached) = (0, 0);
@@ -232,8 +268,8 @@ pub async fn open_all(config: &Config, stores: Arc<Stores>) -> Registry {
             tracing::warn!(dataset = id, file = %path.display(), "dataset id already taken; file skipped");
             continue;
         }
-        let (cache, stores) = (cache.clone(), Arc::clone(&stores));
-        let opened = tokio::task::spawn_blocking(move || open_entry(&entry, &cache, &stores))
+        let opener = Arc::clone(&opener);
+        let opened = tokio::task::spawn_blocking(move || opener.open(&entry))
             .await
             .unwrap_or_else(|e| Err(format!("scan task failed: {e}")));
         match opened {

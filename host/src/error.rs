@@ -30,7 +30,7 @@ pub(crate) fn kind_of(err: &DataError) -> ErrorKind {
             ErrorKind::NOT_FOUND
         }
         DataError::WrongRank { .. } | DataError::BadSelection { .. } => ErrorKind::INVALID_INPUT,
-        DataError::TooLarge { .. } => ErrorKind::TOO_LARGE,
+        DataError::TooLarge { .. } | DataError::OverLimit(_) => ErrorKind::TOO_LARGE,
         DataError::Unsupported { .. } => ErrorKind::UNSUPPORTED,
         _ => ErrorKind::INTERNAL,
     }

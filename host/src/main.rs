@@ -157,7 +157,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             let written = runtime
-                .block_on(scan_references(&files, concat_dim.as_deref(), inline_threshold))
+                .block_on(scan_references(&files, concat_dim.as_deref(), inline_threshold, &config.limits))
                 .and_then(|set| if parquet { write_parquet(&set, &output) } else { write_json(&set, &output) });
             match written {
                 Ok(()) => ExitCode::SUCCESS,

@@ -6,7 +6,7 @@ use std::{
     sync::Arc,
 };
 
-use cloudify_dataset::{concat, Source, VirtualSource};
+use cloudify_dataset::{concat, Limits, Source, VirtualSource};
 use cloudify_netcdf::{fallback_for, scan};
 use cloudify_sdk::ChunkRef;
 use cloudify_store::Stores;
@@ -78,12 +78,18 @@ pub fn write_parquet(set: &ReferenceSet, path: &Path) -> Result<(), String> {
 ///
 /// # Errors
 /// A file that cannot be scanned, files that do not join, or a failed read.
-pub async fn scan_references(files: &[PathBuf], concat_dim: Option<&str>, inline_threshold: u64) -> Result<ReferenceSet, String> {
+pub async fn scan_references(
+    files: &[PathBuf],
+    concat_dim: Option<&str>,
+    inline_threshold: u64,
+    limits: &Limits,
+) -> Result<ReferenceSet, String> {
     let stores = Arc::new(Stores::new());
     let mut parts = Vec::new();
     for file in files {
         let (path, id) = (file.clone(), file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
-        let scanned = tokio::task::spawn_blocking(move || scan(&path, &id)).await.map_err(|e| e.to_string())?;
+        let owned = limits.clone();
+        let scanned = tokio::task::spawn_blocking(move || scan(&path, &id, &owned)).await.map_err(|e| e.to_string())?;
         let scanned = scanned.map_err(|e| e.to_string())?;
         for (variable, reason) in &scanned.skipped {
             eprintln!("cloudify: {}: variable '{variable}' left out: {reason}", file.display());
@@ -101,11 +107,11 @@ pub async fn scan_references(files: &[PathBuf], concat_dim: Option<&str>, inline
                 .map(str::to_owned)
                 .or_else(|| parts[0].meta.unlimited.first().cloned())
                 .ok_or("the files have no unlimited dimension: give --concat-dim")?;
-            concat(parts, &dim, &stores).await.map_err(|e| e.to_string())?
+            concat(parts, &dim, &stores, limits).await.map_err(|e| e.to_string())?
         }
     };
     let fallback = fallback_for(&dataset, None);
-    let source = VirtualSource::new(dataset, stores, fallback).map_err(|e| e.to_string())?;
+    let source = VirtualSource::new(dataset, stores, fallback, limits).map_err(|e| e.to_string())?;
     let meta = source.metadata().map_err(|e| e.to_string())?;
     let store = Store::new(&meta, 0, ServedCodec::new(CodecName::Source, None), None)?;
     let inlining = Inlining { threshold: inline_threshold, max_encoded_bytes: u64::MAX };

@@ -125,7 +125,8 @@ fn datasets_in_s3_are_served() {
     let local = files.join("nc4_chunked.nc").to_str().unwrap().to_owned();
     let refs_file = dir.path().join("nc4_in_s3.json");
     std::fs::write(&refs_file, refs.replace(&format!("\"{local}\""), "\"s3://climate/nc4_chunked.nc\"")).unwrap();
-    text.push_str(&format!("[[datasets]]\nid = \"nc4_refs\"\npath = \"{}\"\n\n", refs_file.display()));
+    // A local set reads its own folder only, unless the operator widens it.
+    text.push_str(&format!("[[datasets]]\nid = \"nc4_refs\"\npath = \"{}\"\nallow_targets = [\"s3://climate/\"]\n\n", refs_file.display()));
     std::fs::write(&config, text).unwrap();
     let env = [
         ("AWS_ENDPOINT", endpoint.as_str()),

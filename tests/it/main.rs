@@ -19,3 +19,5 @@ mod static_mode;
 mod zarr;
 // The kerchunk plugin: stored chunks, reference sets, source files, `refs scan`.
 mod kerchunk;
+// Hostile files and reference sets: refused with a reason, the rest served.
+mod hostile;

@@ -1,6 +1,6 @@
 use std::{collections::BTreeMap, path::Path, sync::Arc};
 
-use cloudify_dataset::{hyperslab::unravel, read_region, ChunkRef, Source, VariableChunks, VirtualSource};
+use cloudify_dataset::{hyperslab::unravel, read_region, ChunkRef, Limits, Source, VariableChunks, VirtualSource};
 use cloudify_store::Stores;
 use serde_json::Value;
 
@@ -11,9 +11,9 @@ fn manifest() -> BTreeMap<String, Value> {
 }
 
 fn open(path: &Path) -> VirtualSource {
-    let scan = cloudify_netcdf::scan(path, "test").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let scan = cloudify_netcdf::scan(path, "test", &Limits::default()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let fallback = scan.fallback();
-    VirtualSource::new(scan.dataset, Arc::new(Stores::new()), fallback).unwrap()
+    VirtualSource::new(scan.dataset, Arc::new(Stores::new()), fallback, &Limits::default()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,14 +44,14 @@ async fn every_variable_equals_what_netcdf4_python_reads() {
 async fn sub_groups_are_datasets_of_their_own() {
     let dir = netcdf_files();
     let manifest = manifest();
-    let scan = cloudify_netcdf::scan(&dir.join("nc4_groups.nc"), "g").unwrap();
+    let scan = cloudify_netcdf::scan(&dir.join("nc4_groups.nc"), "g", &Limits::default()).unwrap();
     let expected = manifest["nc4_groups.nc"]["groups"].as_object().unwrap();
     assert_eq!(scan.groups.iter().map(|(path, _)| path.as_str()).collect::<Vec<_>>(), ["forecast", "forecast/members"]);
     assert!(!scan.dataset.meta.variables.contains_key("tas"), "the root holds only its own variables");
     for (path, dataset) in scan.groups {
         assert_eq!(dataset.meta.id, cloudify_netcdf::group_id("g", &path));
         let fallback = cloudify_netcdf::fallback_for(&dataset, Some(&path));
-        let source = VirtualSource::new(dataset, Arc::new(Stores::new()), fallback).unwrap();
+        let source = VirtualSource::new(dataset, Arc::new(Stores::new()), fallback, &Limits::default()).unwrap();
         let meta = source.metadata().unwrap();
         let variables = expected[&path].as_object().unwrap();
         assert_eq!(meta.variables.keys().collect::<Vec<_>>(), variables.keys().collect::<Vec<_>>(), "{path}");
@@ -199,10 +199,10 @@ fn damaged_files_are_clear_errors() {
     for (name, make, message) in cases {
         let path = dir.path().join(name);
         make(&path);
-        let err = cloudify_netcdf::scan(&path, "x").err().unwrap_or_else(|| panic!("{name} scanned")).to_string();
+        let err = cloudify_netcdf::scan(&path, "x", &Limits::default()).err().unwrap_or_else(|| panic!("{name} scanned")).to_string();
         assert!(err.contains(message), "{name}: {err}");
     }
-    let err = cloudify_netcdf::scan(&dir.path().join("missing.nc"), "x").err().unwrap().to_string();
+    let err = cloudify_netcdf::scan(&dir.path().join("missing.nc"), "x", &Limits::default()).err().unwrap().to_string();
     assert!(err.contains("cannot read"), "{err}");
 }
 
@@ -213,13 +213,13 @@ async fn a_yearly_series_joins_along_time_like_open_mfdataset() {
     let mut files: Vec<_> = std::fs::read_dir(dir.join("series")).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     assert_eq!(files.len(), 10);
-    let parts = files.iter().map(|f| cloudify_netcdf::scan(f, "series").unwrap().dataset).collect();
+    let parts = files.iter().map(|f| cloudify_netcdf::scan(f, "series", &Limits::default()).unwrap().dataset).collect();
     let stores = Arc::new(Stores::new());
-    let joined = cloudify_dataset::concat(parts, "time", &stores).await.unwrap();
+    let joined = cloudify_dataset::concat(parts, "time", &stores, &Limits::default()).await.unwrap();
     assert_eq!(joined.files.len(), 10);
     // `time` is chunked by 512 in files of 12 steps: it is read once and kept inline.
     assert!(matches!(&joined.chunks["time"], VariableChunks::Stored(c) if matches!(c[..], [cloudify_dataset::StoredChunk::Inline(_)])));
-    let source = VirtualSource::new(joined, Arc::clone(&stores), None).unwrap();
+    let source = VirtualSource::new(joined, Arc::clone(&stores), None, &Limits::default()).unwrap();
     let meta = source.metadata().unwrap();
     assert_eq!(meta.dimensions["time"], 120);
     for (name, expected) in series["variables"].as_object().unwrap() {
@@ -236,18 +236,18 @@ async fn a_yearly_series_joins_along_time_like_open_mfdataset() {
     // 13 steps in chunks of 4 cannot be followed by another file on a regular grid.
     let mut bad: Vec<_> = std::fs::read_dir(dir.join("series_bad")).unwrap().map(|e| e.unwrap().path()).collect();
     bad.sort();
-    let parts = bad.iter().map(|f| cloudify_netcdf::scan(f, "bad").unwrap().dataset).collect();
-    let err = cloudify_dataset::concat(parts, "time", &stores).await.unwrap_err().to_string();
+    let parts = bad.iter().map(|f| cloudify_netcdf::scan(f, "bad", &Limits::default()).unwrap().dataset).collect();
+    let err = cloudify_dataset::concat(parts, "time", &stores, &Limits::default()).await.unwrap_err().to_string();
     assert!(err.contains("13 steps along 'time', not a multiple of its chunk length 4"), "{err}");
     // Files with different grids are refused.
     let parts = vec![
-        cloudify_netcdf::scan(&files[0], "x").unwrap().dataset,
-        cloudify_netcdf::scan(&dir.join("nc4_chunked.nc"), "x").unwrap().dataset,
+        cloudify_netcdf::scan(&files[0], "x", &Limits::default()).unwrap().dataset,
+        cloudify_netcdf::scan(&dir.join("nc4_chunked.nc"), "x", &Limits::default()).unwrap().dataset,
     ];
-    assert!(cloudify_dataset::concat(parts, "time", &stores).await.is_err());
+    assert!(cloudify_dataset::concat(parts, "time", &stores, &Limits::default()).await.is_err());
     // Strings along the joined dimension are left out; the rest joins.
-    let strings = cloudify_netcdf::scan(&dir.join("nc4_strings.nc"), "s").unwrap().dataset;
-    let joined = cloudify_dataset::concat(vec![strings.clone(), strings], "station", &stores).await.unwrap();
+    let strings = cloudify_netcdf::scan(&dir.join("nc4_strings.nc"), "s", &Limits::default()).unwrap().dataset;
+    let joined = cloudify_dataset::concat(vec![strings.clone(), strings], "station", &stores, &Limits::default()).await.unwrap();
     assert_eq!(joined.meta.variables.keys().collect::<Vec<_>>(), ["label", "temp"]);
     assert_eq!(joined.meta.variables["temp"].shape, [10]);
 }
@@ -259,7 +259,7 @@ async fn zarr_stores_equal_the_netcdf_they_were_written_from() {
     let stores: BTreeMap<String, String> = serde_json::from_str(&std::fs::read_to_string(dir.join("zarr-stores.json")).unwrap()).unwrap();
     let manifest = manifest();
     for (store, origin) in stores {
-        let source = cloudify_zarr::ZarrSource::open(dir.join(&store).to_str().unwrap(), "z", Arc::new(Stores::new())).await.unwrap();
+        let source = cloudify_zarr::ZarrSource::open(dir.join(&store).to_str().unwrap(), "z", Arc::new(Stores::new()), &Limits::default()).await.unwrap();
         let meta = source.metadata().unwrap();
         assert_eq!(meta.dimensions.get("lat"), Some(&30), "{store}: {meta:?}");
         assert_eq!(meta.variables["tas"].dimensions, ["time", "lat", "lon"], "{store}");
@@ -306,8 +306,8 @@ async fn netcdf_classic_and_zarr_over_http_range_requests() {
     let stores = Arc::new(Stores::new());
     let manifest = manifest();
     for file in ["nc3_classic.nc", "nc3_64bit.nc", "nc3_single_record.nc", "cdf5.nc"] {
-        let scan = cloudify_netcdf::scan_remote(&format!("{url}/{file}"), "remote", &stores).await.unwrap();
-        let source = VirtualSource::new(scan.dataset, Arc::clone(&stores), None).unwrap();
+        let scan = cloudify_netcdf::scan_remote(&format!("{url}/{file}"), "remote", &stores, &Limits::default()).await.unwrap();
+        let source = VirtualSource::new(scan.dataset, Arc::clone(&stores), None, &Limits::default()).unwrap();
         for (name, expected) in manifest[file]["variables"].as_object().unwrap() {
             let shape: Vec<u64> = serde_json::from_value(expected["shape"].clone()).unwrap();
             let want = std::fs::read(dir.join(expected["values"].as_str().unwrap())).unwrap();
@@ -315,13 +315,13 @@ async fn netcdf_classic_and_zarr_over_http_range_requests() {
             assert!(got == want, "{file}: {name} over HTTP differs from netCDF4-python");
         }
     }
-    let err = cloudify_netcdf::scan_remote(&format!("{url}/nc4_chunked.nc"), "x", &stores).await.err().unwrap().to_string();
+    let err = cloudify_netcdf::scan_remote(&format!("{url}/nc4_chunked.nc"), "x", &stores, &Limits::default()).await.err().unwrap().to_string();
     assert!(err.contains("local paths only"), "{err}");
-    assert!(cloudify_netcdf::scan_remote(&format!("{url}/missing.nc"), "x", &stores).await.is_err());
+    assert!(cloudify_netcdf::scan_remote(&format!("{url}/missing.nc"), "x", &stores, &Limits::default()).await.is_err());
 
     let tas = std::fs::read(dir.join("nc4_chunked.nc.tas.bin")).unwrap();
     for store in ["chunked_v2.zarr", "chunked_v3.zarr"] {
-        let source = cloudify_zarr::ZarrSource::open(&format!("{url}/{store}"), "z", Arc::clone(&stores)).await.unwrap();
+        let source = cloudify_zarr::ZarrSource::open(&format!("{url}/{store}"), "z", Arc::clone(&stores), &Limits::default()).await.unwrap();
         let got = read_region(&source, "tas", &[0, 0, 0], &[5, 30, 40], u64::MAX).await.unwrap();
         assert!(got == tas, "{store} over HTTP differs from netCDF4-python");
     }

@@ -137,8 +137,13 @@ impl Server {
     /// Starts `bin serve --bind 127.0.0.1:0 args...` with `env`, waiting up to 60 s for it
     /// to listen.
     pub fn start_with(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_bound(bin, "127.0.0.1:0", args, env)
+    }
+
+    /// Starts `bin serve --bind bind args...` with `env`, as [`Server::start_with`].
+    pub fn start_bound(bin: &Path, bind: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(bin);
-        cmd.args(["serve", "--bind", "127.0.0.1:0"]).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(["serve", "--bind", bind]).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (key, value) in env {
             cmd.env(key, value);
         }

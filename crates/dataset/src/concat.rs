@@ -13,7 +13,7 @@ use cloudify_sdk::hyperslab::unravel;
 use cloudify_store::Stores;
 use serde_json::json;
 
-use crate::{read_region, DatasetMeta, Error, Result, StoredChunk, VariableChunks, VirtualDataset, VirtualSource};
+use crate::{read_region, DatasetMeta, Error, Limits, Result, StoredChunk, VariableChunks, VirtualDataset, VirtualSource};
 
 /// The largest variable read into memory when its chunks do not line up across files.
 pub(crate) const MAX_INLINE_BYTES: u64 = 64 << 20;
@@ -50,8 +50,9 @@ fn check_same(first: &DatasetMeta, other: &DatasetMeta, dim: &str, file: &str) -
 /// when a file's length along `dim` is not a multiple of a multi-dimensional variable's chunk
 /// length (except the last file's: the joined grid must stay regular), or when a numeric
 /// variable along `dim` is read through a fallback reader; read errors of the inlined
-/// variables. Strings along `dim` read through the library are left out with a warning.
-pub async fn concat(mut parts: Vec<VirtualDataset>, dim: &str, stores: &Arc<Stores>) -> Result<VirtualDataset> {
+/// variables; [`Error::OverLimit`] when the joined chunk grid is over `limits`. Strings along
+/// `dim` read through the library are left out with a warning.
+pub async fn concat(mut parts: Vec<VirtualDataset>, dim: &str, stores: &Arc<Stores>, limits: &Limits) -> Result<VirtualDataset> {
     let Some(first) = parts.first() else {
         return Err(mismatch("no files".to_owned()));
     };
@@ -100,9 +101,9 @@ pub async fn concat(mut parts: Vec<VirtualDataset>, dim: &str, stores: &Arc<Stor
     }
     let mut inline = Vec::new();
     for name in &misaligned {
-        inline.push((name.clone(), read_joined(&parts, name, stores).await?));
+        inline.push((name.clone(), read_joined(&parts, name, stores, limits).await?));
     }
-    let mut joined = join_aligned(parts, dim, &misaligned)?;
+    let mut joined = join_aligned(parts, dim, &misaligned, limits)?;
     for (name, bytes) in inline {
         let var = joined.meta.variables.get_mut(&name).ok_or_else(|| mismatch(format!("no variable {name}")))?;
         var.chunks.clone_from(&var.shape);
@@ -113,11 +114,14 @@ pub async fn concat(mut parts: Vec<VirtualDataset>, dim: &str, stores: &Arc<Stor
 }
 
 /// The values of the 1-d variable `name` from every part, one after the other.
-async fn read_joined(parts: &[VirtualDataset], name: &str, stores: &Arc<Stores>) -> Result<Vec<u8>> {
-    let total: u64 = parts
+async fn read_joined(parts: &[VirtualDataset], name: &str, stores: &Arc<Stores>, limits: &Limits) -> Result<Vec<u8>> {
+    let total = parts
         .iter()
-        .map(|p| p.meta.variables[name].shape.iter().product::<u64>() * p.meta.variables[name].dtype.size() as u64)
-        .sum();
+        .map(|p| {
+            let var = &p.meta.variables[name];
+            crate::product(&var.shape).and_then(|n| n.checked_mul(var.dtype.size() as u64)).unwrap_or(u64::MAX)
+        })
+        .fold(0u64, u64::saturating_add);
     if total > MAX_INLINE_BYTES {
         return Err(mismatch(format!(
             "'{name}' ({total} bytes) has chunks that do not line up at file boundaries; rechunk the files"
@@ -126,13 +130,13 @@ async fn read_joined(parts: &[VirtualDataset], name: &str, stores: &Arc<Stores>)
     let mut out = Vec::with_capacity(total as usize);
     for part in parts {
         let var = &part.meta.variables[name];
-        let source = VirtualSource::new(part.clone(), Arc::clone(stores), None)?;
+        let source = VirtualSource::new(part.clone(), Arc::clone(stores), None, limits)?;
         out.extend(read_region(&source, name, &vec![0; var.shape.len()], &var.shape, MAX_INLINE_BYTES).await?);
     }
     Ok(out)
 }
 
-fn join_aligned(parts: Vec<VirtualDataset>, dim: &str, skip: &[String]) -> Result<VirtualDataset> {
+fn join_aligned(parts: Vec<VirtualDataset>, dim: &str, skip: &[String], limits: &Limits) -> Result<VirtualDataset> {
     let mut parts = parts.into_iter();
     let Some(mut joined) = parts.next() else {
         return Err(mismatch("no files".to_owned()));
@@ -141,15 +145,20 @@ fn join_aligned(parts: Vec<VirtualDataset>, dim: &str, skip: &[String]) -> Resul
         let file_offset = joined.files.len() as u32;
         for (name, var) in &mut joined.meta.variables {
             let Some(axis) = var.dimensions.iter().position(|d| d == dim) else { continue };
+            let other = &part.meta.variables[name];
+            let length = var.shape[axis].checked_add(other.shape[axis]);
+            let length = length.ok_or_else(|| Error::OverLimit(format!("'{name}' joined along '{dim}' overflows")))?;
+            let mut grown = var.clone();
+            grown.shape[axis] = length;
+            limits.check_variable(name, &grown).map_err(Error::OverLimit)?;
             if skip.contains(name) {
-                var.shape[axis] += part.meta.variables[name].shape[axis];
+                var.shape[axis] = length;
                 continue;
             }
             let (mine, theirs) = (&joined.chunks[name], &part.chunks[name]);
             let (VariableChunks::Stored(mine), VariableChunks::Stored(theirs)) = (mine, theirs) else {
                 return Err(mismatch(format!("variable '{name}' is read through libnetcdf and cannot be joined")));
             };
-            let other = &part.meta.variables[name];
             let (grid_a, grid_b) = (var.chunk_grid(), other.chunk_grid());
             let mut grid = grid_a.clone();
             grid[axis] += grid_b[axis];
@@ -168,11 +177,11 @@ fn join_aligned(parts: Vec<VirtualDataset>, dim: &str, skip: &[String]) -> Resul
                     }
                 })
                 .collect();
-            var.shape[axis] += other.shape[axis];
+            var.shape[axis] = length;
             joined.chunks.insert(name.clone(), VariableChunks::Stored(chunks));
         }
         if let Some(len) = joined.meta.dimensions.get_mut(dim) {
-            *len += part.meta.dimensions[dim];
+            *len = len.saturating_add(part.meta.dimensions[dim]);
         }
         joined.meta.last_modified = joined.meta.last_modified.max(part.meta.last_modified);
         joined.files.extend(part.files);

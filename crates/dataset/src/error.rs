@@ -49,6 +49,9 @@ pub enum Error {
         /// The configured limit.
         limit: u64,
     },
+    /// Data whose size is over a configured [`crate::Limits`] cap.
+    #[error("over a limit: {0}")]
+    OverLimit(String),
     /// A file the dataset does not read from.
     #[error("the dataset reads no file '{file}'")]
     UnknownFile {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     check_chunk_index,
     region::{fill_chunk, fill_element},
-    variable, ChunkRef, DatasetMeta, Error, FileStat, Result, Source, VariableMeta,
+    variable, ChunkRef, DatasetMeta, Error, FileStat, Limits, Result, Source, VariableMeta,
 };
 
 /// Where one chunk's stored bytes are.
@@ -90,15 +90,29 @@ impl VirtualSource {
     /// # Errors
     /// [`Error::Unsupported`] when a variable's codec chain is unknown, or a variable needs a
     /// fallback reader and none is given; [`Error::Read`] when the chunk list does not fit the
-    /// chunk grid.
-    pub fn new(dataset: VirtualDataset, stores: Arc<Stores>, fallback: Option<Arc<dyn FallbackReader>>) -> Result<Self> {
+    /// chunk grid; [`Error::OverLimit`] when a shape or a stored chunk is over `limits`.
+    pub fn new(
+        dataset: VirtualDataset,
+        stores: Arc<Stores>,
+        fallback: Option<Arc<dyn FallbackReader>>,
+        limits: &Limits,
+    ) -> Result<Self> {
+        limits.check_dataset(&dataset.meta.variables).map_err(Error::OverLimit)?;
         let mut codecs = HashMap::new();
         for (name, var) in &dataset.meta.variables {
             match dataset.chunks.get(name) {
                 Some(VariableChunks::Stored(chunks)) => {
-                    let expected: u64 = var.chunk_grid().iter().product();
+                    let expected = limits.check_variable(name, var).map_err(Error::OverLimit)?;
                     if chunks.len() as u64 != expected {
                         return Err(Error::Read(format!("variable '{name}': {} chunk entries for a grid of {expected}", chunks.len())));
+                    }
+                    for chunk in chunks {
+                        if let StoredChunk::Range { file, length, .. } = chunk {
+                            limits.check_stored(name, *length).map_err(Error::OverLimit)?;
+                            if *file as usize >= dataset.files.len() {
+                                return Err(Error::Read(format!("variable '{name}': a chunk in file #{file} of {}", dataset.files.len())));
+                            }
+                        }
                     }
                     if expected > 0 {
                         let codec = ChunkCodec::new(&var.codecs, var.dtype, &var.chunks, &fill_element(var))

@@ -9,6 +9,8 @@ use std::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use cloudify_dataset::Limits;
+
 use crate::{scan, Error, Result, Scan};
 
 /// Bumped whenever the cached layout or the scan's output changes.
@@ -21,7 +23,7 @@ struct Entry {
     groups: Vec<(String, cloudify_dataset::VirtualDataset)>,
 }
 
-fn key(path: &Path) -> Result<String> {
+fn key(path: &Path, limits: &Limits) -> Result<String> {
     let io = |e: std::io::Error| Error::Io { path: path.display().to_string(), reason: e.to_string() };
     let canonical = std::fs::canonicalize(path).map_err(io)?;
     let meta = std::fs::metadata(&canonical).map_err(io)?;
@@ -32,6 +34,8 @@ fn key(path: &Path) -> Result<String> {
     hash.update(canonical.as_os_str().as_encoded_bytes());
     hash.update(meta.len().to_le_bytes());
     hash.update(modified.to_le_bytes());
+    // A scan leaves out what is over the limits: other limits, another scan.
+    hash.update(serde_json::to_vec(limits).unwrap_or_default());
     Ok(format!("{:x}", hash.finalize()))
 }
 
@@ -49,8 +53,8 @@ pub enum Origin {
 ///
 /// # Errors
 /// As [`scan`].
-pub fn scan_cached(path: &Path, id: &str, dir: &Path) -> Result<(Scan, Origin)> {
-    let key = key(path)?;
+pub fn scan_cached(path: &Path, id: &str, dir: &Path, limits: &Limits) -> Result<(Scan, Origin)> {
+    let key = key(path, limits)?;
     let file: PathBuf = dir.join(format!("{key}.json"));
     if let Ok(text) = std::fs::read(&file) {
         match serde_json::from_slice::<Entry>(&text) {
@@ -64,7 +68,7 @@ pub fn scan_cached(path: &Path, id: &str, dir: &Path) -> Result<(Scan, Origin)> 
             Err(err) => tracing::warn!(cache = %file.display(), "ignoring unreadable cache entry: {err}"),
         }
     }
-    let fresh = scan(path, id)?;
+    let fresh = scan(path, id, limits)?;
     let entry = Entry { dataset: fresh.dataset, skipped: fresh.skipped, groups: fresh.groups };
     let stored = std::fs::create_dir_all(dir)
         .and_then(|()| {
@@ -87,9 +91,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("a.nc");
         std::fs::write(&file, b"one").unwrap();
-        let first = key(&file).unwrap();
-        assert_eq!(first, key(&file).unwrap());
+        let limits = Limits::default();
+        let first = key(&file, &limits).unwrap();
+        assert_eq!(first, key(&file, &limits).unwrap());
+        assert_ne!(first, key(&file, &Limits { max_chunk_bytes: 1, ..Limits::default() }).unwrap());
         std::fs::write(&file, b"longer").unwrap();
-        assert_ne!(first, key(&file).unwrap());
+        assert_ne!(first, key(&file, &limits).unwrap());
     }
 }

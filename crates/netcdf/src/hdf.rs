@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use cloudify_dataset::{DataType, DatasetMeta, StoredChunk, VariableChunks, VariableMeta, VirtualDataset};
+use cloudify_dataset::{DataType, DatasetMeta, Limits, StoredChunk, VariableChunks, VariableMeta, VirtualDataset};
 use hdf5_metno::{dataset::Layout, filters::Filter, Dataset};
 use indexmap::IndexMap;
 use netcdf::{
@@ -90,11 +90,14 @@ fn codecs(filters: &[Filter], dtype: DataType, big_endian: bool) -> Result<Vec<V
     Ok(chain)
 }
 
-/// Where each chunk of `ds` is, in C order over `var`'s chunk grid.
-fn locate(ds: &Dataset, var: &VariableMeta) -> VariableChunks {
+/// Where each chunk of `ds` is, in C order over `var`'s chunk grid of `count` chunks (checked
+/// against the limits by the caller).
+fn locate(ds: &Dataset, var: &VariableMeta, count: u64) -> VariableChunks {
     let fallback = |reason: &str| VariableChunks::Fallback { reason: reason.to_owned() };
     let grid = var.chunk_grid();
-    let count = grid.iter().product::<u64>() as usize;
+    let Ok(count) = usize::try_from(count) else {
+        return fallback("too many chunks");
+    };
     match ds.layout() {
         Layout::Contiguous => {
             let chunk = match ds.offset() {
@@ -104,8 +107,12 @@ fn locate(ds: &Dataset, var: &VariableMeta) -> VariableChunks {
             VariableChunks::Stored(vec![chunk; count])
         }
         Layout::Chunked => {
+            let stored = ds.num_chunks().unwrap_or(0);
+            if stored > count {
+                return fallback("the chunk index holds more chunks than the grid");
+            }
             let mut chunks = vec![StoredChunk::Missing; count];
-            for i in 0..ds.num_chunks().unwrap_or(0) {
+            for i in 0..stored {
                 let Some(info) = ds.chunk_info(i) else {
                     return fallback("chunk index unreadable");
                 };
@@ -130,7 +137,7 @@ fn locate(ds: &Dataset, var: &VariableMeta) -> VariableChunks {
     }
 }
 
-pub(crate) fn scan(path: &Path, location: &str, id: &str) -> Result<Scan> {
+pub(crate) fn scan(path: &Path, location: &str, id: &str, limits: &Limits) -> Result<Scan> {
     let corrupt = |e: &dyn std::fmt::Display| Error::Corrupt { path: location.to_owned(), reason: e.to_string() };
     let _library = crate::one_handle_at_a_time();
     // libhdf5 prints an error stack for every failed probe (libnetcdf probes attributes that
@@ -139,7 +146,7 @@ pub(crate) fn scan(path: &Path, location: &str, id: &str) -> Result<Scan> {
     let nc = netcdf::open(path).map_err(|e| corrupt(&e))?;
     let h5 = hdf5_metno::File::open(path).map_err(|e| corrupt(&e))?;
     let root = nc.root().ok_or_else(|| corrupt(&"no root group"))?;
-    let mut scanner = Scanner { h5: &h5, location, id, skipped: Vec::new(), groups: Vec::new() };
+    let mut scanner = Scanner { h5: &h5, location, id, limits, chunks: 0, skipped: Vec::new(), groups: Vec::new() };
     let dataset = scanner.group(&root, "", id)?;
     scanner.subgroups(&root, "")?;
     Ok(Scan { dataset, skipped: scanner.skipped, groups: scanner.groups })
@@ -151,6 +158,9 @@ struct Scanner<'a> {
     location: &'a str,
     /// The root's dataset id.
     id: &'a str,
+    limits: &'a Limits,
+    /// Chunks located so far, in all groups.
+    chunks: u64,
     /// Variables left out, by path, with the reason.
     skipped: Vec<(String, String)>,
     /// Sub-groups by path.
@@ -214,6 +224,20 @@ impl Scanner<'_> {
                 fill_value,
                 codecs: Vec::new(),
             };
+            // Checked before anything is sized by the shape: an 8 KB file can declare a
+            // dimension of 2^36 with chunks of one element.
+            let count = match self.limits.check_variable(&name, &meta) {
+                Ok(count) => count,
+                Err(reason) => {
+                    self.skipped.push((in_group(&name), reason));
+                    continue;
+                }
+            };
+            self.chunks += count;
+            if self.chunks > self.limits.max_chunks_per_dataset {
+                let reason = format!("more than {} chunks in all", self.limits.max_chunks_per_dataset);
+                return Err(Error::OverLimit { path: location.to_owned(), reason });
+            }
             let located = match h5.dataset(&in_group(&name)) {
                 // The chunks hold references into the file's global heap, not the strings.
                 Ok(_) if dtype.is_variable_length() => VariableChunks::Fallback { reason: "variable-length strings".to_owned() },
@@ -222,13 +246,12 @@ impl Scanner<'_> {
                 Ok(ds) if matches!(ds.layout(), Layout::Compact) => {
                     meta.codecs = vec![attrs::bytes_codec(dtype, false)];
                     let values = var.get_raw_values(..).map_err(|e| corrupt(&e))?;
-                    let count = meta.chunk_grid().iter().product::<u64>() as usize;
-                    VariableChunks::Stored(vec![StoredChunk::Inline(values); count.min(1)])
+                    VariableChunks::Stored(vec![StoredChunk::Inline(values); count.min(1) as usize])
                 }
                 Ok(ds) => match codecs(&ds.filters(), dtype, big_endian) {
                     Ok(chain) => {
                         meta.codecs = chain;
-                        locate(&ds, &meta)
+                        locate(&ds, &meta, count)
                     }
                     Err(reason) => VariableChunks::Fallback { reason },
                 },

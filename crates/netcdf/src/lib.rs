@@ -20,7 +20,7 @@ mod write;
 
 use std::{io::Read, path::Path, sync::Arc};
 
-use cloudify_dataset::{FallbackReader, VariableChunks, VirtualDataset};
+use cloudify_dataset::{FallbackReader, Limits, VariableChunks, VirtualDataset};
 
 pub use cache::{scan_cached, Origin};
 pub use fallback::NetcdfFallback;
@@ -61,6 +61,14 @@ pub enum Error {
         /// The file.
         path: String,
         /// What the reader said.
+        reason: String,
+    },
+    /// The file is over a configured cap ([`Limits`]).
+    #[error("{path} is over a limit: {reason}")]
+    OverLimit {
+        /// The file.
+        path: String,
+        /// Which limit.
         reason: String,
     },
 }
@@ -106,7 +114,7 @@ pub fn fallback_for(dataset: &VirtualDataset, group: Option<&str>) -> Option<Arc
 /// # Errors
 /// [`Error::Io`] when the object cannot be read, [`Error::NotNetcdf`], [`Error::Corrupt`], and
 /// [`Error::Io`] naming the limitation for a remote NetCDF4 file.
-pub async fn scan_remote(location: &str, id: &str, stores: &cloudify_store::Stores) -> Result<Scan> {
+pub async fn scan_remote(location: &str, id: &str, stores: &cloudify_store::Stores, limits: &Limits) -> Result<Scan> {
     let io = |e: cloudify_store::Error| Error::Io { path: location.to_owned(), reason: e.to_string() };
     let size = stores.stat(location).await.map_err(io)?.size;
     let mut want = size.min(64 * 1024);
@@ -122,18 +130,23 @@ pub async fn scan_remote(location: &str, id: &str, stores: &cloudify_store::Stor
             return Err(Error::NotNetcdf { path: location.to_owned() });
         }
         match cloudify_netcdf3::parse(&head) {
-            Err(cloudify_netcdf3::Error::Truncated { .. }) if want < size => want = (want * 4).min(size),
+            Err(cloudify_netcdf3::Error::Truncated { at, needed }) => match classic::grow_header_read(want, at, needed, size) {
+                Some(next) if next > want => want = next,
+                _ => return Err(Error::Corrupt { path: location.to_owned(), reason: format!("the header needs {needed} bytes at offset {at}: past the end of the file or over {} bytes", classic::MAX_HEADER_BYTES) }),
+            },
             Err(err) => return Err(Error::Corrupt { path: location.to_owned(), reason: err.to_string() }),
-            Ok(header) => return classic::from_header(&header, size, location, id),
+            Ok(header) => return classic::from_header(&header, size, location, id, limits),
         }
     }
 }
 
 /// Scans the NetCDF file at `path` as dataset `id`. Blocking (file IO, library calls).
+/// Variables over `limits` are left out ([`Scan::skipped`]).
 ///
 /// # Errors
-/// [`Error::Io`], [`Error::NotNetcdf`], [`Error::Corrupt`].
-pub fn scan(path: &Path, id: &str) -> Result<Scan> {
+/// [`Error::Io`], [`Error::NotNetcdf`], [`Error::Corrupt`]; [`Error::OverLimit`] when the
+/// file holds more chunks than `limits` allow.
+pub fn scan(path: &Path, id: &str, limits: &Limits) -> Result<Scan> {
     let shown = path.display().to_string();
     let io = |e: std::io::Error| Error::Io { path: shown.clone(), reason: e.to_string() };
     let mut magic = [0u8; 8];
@@ -142,8 +155,8 @@ pub fn scan(path: &Path, id: &str) -> Result<Scan> {
     let location = std::fs::canonicalize(path).map_err(io)?.display().to_string();
     let modified = file.metadata().and_then(|m| m.modified()).ok();
     let mut scan = match &magic[..n.min(8)] {
-        [b'C', b'D', b'F', 1 | 2 | 5, ..] => classic::scan(path, &location, id),
-        b"\x89HDF\r\n\x1a\n" => hdf::scan(path, &location, id),
+        [b'C', b'D', b'F', 1 | 2 | 5, ..] => classic::scan(path, &location, id, limits),
+        b"\x89HDF\r\n\x1a\n" => hdf::scan(path, &location, id, limits),
         _ => Err(Error::NotNetcdf { path: shown }),
     }?;
     let modified = modified.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).and_then(|d| i64::try_from(d.as_secs()).ok());

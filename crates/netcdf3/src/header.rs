@@ -132,30 +132,40 @@ impl Header {
     }
 
     /// Bytes of one record of `var` (of the whole variable if it is not a record
-    /// variable), without padding.
-    pub fn slab_bytes(&self, var: &Variable) -> u64 {
+    /// variable), without padding; `None` when the size overflows (a hostile header: [`parse`]
+    /// refuses those).
+    pub fn slab_bytes(&self, var: &Variable) -> Option<u64> {
         let skip = usize::from(var.is_record);
-        var.dim_ids[skip..].iter().map(|&d| self.dims[d].len).product::<u64>() * var.nc_type.size() as u64
+        var.dim_ids[skip..].iter().try_fold(var.nc_type.size() as u64, |acc, &d| acc.checked_mul(self.dims[d].len))
     }
 
     /// The stride between records: the padded per-record sizes of all record variables,
-    /// except that a file with a single record variable is not padded.
-    pub fn record_size(&self) -> u64 {
+    /// except that a file with a single record variable is not padded; `None` on overflow.
+    pub fn record_size(&self) -> Option<u64> {
         let records: Vec<&Variable> = self.variables.iter().filter(|v| v.is_record).collect();
         match records.as_slice() {
             [only] => self.slab_bytes(only),
-            all => all.iter().map(|v| self.slab_bytes(v).next_multiple_of(4)).sum(),
+            all => all.iter().try_fold(0u64, |acc, v| acc.checked_add(self.slab_bytes(v)?.checked_next_multiple_of(4)?)),
         }
     }
 
     /// Byte range `(offset, length)` of record `record` of `var` (record ignored for
-    /// non-record variables).
-    pub fn range(&self, var: &Variable, record: u64) -> (u64, u64) {
-        let length = self.slab_bytes(var);
+    /// non-record variables); `None` when the offset overflows.
+    pub fn range(&self, var: &Variable, record: u64) -> Option<(u64, u64)> {
+        let length = self.slab_bytes(var)?;
         if var.is_record {
-            (var.begin + record * self.record_size(), length)
+            Some((var.begin.checked_add(record.checked_mul(self.record_size()?)?)?, length))
         } else {
-            (var.begin, length)
+            Some((var.begin, length))
+        }
+    }
+
+    /// The byte after the last one the data of `var` occupies; `None` on overflow.
+    pub fn data_end(&self, var: &Variable) -> Option<u64> {
+        let records = if var.is_record { self.numrecs } else { 1 };
+        match records.checked_sub(1) {
+            None => Some(var.begin),
+            Some(last) => self.range(var, last).and_then(|(offset, length)| offset.checked_add(length)),
         }
     }
 }
@@ -320,5 +330,18 @@ pub fn parse(bytes: &[u8]) -> Result<Header> {
         }
         variables.push(Variable { name, dim_ids, attributes, nc_type, begin, is_record });
     }
-    Ok(Header { version, numrecs, dims, attributes, variables })
+    let header = Header { version, numrecs, dims, attributes, variables };
+    // Sizes and offsets come from whoever wrote the file: refuse any that overflow, and data
+    // that would start inside the header.
+    let header_end = cur.at as u64;
+    for var in &header.variables {
+        let corrupt = |what: String| Error::Corrupt { at: cur.at, what: format!("variable {}: {what}", var.name) };
+        if var.begin < header_end {
+            return Err(corrupt(format!("data at byte {} inside the {header_end}-byte header", var.begin)));
+        }
+        if header.data_end(var).is_none() {
+            return Err(corrupt("its size or offset overflows".to_owned()));
+        }
+    }
+    Ok(header)
 }

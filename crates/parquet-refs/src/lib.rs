@@ -225,9 +225,15 @@ pub fn read_zmetadata(text: &[u8]) -> Result<(Map<String, Value>, u64), String> 
     Ok((metadata, record_size))
 }
 
-/// How many parquet files hold the references of the array whose `.zarray` is `zarray`.
-pub fn record_count(zarray: &Value, record_size: u64) -> u64 {
-    grid(zarray).iter().product::<u64>().div_ceil(record_size.max(1))
+/// How many chunks the array whose `.zarray` is `zarray` has; `None` when the count overflows.
+pub fn chunk_count(zarray: &Value) -> Option<u64> {
+    grid(zarray).iter().try_fold(1u64, |acc, &n| acc.checked_mul(n))
+}
+
+/// How many parquet files hold the references of the array whose `.zarray` is `zarray`;
+/// `None` when its chunk count overflows.
+pub fn record_count(zarray: &Value, record_size: u64) -> Option<u64> {
+    Some(chunk_count(zarray)?.div_ceil(record_size.max(1)))
 }
 
 /// The references of array `var` (whose `.zarray` is `zarray`) by chunk key, from its
@@ -238,12 +244,13 @@ pub fn record_count(zarray: &Value, record_size: u64) -> u64 {
 /// A file of another layout.
 pub fn array_rows(var: &str, zarray: &Value, record_size: u64, records: &[Option<Bytes>]) -> Result<Vec<(String, Row)>, String> {
     let grid = grid(zarray);
-    let total: u64 = grid.iter().product();
+    let total = chunk_count(zarray).ok_or_else(|| format!("array {var}: its chunk count overflows"))?;
     let separator = zarray["dimension_separator"].as_str().unwrap_or(".");
     let mut rows = Vec::new();
     for (record, file) in (0u64..).zip(records) {
         let Some(file) = file else { continue };
-        for (flat, row) in (record * record_size..total).zip(read_rows(file.clone())?) {
+        let first = record.saturating_mul(record_size);
+        for (flat, row) in (first..total).zip(read_rows(file.clone())?) {
             if row != Row::Missing {
                 rows.push((chunk_key(var, flat, &grid, separator), row));
             }
@@ -276,7 +283,8 @@ mod tests {
         let (metadata, record_size) = read_zmetadata(&set.zmetadata).unwrap();
         assert_eq!((record_size, &metadata["v/.zarray"]), (2, &zarray));
         assert_eq!(set.files.keys().collect::<Vec<_>>(), ["v/refs.0.parq", "v/refs.1.parq"]);
-        assert_eq!(record_count(&zarray, 2), 2);
+        assert_eq!(record_count(&zarray, 2), Some(2));
+        assert_eq!(record_count(&serde_json::json!({"shape": [u64::MAX, u64::MAX], "chunks": [1, 1]}), 2), None);
         let mut files: Vec<Option<Bytes>> = set.files.values().map(|f| Some(Bytes::from(f.clone()))).collect();
         let read = array_rows("v", &zarray, 2, &files).unwrap();
         let expected = [("v/0.0", Row::Range { url: "/f".to_owned(), offset: 1, length: Some(2) }), ("v/2.0", Row::Inline(vec![0, 1]))];

@@ -8,9 +8,9 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use cloudify_dataset::{hyperslab::unravel, DataType, DatasetMeta, StoredChunk, VariableChunks, VirtualDataset};
+use cloudify_dataset::{hyperslab::unravel, DataType, DatasetMeta, Limits, StoredChunk, VariableChunks, VirtualDataset};
 use cloudify_parquet_refs::Row;
-use cloudify_store::Stores;
+use cloudify_store::{Confinement, Stores};
 use indexmap::IndexMap;
 use object_store::{memory::InMemory, path::Path as StorePath, ObjectStoreExt as _, PutPayload};
 use serde_json::{Map, Value};
@@ -57,10 +57,19 @@ fn inline(text: &str) -> Result<Vec<u8>, String> {
     }
 }
 
-/// jinja2 rendering of kerchunk's `{{name}}` templates and `gen` expressions.
+/// jinja2 rendering of kerchunk's `{{name}}` templates and `gen` expressions, each bounded by
+/// the evaluation steps `Limits::max_template_steps` allows (minijinja fuel).
 struct Templates {
     env: minijinja::Environment<'static>,
     values: Map<String, Value>,
+}
+
+impl Templates {
+    fn new(values: Map<String, Value>, limits: &Limits) -> Self {
+        let mut env = minijinja::Environment::new();
+        env.set_fuel(Some(limits.max_template_steps));
+        Self { env, values }
+    }
 }
 
 impl Templates {
@@ -101,9 +110,11 @@ fn entry(value: &Value, templates: &Templates) -> Result<Entry, String> {
     }
 }
 
-/// The values a `gen` dimension takes: `{start, stop, step}` or a list.
-fn dimension_values(spec: &Value) -> Result<Vec<Value>, String> {
+/// The values a `gen` dimension takes: `{start, stop, step}` or a list, at most `max`.
+fn dimension_values(spec: &Value, max: u64) -> Result<Vec<Value>, String> {
+    let too_many = |n: u64| format!("a gen dimension of {n} values, over the limit of {max} references");
     match spec {
+        Value::Array(values) if values.len() as u64 > max => Err(too_many(values.len() as u64)),
         Value::Array(values) => Ok(values.clone()),
         Value::Object(range) => {
             let get = |key: &str, default: i64| range.get(key).and_then(Value::as_i64).unwrap_or(default);
@@ -111,7 +122,12 @@ fn dimension_values(spec: &Value) -> Result<Vec<Value>, String> {
             if step <= 0 {
                 return Err("a gen dimension with a step below 1".to_owned());
             }
-            Ok((start..stop).step_by(step as usize).map(Value::from).collect())
+            let span = (i128::from(stop) - i128::from(start)).max(0);
+            let count = (span + i128::from(step) - 1) / i128::from(step);
+            if count > i128::from(max) {
+                return Err(too_many(u64::try_from(count).unwrap_or(u64::MAX)));
+            }
+            Ok((start..stop).step_by(usize::try_from(step).unwrap_or(usize::MAX)).map(Value::from).collect())
         }
         other => Err(format!("unexpected gen dimension {other}")),
     }
@@ -119,7 +135,7 @@ fn dimension_values(spec: &Value) -> Result<Vec<Value>, String> {
 
 /// Expands one `gen` entry: a key, URL, offset and length template over the product of its
 /// dimensions.
-fn expand_gen(gen: &Value, templates: &Templates, out: &mut IndexMap<String, Entry>) -> Result<(), String> {
+fn expand_gen(gen: &Value, templates: &Templates, out: &mut IndexMap<String, Entry>, limits: &Limits) -> Result<(), String> {
     let text = |key: &str| -> String {
         match &gen[key] {
             Value::String(s) => s.clone(),
@@ -131,10 +147,13 @@ fn expand_gen(gen: &Value, templates: &Templates, out: &mut IndexMap<String, Ent
         .as_object()
         .ok_or("a gen entry without dimensions")?
         .iter()
-        .map(|(name, spec)| Ok((name.clone(), dimension_values(spec)?)))
+        .map(|(name, spec)| Ok((name.clone(), dimension_values(spec, limits.max_references)?)))
         .collect::<Result<_, String>>()?;
     let grid: Vec<u64> = dims.iter().map(|(_, values)| values.len() as u64).collect();
-    for flat in 0..grid.iter().product::<u64>() {
+    let count = cloudify_dataset::product(&grid)
+        .filter(|&n| n.saturating_add(out.len() as u64) <= limits.max_references)
+        .ok_or_else(|| format!("gen entries of {grid:?} are over the limit of {} references", limits.max_references))?;
+    for flat in 0..count {
         let position = unravel(flat, &grid);
         let context: Map<String, Value> =
             dims.iter().zip(&position).map(|((name, values), &i)| (name.clone(), values[i as usize].clone())).collect();
@@ -154,11 +173,11 @@ fn expand_gen(gen: &Value, templates: &Templates, out: &mut IndexMap<String, Ent
 }
 
 /// Parses kerchunk JSON: version 1 (`refs`, `templates`, `gen`) or version 0 (the
-/// references themselves).
+/// references themselves), within `limits` (references, template steps).
 ///
 /// # Errors
-/// Text that is no reference set.
-pub fn parse_json(text: &[u8]) -> Result<IndexMap<String, Entry>, String> {
+/// Text that is no reference set, or a set over the limits.
+pub fn parse_json(text: &[u8], limits: &Limits) -> Result<IndexMap<String, Entry>, String> {
     let doc: Value = serde_json::from_slice(text).map_err(|e| format!("not JSON: {e}"))?;
     let (refs, template_values, gens) = match doc.get("version") {
         Some(version) if version == 1 => (
@@ -169,10 +188,13 @@ pub fn parse_json(text: &[u8]) -> Result<IndexMap<String, Entry>, String> {
         Some(other) => return Err(format!("unknown version {other}")),
         None => (doc.as_object().ok_or("not a JSON object")?, Map::new(), Vec::new()),
     };
-    let templates = Templates { env: minijinja::Environment::new(), values: template_values };
+    let templates = Templates::new(template_values, limits);
     let mut entries = IndexMap::new();
     for gen in &gens {
-        expand_gen(gen, &templates, &mut entries)?;
+        expand_gen(gen, &templates, &mut entries, limits)?;
+    }
+    if (entries.len() + refs.len()) as u64 > limits.max_references {
+        return Err(format!("{} references, over the limit of {}", entries.len() + refs.len(), limits.max_references));
     }
     for (key, value) in refs {
         entries.insert(key.clone(), entry(value, &templates).map_err(|e| format!("key {key}: {e}"))?);
@@ -188,16 +210,20 @@ pub fn is_parquet(location: &str) -> bool {
 
 /// The entries of the parquet reference set at `root`: its `.zmetadata` documents, then each
 /// array's references from its `refs.{k}.parq` files.
-async fn read_parquet(root: &str, stores: &Stores) -> Result<IndexMap<String, Entry>, String> {
-    let text = stores.read_all(&format!("{root}/.zmetadata")).await.map_err(|e| e.to_string())?;
+async fn read_parquet(root: &str, stores: &Stores, limits: &Limits) -> Result<IndexMap<String, Entry>, String> {
+    let max_bytes = limits.max_reference_set_bytes;
+    let text = stores.read_all_at_most(&format!("{root}/.zmetadata"), max_bytes).await.map_err(|e| e.to_string())?;
     let (metadata, record_size) = cloudify_parquet_refs::read_zmetadata(&text)?;
     let mut entries: IndexMap<String, Entry> =
         metadata.iter().map(|(key, doc)| (key.clone(), Entry::Inline(doc.to_string().into_bytes()))).collect();
     for (key, zarray) in &metadata {
         let Some(var) = key.strip_suffix("/.zarray") else { continue };
+        // Checked before the loop over record files: the shape is the set's to choose.
+        let chunks = cloudify_parquet_refs::chunk_count(zarray).filter(|&n| n <= limits.max_chunks_per_variable);
+        let chunks = chunks.ok_or_else(|| format!("array {var}: more chunks than the limit of {}", limits.max_chunks_per_variable))?;
         let mut files = Vec::new();
-        for record in 0..cloudify_parquet_refs::record_count(zarray, record_size) {
-            match stores.read_all(&format!("{root}/{var}/refs.{record}.parq")).await {
+        for record in 0..chunks.div_ceil(record_size) {
+            match stores.read_all_at_most(&format!("{root}/{var}/refs.{record}.parq"), max_bytes).await {
                 Ok(file) => files.push(Some(file)),
                 Err(cloudify_store::Error::NotFound { .. }) => files.push(None),
                 Err(err) => return Err(err.to_string()),
@@ -245,43 +271,65 @@ fn resolve(url: &str, location: &str) -> String {
     }
 }
 
-/// Opens the reference set at `location` (a path or URL) as dataset `id`.
+/// Opens the reference set at `location` (a path or URL) as dataset `id`, within `limits`,
+/// reading only targets `confinement` allows.
 ///
 /// # Errors
-/// [`Error::Open`]: unreadable, no reference set, no Zarr group, or a whole-object
-/// reference whose size cannot be found.
-pub async fn open(location: &str, id: &str, stores: &Arc<Stores>) -> Result<VirtualDataset> {
+/// [`Error::Open`]: unreadable, no reference set, no Zarr group, a set over the limits, a
+/// target outside the confinement, or a whole-object reference whose size cannot be found.
+pub async fn open(
+    location: &str,
+    id: &str,
+    stores: &Arc<Stores>,
+    limits: &Limits,
+    confinement: &Confinement,
+) -> Result<VirtualDataset> {
     let fail = |reason: String| Error::Open { location: location.to_owned(), reason };
     let entries = if is_parquet(location) {
-        read_parquet(location.trim_end_matches('/'), stores).await.map_err(fail)?
+        read_parquet(location.trim_end_matches('/'), stores, limits).await.map_err(fail)?
     } else {
-        let text = stores.read_all(location).await.map_err(|e| fail(e.to_string()))?;
-        parse_json(&text).map_err(fail)?
+        let text = stores.read_all_at_most(location, limits.max_reference_set_bytes).await.map_err(|e| fail(e.to_string()))?;
+        parse_json(&text, limits).map_err(fail)?
     };
-    let mut meta = describe(&entries, location, id).await?;
+    let mut meta = describe(&entries, location, id, limits).await?;
     meta.last_modified = stores.stat(location).await.ok().map(|stat| stat.modified);
+    // Checked before the loops below, which the shapes size.
+    limits.check_dataset(&meta.variables).map_err(fail)?;
 
+    // Targets as written, and what each is read as (checked once).
+    let mut targets: IndexMap<String, usize> = IndexMap::new();
     let mut files: Vec<String> = Vec::new();
     let mut chunks = IndexMap::new();
     for (name, var) in &meta.variables {
         let grid = var.chunk_grid();
         let mut stored = Vec::new();
-        for flat in 0..grid.iter().product::<u64>() {
+        for flat in 0..cloudify_dataset::product(&grid).unwrap_or(0) {
             let index = unravel(flat, &grid);
             stored.push(match entries.get(&chunk_key(name, &index, &entries)) {
                 None => StoredChunk::Missing,
                 Some(Entry::Inline(bytes)) => StoredChunk::Inline(bytes.clone()),
                 Some(Entry::Range { url, offset, length }) => {
-                    let url = resolve(url, location);
+                    let file = match targets.get(url) {
+                        Some(&file) => file,
+                        None => {
+                            let checked = confinement.check(&resolve(url, location)).map_err(fail)?;
+                            let file = files.iter().position(|f| *f == checked).unwrap_or_else(|| {
+                                files.push(checked);
+                                files.len() - 1
+                            });
+                            targets.insert(url.clone(), file);
+                            file
+                        }
+                    };
                     let length = match length {
                         Some(length) => *length,
-                        None => stores.stat(&url).await.map_err(|e| fail(e.to_string()))?.size - offset,
+                        None => {
+                            let size = stores.stat(&files[file]).await.map_err(|e| fail(e.to_string()))?.size;
+                            size.checked_sub(*offset).ok_or_else(|| fail(format!("{}: offset {offset} past its end", files[file])))?
+                        }
                     };
-                    let file = files.iter().position(|f| *f == url).unwrap_or_else(|| {
-                        files.push(url);
-                        files.len() - 1
-                    });
-                    StoredChunk::Range { file: file as u32, offset: *offset, length }
+                    limits.check_stored(name, length).map_err(fail)?;
+                    StoredChunk::Range { file: u32::try_from(file).map_err(|_| fail("too many files".to_owned()))?, offset: *offset, length }
                 }
             });
         }
@@ -291,7 +339,7 @@ pub async fn open(location: &str, id: &str, stores: &Arc<Stores>) -> Result<Virt
 }
 
 /// The dataset the set's metadata documents describe, read by zarrs from an in-memory store.
-async fn describe(entries: &IndexMap<String, Entry>, location: &str, id: &str) -> Result<DatasetMeta> {
+async fn describe(entries: &IndexMap<String, Entry>, location: &str, id: &str, limits: &Limits) -> Result<DatasetMeta> {
     let fail = |reason: String| Error::Open { location: location.to_owned(), reason };
     let memory = InMemory::new();
     let mut characters = Vec::new();
@@ -309,7 +357,7 @@ async fn describe(entries: &IndexMap<String, Entry>, location: &str, id: &str) -
         }
     }
     let storage = Arc::new(AsyncObjectStore::new(memory));
-    let mut meta = cloudify_zarr::describe_storage(storage, location, id).await.map_err(|e| fail(e.to_string()))?;
+    let mut meta = cloudify_zarr::describe_storage(storage, location, id, limits).await.map_err(|e| fail(e.to_string()))?;
     for name in characters {
         if let Some(var) = meta.variables.get_mut(&name) {
             var.dtype = DataType::Char;
@@ -343,18 +391,19 @@ mod tests {
                      "dimensions": {"i": {"stop": 3}}}],
             "refs": {".zgroup": "{\"zarr_format\": 2}", "y/0": ["{{u}}", 5, 6], "y/1": "base64:AAH/",
                      "z/0": ["/data/whole.bin"], "w/.zattrs": {"a": 1}}}"#;
-        let entries = parse_json(v1).unwrap();
+        let limits = Limits::default();
+        let entries = parse_json(v1, &limits).unwrap();
         assert_eq!(entries["x/2"], Entry::Range { url: "https://h/data/f.nc".to_owned(), offset: 1020, length: Some(10) });
         assert_eq!(entries["y/0"], Entry::Range { url: "https://h/data/f.nc".to_owned(), offset: 5, length: Some(6) });
         assert_eq!(entries["y/1"], Entry::Inline(vec![0, 1, 255]));
         assert_eq!(entries["z/0"], Entry::Range { url: "/data/whole.bin".to_owned(), offset: 0, length: None });
         assert_eq!(entries[".zgroup"], Entry::Inline(br#"{"zarr_format": 2}"#.to_vec()));
         assert_eq!(entries["w/.zattrs"], Entry::Inline(br#"{"a":1}"#.to_vec()));
-        let v0 = parse_json(br#"{".zgroup": "{}", "a/0": ["s3://b/k", 1, 2]}"#).unwrap();
+        let v0 = parse_json(br#"{".zgroup": "{}", "a/0": ["s3://b/k", 1, 2]}"#, &limits).unwrap();
         assert_eq!(v0.len(), 2);
-        assert!(parse_json(br#"{"version": 2, "refs": {}}"#).is_err());
-        assert!(parse_json(br#"{"a/0": ["u", 1]}"#).is_err());
-        assert!(parse_json(b"[1]").is_err());
+        assert!(parse_json(br#"{"version": 2, "refs": {}}"#, &limits).is_err());
+        assert!(parse_json(br#"{"a/0": ["u", 1]}"#, &limits).is_err());
+        assert!(parse_json(b"[1]", &limits).is_err());
     }
 
     #[test]
@@ -380,15 +429,17 @@ mod tests {
         let path = dir.path().join("set.json");
         std::fs::write(&path, set.to_string()).unwrap();
         let stores = Arc::new(Stores::new());
-        let dataset = open(path.to_str().unwrap(), "d", &stores).await.unwrap();
+        let (limits, location) = (Limits::default(), path.to_str().unwrap());
+        let confinement = Confinement::of_set(location, &[]).unwrap();
+        let dataset = open(location, "d", &stores, &limits, &confinement).await.unwrap();
         let var = &dataset.meta.variables["v"];
         assert_eq!((var.shape.as_slice(), var.dimensions.as_slice()), ([5u64].as_slice(), ["x".to_owned()].as_slice()));
-        assert_eq!(dataset.files, [data.to_str().unwrap()]);
+        assert_eq!(dataset.files, [std::fs::canonicalize(&data).unwrap().to_str().unwrap()]);
         let VariableChunks::Stored(chunks) = &dataset.chunks["v"] else { panic!("stored chunks expected") };
         assert_eq!(chunks[0], StoredChunk::Range { file: 0, offset: 0, length: 4 });
         assert_eq!(chunks[1], StoredChunk::Inline(vec![0, 2, 0, 3]));
         assert_eq!(chunks[2], StoredChunk::Missing);
         let missing = dir.path().join("nothing.json");
-        assert!(open(missing.to_str().unwrap(), "d", &stores).await.is_err());
+        assert!(open(missing.to_str().unwrap(), "d", &stores, &limits, &confinement).await.is_err());
     }
 }

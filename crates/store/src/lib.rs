@@ -1,7 +1,11 @@
 //! Byte-range access for cloudify's data plane: a location is a local path or a URL
 //! (`file://`, `http(s)://`, `s3://`), read through `object_store`, whose churn stays behind
 //! this crate. S3 settings (endpoint, credentials, region) come from the usual `AWS_*`
-//! environment variables.
+//! environment variables, and nothing else in the environment configures a store.
+//!
+//! Remote reads are bounded: a timeout per request, two retries, at most
+//! [`REMOTE_READS`] at once, and every request names this server ([`INSTANCE_HEADER`]) so that
+//! a reference set pointing back at the server that reads it is refused instead of looping.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -14,8 +18,34 @@ use std::{
 };
 
 use bytes::Bytes;
-use object_store::{path::Path, ObjectStore, ObjectStoreExt};
+use object_store::{
+    aws::AmazonS3Builder, http::HttpBuilder, local::LocalFileSystem, path::Path, ClientOptions, ObjectStore, ObjectStoreExt,
+    RetryConfig,
+};
 use url::Url;
+
+mod confine;
+
+pub use confine::{is_internal, Confinement};
+
+/// The request header naming the server instance a remote read comes from.
+pub const INSTANCE_HEADER: &str = "x-cloudify-instance";
+
+/// This process's instance id (random, fixed for its lifetime), sent as [`INSTANCE_HEADER`]
+/// on every remote read: a request that carries it came from this very process.
+pub fn instance_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        format!("{:016x}", hasher.finish())
+    })
+}
+
+/// Remote requests in flight at once, over all stores; further reads wait.
+pub const REMOTE_READS: usize = 64;
 
 /// What can go wrong reading a location.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +64,16 @@ pub enum Error {
         location: String,
         /// Why.
         reason: String,
+    },
+    /// The object is larger than the caller accepts.
+    #[error("{location} holds {size} bytes, over the limit of {max}")]
+    TooLarge {
+        /// Path or URL.
+        location: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
     },
     /// The read failed, or returned fewer bytes than asked.
     #[error("reading {location} failed: {reason}")]
@@ -63,6 +103,8 @@ const OPEN_FILES: u64 = 256;
 /// Opens stores on demand, one per scheme and authority, and reads byte ranges.
 pub struct Stores {
     open: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    /// Permits for remote requests ([`REMOTE_READS`]).
+    remote: tokio::sync::Semaphore,
     /// Local files kept open, so that reading a chunk is one `pread` on the blocking pool
     /// instead of object_store's open, stat, seek and read: +30 % small-chunk requests per
     /// second on /kerchunk. Closed after a minute unused (a replaced file is then reopened).
@@ -72,7 +114,7 @@ pub struct Stores {
 impl Default for Stores {
     fn default() -> Self {
         let files = moka::sync::Cache::builder().max_capacity(OPEN_FILES).time_to_idle(Duration::from_secs(60)).build();
-        Self { open: Mutex::default(), files }
+        Self { open: Mutex::default(), remote: tokio::sync::Semaphore::new(REMOTE_READS), files }
     }
 }
 
@@ -123,6 +165,38 @@ fn map_err(location: &str, err: object_store::Error) -> Error {
     }
 }
 
+/// The object store at `url`'s scheme and authority. S3 settings come from `AWS_*` variables
+/// only; plain HTTP is allowed because the operator (or a confined reference set) named it.
+fn open_store(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
+    let mut headers = http::HeaderMap::new();
+    if let Ok(value) = instance_id().parse() {
+        headers.insert(INSTANCE_HEADER, value);
+    }
+    let client = ClientOptions::new()
+        .with_allow_http(true)
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(60))
+        .with_default_headers(headers);
+    let retry = RetryConfig { max_retries: 2, retry_timeout: Duration::from_secs(20), ..RetryConfig::default() };
+    let base = format!("{}://{}", url.scheme(), url.authority());
+    let store: Arc<dyn ObjectStore> = match url.scheme() {
+        "file" => Arc::new(LocalFileSystem::new()),
+        "http" | "https" => Arc::new(
+            HttpBuilder::new().with_url(base).with_client_options(client).with_retry(retry).build().map_err(|e| e.to_string())?,
+        ),
+        "s3" | "s3a" => Arc::new(
+            AmazonS3Builder::from_env()
+                .with_url(url.as_str())
+                .with_client_options(client)
+                .with_retry(retry)
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+        other => return Err(format!("scheme {other} is not supported (file, http, https, s3)")),
+    };
+    Ok(store)
+}
+
 impl Stores {
     /// An empty set of stores.
     pub fn new() -> Self {
@@ -136,23 +210,21 @@ impl Stores {
     pub fn resolve(&self, location: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
         let url = to_url(location)?;
         let key = format!("{}://{}", url.scheme(), url.authority());
+        let bad = |reason: String| Error::BadLocation { location: location.to_owned(), reason };
+        let path = Path::from_url_path(url.path()).map_err(|e| bad(e.to_string()))?;
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(store) = open.get(&key) {
-            let path = Path::from_url_path(url.path())
-                .map_err(|e| Error::BadLocation { location: location.to_owned(), reason: e.to_string() })?;
             return Ok((Arc::clone(store), path));
         }
-        // Settings come from the environment as object_store names them (AWS_ENDPOINT,
-        // AWS_ACCESS_KEY_ID, ...); plain-HTTP URLs are allowed because the operator wrote them.
-        let mut options: Vec<(String, String)> = std::env::vars().collect();
-        if url.scheme() == "http" {
-            options.push(("allow_http".to_owned(), "true".to_owned()));
-        }
-        let (store, path) = object_store::parse_url_opts(&url, options)
-            .map_err(|e| Error::BadLocation { location: location.to_owned(), reason: e.to_string() })?;
-        let store: Arc<dyn ObjectStore> = Arc::from(store);
+        let store = open_store(&url).map_err(bad)?;
         open.insert(key, Arc::clone(&store));
         Ok((store, path))
+    }
+
+    /// Waits for a remote-request permit.
+    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        // The semaphore is never closed.
+        self.remote.acquire().await.unwrap_or_else(|_| unreachable!("the remote-read semaphore is never closed"))
     }
 
     /// `length` bytes at `offset` of `location`.
@@ -169,6 +241,7 @@ impl Stores {
             location: location.to_owned(),
             reason: "range overflows".to_owned(),
         })?;
+        let _permit = self.permit().await;
         let bytes = store.get_range(&path, offset..end).await.map_err(|e| map_err(location, e))?;
         if bytes.len() as u64 != length {
             return Err(Error::Read {
@@ -202,6 +275,13 @@ impl Stores {
                 Some(file) => file,
                 None => Arc::new(File::open(&path).map_err(|e| io_error(&owned, &e))?),
             };
+            // The range comes from a file or a reference set: check it against the file
+            // before sizing a buffer by it.
+            let file_len = file.metadata().map_err(|e| io_error(&owned, &e))?.len();
+            if offset.checked_add(length).is_none_or(|end| end > file_len) {
+                let reason = format!("expected {length} bytes at offset {offset}, the file holds {file_len} (truncated?)");
+                return Err(read_error(&owned, reason));
+            }
             // Read into spare capacity: no zeroing of buffers that can be tens of MB.
             let mut bytes = Vec::with_capacity(size);
             while bytes.len() < size {
@@ -235,8 +315,21 @@ impl Stores {
     /// As [`Stores::read_range`].
     pub async fn read_all(&self, location: &str) -> Result<Bytes> {
         let (store, path) = self.resolve(location)?;
+        let _permit = self.permit().await;
         let result = store.get(&path).await.map_err(|e| map_err(location, e))?;
         result.bytes().await.map_err(|e| map_err(location, e))
+    }
+
+    /// The whole object at `location`, if it holds at most `max` bytes.
+    ///
+    /// # Errors
+    /// As [`Stores::read_range`]; [`Error::TooLarge`] over `max`.
+    pub async fn read_all_at_most(&self, location: &str, max: u64) -> Result<Bytes> {
+        let size = self.stat(location).await?.size;
+        if size > max {
+            return Err(Error::TooLarge { location: location.to_owned(), size, max });
+        }
+        self.read_range(location, 0, size).await
     }
 
     /// Size and modification time of `location`.
@@ -245,6 +338,7 @@ impl Stores {
     /// As [`Stores::read_range`].
     pub async fn stat(&self, location: &str) -> Result<Stat> {
         let (store, path) = self.resolve(location)?;
+        let _permit = self.permit().await;
         let meta = store.head(&path).await.map_err(|e| map_err(location, e))?;
         Ok(Stat { size: meta.size, modified: meta.last_modified.timestamp() })
     }

@@ -9,7 +9,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use async_trait::async_trait;
 use cloudify_dataset::{
-    check_chunk_index, variable, ChunkRef, DataType, DatasetMeta, Error as DataError, Result as DataResult, Source,
+    check_chunk_index, variable, ChunkRef, DataType, DatasetMeta, Error as DataError, Limits, Result as DataResult, Source,
     VariableMeta,
 };
 use cloudify_store::Stores;
@@ -174,13 +174,14 @@ fn decode_float_fill(encoded: &str) -> Option<Value> {
 
 /// Names of the root group's arrays from consolidated metadata: Zarr v3's inline
 /// `consolidated_metadata`, or zarr-python's v2 `.zmetadata` file.
-async fn consolidated_names(group_json: &Value, location: &str, stores: &Stores) -> Option<Vec<String>> {
+async fn consolidated_names(group_json: &Value, location: &str, stores: &Stores, limits: &Limits) -> Option<Vec<String>> {
     let direct_child = |key: &str| !key.trim_start_matches('/').contains('/');
     if let Some(nodes) = group_json.pointer("/consolidated_metadata/metadata").and_then(Value::as_object) {
         let names = nodes.iter().filter(|(k, v)| direct_child(k) && v["node_type"] == "array").map(|(k, _)| k.clone());
         return Some(names.collect());
     }
-    let text = stores.read_all(&format!("{}/.zmetadata", location.trim_end_matches('/'))).await.ok()?;
+    let zmetadata = format!("{}/.zmetadata", location.trim_end_matches('/'));
+    let text = stores.read_all_at_most(&zmetadata, limits.max_reference_set_bytes).await.ok()?;
     let doc: Value = serde_json::from_slice(&text).ok()?;
     let keys = doc["metadata"].as_object()?.keys();
     Some(keys.filter_map(|k| k.strip_suffix("/.zarray")).filter(|k| direct_child(k)).map(str::to_owned).collect())
@@ -195,7 +196,14 @@ type Utf32 = HashMap<String, usize>;
 /// The dataset a store's root group describes: arrays `names` opened from `storage` (those
 /// of types not served yet left out with a warning), their dimensions, and `group_json`'s
 /// attributes.
-async fn describe(storage: &Storage, group_json: &Value, names: Vec<String>, location: &str, id: &str) -> (DatasetMeta, Arrays, Utf32) {
+async fn describe(
+    storage: &Storage,
+    group_json: &Value,
+    names: Vec<String>,
+    location: &str,
+    id: &str,
+    limits: &Limits,
+) -> (DatasetMeta, Arrays, Utf32) {
     let mut variables = cloudify_dataset::VariableMap::new();
     let mut arrays = HashMap::new();
     let mut utf32 = HashMap::new();
@@ -217,7 +225,7 @@ async fn describe(storage: &Storage, group_json: &Value, names: Vec<String>, loc
             _ => None,
         };
         let json = v3_json(&array);
-        match variable_meta(&name, &json, v2_fill) {
+        match variable_meta(&name, &json, v2_fill).and_then(|var| limits.check_variable(&name, &var).map(|_| var)) {
             Ok(var) => {
                 if let Some(length) = utf32_length(&json) {
                     utf32.insert(name.clone(), length);
@@ -249,14 +257,14 @@ async fn describe(storage: &Storage, group_json: &Value, names: Vec<String>, loc
 ///
 /// # Errors
 /// [`Error::Open`] when the documents are no readable Zarr group.
-pub async fn describe_storage(storage: Storage, location: &str, id: &str) -> Result<DatasetMeta> {
+pub async fn describe_storage(storage: Storage, location: &str, id: &str, limits: &Limits) -> Result<DatasetMeta> {
     let fail = |reason: String| Error::Open { location: location.to_owned(), reason };
     let group = Group::async_open(Arc::clone(&storage), "/").await.map_err(|e| fail(e.to_string()))?;
     let options = GroupMetadataOptions::default().with_metadata_convert_version(MetadataConvertVersion::V3);
     let group_json = serde_json::to_value(group.metadata_opt(&options)).unwrap_or_default();
     let paths = group.async_child_array_paths().await.map_err(|e| fail(e.to_string()))?;
     let names = paths.iter().map(|p| p.as_str().trim_start_matches('/').to_owned()).collect();
-    let (mut meta, _, utf32) = describe(&storage, &group_json, names, location, id).await;
+    let (mut meta, _, utf32) = describe(&storage, &group_json, names, location, id, limits).await;
     // References name stored bytes; text converted on read has none.
     for name in utf32.keys() {
         tracing::warn!(store = location, array = name, "array not served: fixed-length unicode in a reference set");
@@ -267,11 +275,11 @@ pub async fn describe_storage(storage: Storage, location: &str, id: &str) -> Res
 
 impl ZarrSource {
     /// Opens the root group at `location` (a folder path or URL) as dataset `id`. Arrays of
-    /// types not served yet are left out with a warning; sub-groups too.
+    /// types not served yet, or over `limits`, are left out with a warning; sub-groups too.
     ///
     /// # Errors
     /// [`Error::Open`] when the location is not a readable Zarr group.
-    pub async fn open(location: &str, id: &str, stores: Arc<Stores>) -> Result<Self> {
+    pub async fn open(location: &str, id: &str, stores: Arc<Stores>, limits: &Limits) -> Result<Self> {
         let fail = |reason: String| Error::Open { location: location.to_owned(), reason };
         let (store, prefix) = stores.resolve(location).map_err(|e| fail(e.to_string()))?;
         let storage: Storage = Arc::new(AsyncObjectStore::new(PrefixStore::new(store, prefix)));
@@ -281,11 +289,11 @@ impl ZarrSource {
         let names = match group.async_child_array_paths().await {
             Ok(paths) => paths.iter().map(|p| p.as_str().trim_start_matches('/').to_owned()).collect(),
             // Plain HTTP cannot list: consolidated metadata names the arrays instead.
-            Err(err) => consolidated_names(&group_json, location, &stores)
+            Err(err) => consolidated_names(&group_json, location, &stores, limits)
                 .await
                 .ok_or_else(|| fail(format!("cannot list the store ({err}) and it has no consolidated metadata")))?,
         };
-        let (meta, arrays, utf32) = describe(&storage, &group_json, names, location, id).await;
+        let (meta, arrays, utf32) = describe(&storage, &group_json, names, location, id, limits).await;
         Ok(Self { location: location.trim_end_matches('/').to_owned(), meta: Arc::new(meta), arrays, utf32, stores })
     }
 

@@ -49,9 +49,9 @@ async fn main() {
 
     // 1. Scan: metadata + every chunk's address (libnetcdf + libhdf5).
     let started = Instant::now();
-    let scan = cloudify_netcdf::scan(Path::new(big), "big").expect("scan");
+    let scan = cloudify_netcdf::scan(Path::new(big), "big", &cloudify_dataset::Limits::default()).expect("scan");
     let scan_time = started.elapsed();
-    let source = Arc::new(VirtualSource::new(scan.dataset, Arc::new(Stores::new()), None).expect("source"));
+    let source = Arc::new(VirtualSource::new(scan.dataset, Arc::new(Stores::new()), None, &cloudify_dataset::Limits::default()).expect("source"));
     let meta = source.metadata().expect("metadata");
     let var = &meta.variables["tas"];
     let grid = var.chunk_grid();
