@@ -9,7 +9,7 @@ use std::{
 
 use axum::{
     body::Body,
-    extract::{RawPathParams, Request},
+    extract::{ConnectInfo, RawPathParams, Request},
     http::{HeaderName, HeaderValue, Method, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::{on, MethodFilter},
@@ -26,6 +26,7 @@ use tower_http::{
 use crate::{
     config::ServerConfig,
     error::{json_error, AppError},
+    links::{Links, BASE_URL_HEADER},
     loader::LoadedPlugin,
     openapi::{self, RouteDoc},
     registry::Registry,
@@ -68,8 +69,9 @@ pub struct App {
     pub warnings: Vec<String>,
 }
 
-/// Builds the router over `registry` with the routes of `plugins`.
-pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerConfig) -> App {
+/// Builds the router over `registry` with the routes of `plugins`, whose links follow `links`.
+pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerConfig, links: Links) -> App {
+    let links = Arc::new(links);
     let mut docs = routes::docs();
     let mut taken: HashSet<(String, String)> = docs.iter().map(|d| (d.method.clone(), route_shape(&d.path))).collect();
     let mut router: Router<AppState> = routes::router();
@@ -102,6 +104,7 @@ pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerC
                 scope: spec.scope,
                 registry: Arc::clone(&registry),
                 max_body: server.max_request_body,
+                links: Arc::clone(&links),
             });
             let handler = move |params: RawPathParams, req: Request| {
                 let target = Arc::clone(&target);
@@ -145,6 +148,7 @@ pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerC
         .with_state(state)
         .layer(axum::middleware::from_fn(refuse_own_requests))
         .layer(CatchPanicLayer::custom(|_| json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(Admission::new(server)), admit))
         .layer(cors(&server.cors_allow_origins))
         // One structured line per request (status, latency) inside a span naming the request.
         .layer(
@@ -189,6 +193,36 @@ fn cors(origins: &[String]) -> CorsLayer {
     layer.allow_origin(AllowOrigin::list(list))
 }
 
+/// Requests handled at once and how long each may take to answer.
+struct Admission {
+    running: tokio::sync::Semaphore,
+    timeout: std::time::Duration,
+}
+
+impl Admission {
+    fn new(server: &ServerConfig) -> Self {
+        Self {
+            running: tokio::sync::Semaphore::new(server.max_concurrent_requests.max(1)),
+            timeout: std::time::Duration::from_secs(server.request_timeout_secs.max(1)),
+        }
+    }
+}
+
+/// Sheds load beyond `max_concurrent_requests` (503 + `Retry-After`, at once, instead of a
+/// queue that grows without bound) and answers 503 for a request that takes longer than
+/// `request_timeout_secs` to start its response.
+async fn admit(axum::extract::State(admission): axum::extract::State<Arc<Admission>>, req: Request, next: axum::middleware::Next) -> Response {
+    let Ok(_permit) = admission.running.try_acquire() else {
+        let mut response = json_error(StatusCode::SERVICE_UNAVAILABLE, "the server is busy: retry shortly");
+        response.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+        return response;
+    };
+    match tokio::time::timeout(admission.timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, format!("no answer within {} s", admission.timeout.as_secs())),
+    }
+}
+
 /// A request this very process sent: a reference set whose targets point back at this server
 /// would otherwise make every read call the server again, without end.
 async fn refuse_own_requests(req: Request, next: axum::middleware::Next) -> Response {
@@ -210,6 +244,7 @@ struct PluginRoute {
     scope: Scope,
     registry: Arc<Registry>,
     max_body: usize,
+    links: Arc<Links>,
 }
 
 impl PluginRoute {
@@ -222,14 +257,25 @@ impl PluginRoute {
             }
         }
         let (parts, body) = req.into_parts();
-        let body = match axum::body::to_bytes(body, self.max_body).await {
-            Ok(body) => body,
-            Err(_) => return json_error(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {} bytes", self.max_body)),
+        // A body on GET or HEAD means nothing: not read, let alone buffered.
+        let body = if matches!(parts.method, Method::GET | Method::HEAD) {
+            Bytes::new()
+        } else {
+            match axum::body::to_bytes(body, self.max_body).await {
+                Ok(body) => body,
+                Err(_) => return json_error(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {} bytes", self.max_body)),
+            }
         };
-        let headers = parts
-            .headers
-            .iter()
-            .filter_map(|(name, value)| Some(KV::from((name.as_str().into(), value.to_str().ok()?.into()))))
+        let peer = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|info| info.0);
+        let base_url = self.links.base_url(&parts.headers, peer);
+        let headers = std::iter::once(KV::from((BASE_URL_HEADER.into(), base_url.into())))
+            .chain(
+                parts
+                    .headers
+                    .iter()
+                    .filter(|(name, _)| name.as_str() != BASE_URL_HEADER)
+                    .filter_map(|(name, value)| Some(KV::from((name.as_str().into(), value.to_str().ok()?.into())))),
+            )
             .collect();
         let request = cloudify_sdk::Request {
             method: parts.method.as_str().into(),
@@ -276,7 +322,8 @@ mod tests {
     fn demo_app() -> Router {
         let mut registry = Registry::new(1 << 20);
         registry.insert("demo", Arc::new(cloudify_dataset::demo_dataset("demo").unwrap()));
-        app(Arc::new(registry), Vec::new(), &ServerConfig::default()).router
+        let server = ServerConfig::default();
+        app(Arc::new(registry), Vec::new(), &server, Links::new(&server, "127.0.0.1:9000").unwrap()).router
     }
 
     async fn call(method: &str, path: &str) -> (StatusCode, Vec<u8>) {

@@ -48,6 +48,25 @@ pub struct ServerConfig {
     pub max_region_bytes: u64,
     /// Seconds to let running requests finish after SIGTERM. Default 10.
     pub shutdown_grace_secs: u64,
+    /// The URL clients reach the server at (`https://data.example.org/cloudify`), for the
+    /// links plugins write. Default: from `Host` when it is allowed, else the listen address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Host names whose `Host` header links may use (`data.example.org`, `*.example.org`),
+    /// besides `localhost` and loopback addresses.
+    pub allowed_hosts: Vec<String>,
+    /// Addresses or networks (`10.0.0.0/8`) of reverse proxies whose `X-Forwarded-Host` and
+    /// `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Vec<String>,
+    /// Connections open at once; further ones wait to be accepted. Default 4096.
+    pub max_connections: usize,
+    /// Requests handled at once; beyond, 503 with `Retry-After`. Default 1024.
+    pub max_concurrent_requests: usize,
+    /// Seconds a client has to send a request's headers. Default 10.
+    pub header_timeout_secs: u64,
+    /// Seconds a request may take until its response starts (not counting the body's
+    /// streaming); beyond, 503. Default 120.
+    pub request_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +78,13 @@ impl Default for ServerConfig {
             max_request_body: 16 << 20,
             max_region_bytes: 256 << 20,
             shutdown_grace_secs: 10,
+            public_url: None,
+            allowed_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
+            max_connections: 4096,
+            max_concurrent_requests: 1024,
+            header_timeout_secs: 10,
+            request_timeout_secs: 120,
         }
     }
 }

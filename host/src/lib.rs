@@ -7,11 +7,13 @@ pub mod app;
 pub mod config;
 pub mod datasets;
 pub mod error;
+pub mod links;
 mod host_api;
 pub mod loader;
 mod openapi;
 pub mod refs_scan;
 pub mod registry;
+pub mod serve;
 mod routes;
 pub mod stac_build;
 

@@ -1,12 +1,13 @@
 //! `cloudify`: serve climate-model output as cloud-native datasets.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
 use clap::{Parser, Subcommand};
 use cloudify::{
     app::app,
     config::Config,
     datasets::open_all,
+    links::Links,
     loader::{self, candidate_files},
     refs_scan::{scan_references, write_json, write_parquet},
     stac_build::build_static_catalog,
@@ -204,10 +205,6 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config, plugin_dirs: Vec<PathBuf>) -> ExitCode {
-    let registry = Arc::new(open_all(&config, Arc::new(Stores::new())).await);
-    let files = candidate_files(&config, &plugin_dirs);
-    let loaded = loader::load(&config, &files, &registry, &tokio::runtime::Handle::current());
-    let app = app(Arc::clone(&registry), loaded.plugins, &config.server);
     let listener = match tokio::net::TcpListener::bind(&config.server.bind).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -216,24 +213,24 @@ async fn serve(config: Config, plugin_dirs: Vec<PathBuf>) -> ExitCode {
         }
     };
     let addr = listener.local_addr().map_or_else(|_| config.server.bind.clone(), |a: SocketAddr| a.to_string());
-    tracing::info!(datasets = registry.ids().len(), "cloudify listening on http://{addr}");
-    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    let server = axum::serve(listener, app.router).with_graceful_shutdown(shutdown_signal());
-    // After the signal, running requests get `grace` to finish.
-    let outcome = tokio::select! {
-        outcome = server => outcome,
-        () = async { shutdown_signal().await; tokio::time::sleep(grace).await } => Ok(()),
-    };
-    match outcome {
-        Ok(()) => {
-            tracing::info!("cloudify stopped");
-            ExitCode::SUCCESS
-        }
+    let links = match Links::new(&config.server, &addr) {
+        Ok(links) => links,
         Err(err) => {
-            tracing::error!("server error: {err}");
-            ExitCode::FAILURE
+            tracing::error!("invalid configuration: {err}");
+            return ExitCode::from(2);
         }
+    };
+    if !links.is_configured() && !listener.local_addr().is_ok_and(|a| a.ip().is_loopback()) {
+        tracing::warn!("server.public_url and server.allowed_hosts are not set: links in catalogs name http://{addr}, not the host clients use");
     }
+    let registry = Arc::new(open_all(&config, Arc::new(Stores::new())).await);
+    let files = candidate_files(&config, &plugin_dirs);
+    let loaded = loader::load(&config, &files, &registry, &tokio::runtime::Handle::current());
+    let app = app(Arc::clone(&registry), loaded.plugins, &config.server, links);
+    tracing::info!(datasets = registry.ids().len(), "cloudify listening on http://{addr}");
+    cloudify::serve::serve(listener, app.router, &config.server, shutdown_signal()).await;
+    tracing::info!("cloudify stopped");
+    ExitCode::SUCCESS
 }
 
 /// `cloudify stac build`: the datasets and plugins as `serve` would load them, asked
@@ -250,7 +247,14 @@ async fn stac_build(mut config: Config, plugin_dirs: Vec<PathBuf>, out: &std::pa
     let registry = Arc::new(open_all(&config, Arc::new(Stores::new())).await);
     let files = candidate_files(&config, &plugin_dirs);
     let loaded = loader::load(&config, &files, &registry, &tokio::runtime::Handle::current());
-    let app = app(Arc::clone(&registry), loaded.plugins, &config.server);
+    let links = match Links::new(&config.server, "localhost") {
+        Ok(links) => links,
+        Err(err) => {
+            eprintln!("cloudify: invalid configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let app = app(Arc::clone(&registry), loaded.plugins, &config.server, links);
     match build_static_catalog(&app.router, out).await {
         Ok(written) => {
             println!("wrote {} ({} collection, {} items)", written.catalog.display(), written.collections, written.items);

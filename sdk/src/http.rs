@@ -11,6 +11,11 @@ use serde::Serialize;
 
 use crate::abi::{Body, BodyStream, BodyStream_TO, Request, Response};
 
+/// The request header in which the host hands a plugin the URL clients reach the server at,
+/// decided from its configuration (`server.public_url`, allowed hosts, trusted proxies), never
+/// from headers a client may forge.
+pub const BASE_URL_HEADER: &str = "x-cloudify-base-url";
+
 /// Largest piece a shared body is sent in.
 const PIECE: usize = 1 << 20;
 
@@ -35,9 +40,13 @@ impl Request {
         self.method == "HEAD"
     }
 
-    /// The URL this server is reached at (`http://host:port`), from `Host` and
-    /// `X-Forwarded-Proto`/`X-Forwarded-Host`, for links in catalogs.
+    /// The URL this server is reached at (`http://host:port`, no trailing slash), for links
+    /// in catalogs: what the host decided ([`BASE_URL_HEADER`]); outside a host (tests),
+    /// from `Host` and `X-Forwarded-Proto`/`X-Forwarded-Host`.
     pub fn base_url(&self) -> String {
+        if let Some(base) = self.header(BASE_URL_HEADER) {
+            return base.to_owned();
+        }
         let proto = self.header("x-forwarded-proto").unwrap_or("http");
         let host = self.header("x-forwarded-host").or_else(|| self.header("host")).unwrap_or("localhost");
         format!("{proto}://{host}")

@@ -87,6 +87,7 @@ pub use abi::{
 };
 pub use error::{Error, Result};
 pub use handler::handler;
+pub use http::BASE_URL_HEADER;
 pub use host::HostExt;
 pub use plugin::{InitOutcome, Plugin, Route};
 pub use provider::{dataset_source, Provider};

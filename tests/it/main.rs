@@ -21,3 +21,5 @@ mod zarr;
 mod kerchunk;
 // Hostile files and reference sets: refused with a reason, the rest served.
 mod hostile;
+// Misbehaving clients: slow headers, load, timeouts, unwanted bodies, forged link headers.
+mod connections;

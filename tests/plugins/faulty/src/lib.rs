@@ -23,6 +23,7 @@ fn init(host: Host) -> Plugin {
         .route(Route::get(Scope::App, "/faulty/panic-sync", panic_sync))
         .route(Route::get(Scope::App, "/faulty/panic-async", panic_async))
         .route(Route::get(Scope::App, "/faulty/blocking", blocking))
+        .route(Route::get(Scope::App, "/faulty/slow", slow).summary("Answer after ?ms= milliseconds"))
         .route(Route::get(Scope::App, "/faulty/stream", stream).content_type("text/plain"))
         .route(Route::get(Scope::Dataset, "/faulty/chunk/{var}/{key}", chunk).content_type("application/octet-stream"))
         .route(Route::get(Scope::Dataset, "/faulty/region/{var}", region).content_type("application/octet-stream"))
@@ -38,7 +39,14 @@ async fn echo(host: Host, req: Request) -> Response {
     Response::json(200, &json!({
         "method": req.method.as_str(), "path": req.path.as_str(), "query": req.query.as_str(),
         "params": params, "x_test": req.header("x-test"), "config": config, "datasets": host.datasets(),
+        "base_url": req.base_url(),
     }))
+}
+
+async fn slow(host: Host, req: Request) -> Response {
+    let ms = req.query.as_str().strip_prefix("ms=").and_then(|ms| ms.parse().ok()).unwrap_or(1000);
+    host.sleep(std::time::Duration::from_millis(ms)).await;
+    Response::text(200, format!("slept {ms} ms"))
 }
 
 fn panic_sync(_host: Host, _req: Request) -> Ready<Response> {

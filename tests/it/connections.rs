@@ -1,0 +1,111 @@
+//! The server under clients that misbehave: slow headers, too many requests, requests that take
+//! too long, bodies nobody asked for, and headers that try to choose the links it writes.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::{Duration, Instant},
+};
+
+use crate::util::Server;
+
+fn address(server: &Server) -> String {
+    server.url.trim_start_matches("http://").to_owned()
+}
+
+/// Sends `request` as it is and reads the whole answer (the server closes the connection).
+fn raw(server: &Server, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(address(server)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn slow_headers_time_out_and_cannot_hold_every_connection() {
+    let server = Server::start(&[("CLOUDIFY_SERVER__HEADER_TIMEOUT_SECS", "1"), ("CLOUDIFY_SERVER__MAX_CONNECTIONS", "16")]);
+    let mut idle: Vec<TcpStream> = (0..64)
+        .map(|_| {
+            let mut stream = TcpStream::connect(address(&server)).unwrap();
+            let _ = stream.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n");
+            stream
+        })
+        .collect();
+    let started = Instant::now();
+    assert_eq!(server.get("/health").status, 200, "served while 64 clients hold half-sent headers");
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    // The first of them was closed by the server once its second had passed.
+    idle[0].set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut rest = Vec::new();
+    let read = idle[0].read_to_end(&mut rest);
+    assert!(read.is_ok(), "the server closed the connection: {read:?}");
+}
+
+#[test]
+fn requests_beyond_the_limit_are_shed_and_slow_ones_time_out() {
+    let server = Server::start(&[("CLOUDIFY_SERVER__MAX_CONCURRENT_REQUESTS", "2"), ("CLOUDIFY_SERVER__REQUEST_TIMEOUT_SECS", "3")]);
+    let url = server.url.clone();
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || ureq::get(format!("{url}/faulty/slow?ms=1500")).call().map(|r| r.status().as_u16()))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(400));
+    let shed = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent().get(format!("{url}/health")).call().unwrap();
+    assert_eq!(shed.status(), 503);
+    assert_eq!(shed.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    for request in slow {
+        assert_eq!(request.join().unwrap().unwrap(), 200);
+    }
+    assert_eq!(server.get("/health").status, 200);
+    let started = Instant::now();
+    let late = server.get("/faulty/slow?ms=10000");
+    assert_eq!(late.status, 503);
+    assert!(late.json()["error"].as_str().unwrap().contains("3 s"));
+    assert!(started.elapsed() < Duration::from_secs(8));
+}
+
+#[test]
+fn bodies_on_get_are_not_read_and_other_bodies_are_bounded() {
+    let server = Server::start(&[("CLOUDIFY_SERVER__MAX_REQUEST_BODY", "1048576")]);
+    let body = vec![b'x'; 2 << 20];
+    let get = [format!("GET /faulty/echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes(), body.clone()].concat();
+    let answer = raw(&server, &get);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{}", &answer[..answer.len().min(200)]);
+    let post = [format!("POST /stac/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes(), body].concat();
+    let answer = raw(&server, &post);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{}", &answer[..answer.len().min(200)]);
+    assert!(answer.contains("\"error\""));
+}
+
+#[test]
+fn links_follow_the_configuration_not_the_client() {
+    let server = Server::start(&[]);
+    let own = server.url.clone();
+    let base = |host: &str, extra: &str| {
+        let answer = raw(&server, format!("GET /faulty/echo HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n").as_bytes());
+        let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+        serde_json::from_str::<serde_json::Value>(body).unwrap()["base_url"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(base("localhost:1234", ""), "http://localhost:1234");
+    assert_eq!(base("evil.example.com", ""), own, "an unknown Host falls back to the listen address");
+    assert_eq!(base("localhost", "X-Forwarded-Host: evil.example.com\r\nX-Forwarded-Proto: https\r\n"), "http://localhost", "no trusted proxy");
+    assert_eq!(base("localhost", "X-Cloudify-Base-Url: http://evil.example.com\r\n"), "http://localhost", "the host's header cannot be forged");
+    let refs = raw(&server, b"GET /datasets/demo/kerchunk.json HTTP/1.1\r\nHost: evil.example.com\r\nConnection: close\r\n\r\n");
+    assert!(refs.starts_with("HTTP/1.1 200") && !refs.contains("evil"), "{}", &refs[..refs.len().min(300)]);
+    let intake = raw(&server, b"GET /intake.yaml HTTP/1.1\r\nHost: {{evil}}\r\nConnection: close\r\n\r\n");
+    assert!(intake.starts_with("HTTP/1.1 200") && !intake.contains("evil"), "{intake}");
+
+    let configured = Server::start(&[
+        ("CLOUDIFY_SERVER__ALLOWED_HOSTS", "[data.example.org]"),
+        ("CLOUDIFY_SERVER__TRUSTED_PROXIES", "[127.0.0.1]"),
+    ]);
+    let forwarded = raw(&configured, b"GET /faulty/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-Host: data.example.org\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n");
+    assert!(forwarded.contains("\"base_url\":\"https://data.example.org\""), "{forwarded}");
+    let public = Server::start(&[("CLOUDIFY_SERVER__PUBLIC_URL", "https://cloud.example.org/cloudify/")]);
+    let stac = raw(&public, b"GET /datasets/demo/stac HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    assert!(stac.contains("https://cloud.example.org/cloudify/datasets/demo/zarr"), "{stac}");
+}
