@@ -9,7 +9,7 @@ use std::{
 
 use axum::{
     body::Body,
-    extract::{ConnectInfo, RawPathParams, Request},
+    extract::{rejection::RawPathParamsRejection, ConnectInfo, RawPathParams, Request},
     http::{HeaderName, HeaderValue, Method, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::{on, MethodFilter},
@@ -42,7 +42,7 @@ pub struct PluginInfo {
     pub version: String,
     /// One line on what it offers.
     pub description: String,
-    /// `static` or the file it was loaded from.
+    /// `static` or the name of the file it was loaded from (not its folder).
     pub origin: String,
     /// `METHOD /path` of every route it mounted.
     pub routes: Vec<String>,
@@ -106,9 +106,14 @@ pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerC
                 max_body: server.max_request_body,
                 links: Arc::clone(&links),
             });
-            let handler = move |params: RawPathParams, req: Request| {
+            let handler = move |params: Result<RawPathParams, RawPathParamsRejection>, req: Request| {
                 let target = Arc::clone(&target);
-                async move { target.call(params, req).await }
+                async move {
+                    match params {
+                        Ok(params) => target.call(params, req).await,
+                        Err(rejection) => AppError::BadPath(rejection.body_text()).into_response(),
+                    }
+                }
             };
             // axum panics on paths its matcher cannot hold (a catch-all in the middle, two
             // parameter names at one position): try on a copy, refuse the route if it panics.
@@ -133,7 +138,7 @@ pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerC
             name: plugin.name,
             version: plugin.version,
             description: plugin.description,
-            origin: plugin.origin.to_string(),
+            origin: plugin.origin.public_name(),
             routes: mounted,
             provides_datasets: plugin.provides_datasets,
         });

@@ -18,6 +18,9 @@ pub enum AppError {
     /// No route matches the path.
     #[error("no route for {0}")]
     RouteNotFound(String),
+    /// A path whose parameters cannot be read (not UTF-8 once percent-decoded).
+    #[error("{0}")]
+    BadPath(String),
     /// The data plane refused or failed a read.
     #[error(transparent)]
     Data(#[from] DataError),
@@ -56,6 +59,7 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = match &self {
             Self::DatasetNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::BadPath(_) => StatusCode::BAD_REQUEST,
             Self::Data(err) => StatusCode::from_u16(kind_of(err).status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         };
         if status.is_server_error() {

@@ -30,6 +30,16 @@ pub enum Origin {
     File(PathBuf),
 }
 
+impl Origin {
+    /// What clients may see: the file name, not where the operator keeps plugins.
+    pub fn public_name(&self) -> String {
+        match self {
+            Self::Static => "static".to_owned(),
+            Self::File(path) => path.file_name().map_or_else(String::new, |name| name.to_string_lossy().into_owned()),
+        }
+    }
+}
+
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

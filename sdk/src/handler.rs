@@ -10,11 +10,15 @@ use abi_stable::sabi_trait::TD_Opaque;
 use async_ffi::{FfiFuture, FutureExt as _};
 use futures::FutureExt as _;
 
-use crate::abi::{Handler, HandlerBox, Handler_TO, Host, Request, Response};
+use crate::{
+    abi::{Handler, HandlerBox, Handler_TO, Host, LogLevel, Request, Response},
+    HostExt as _,
+};
 
 /// Wraps an `async fn(Host, Request) -> Response` into a handler that never lets a panic
 /// cross the boundary: a panic in the call or inside the future answers
-/// `500 {"error": "plugin <name> panicked: <message>"}`.
+/// `500 {"error": "plugin <name> failed: internal error (logged on the server)"}`; the panic's
+/// text goes to the host's log only (it may hold paths or data no client should see).
 pub fn handler<F, Fut>(f: F) -> HandlerBox
 where
     F: Fn(Host, Request) -> Fut + Send + Sync + 'static,
@@ -31,22 +35,24 @@ where
     Fut: Future<Output = Response> + Send + 'static,
 {
     fn call(&self, host: Host, req: Request) -> FfiFuture<Response> {
-        let plugin = host.plugin_name().into_string();
+        let log = host.clone();
         match catch_unwind(AssertUnwindSafe(|| (self.0)(host, req))) {
             Ok(fut) => AssertUnwindSafe(fut)
                 .catch_unwind()
-                .map(move |outcome| outcome.unwrap_or_else(|panic| panic_response(&plugin, &*panic)))
+                .map(move |outcome| outcome.unwrap_or_else(|panic| panic_response(&log, &*panic)))
                 .into_ffi(),
             Err(panic) => {
-                let response = panic_response(&plugin, &*panic);
+                let response = panic_response(&log, &*panic);
                 async move { response }.into_ffi()
             }
         }
     }
 }
 
-fn panic_response(plugin: &str, panic: &(dyn Any + Send)) -> Response {
-    Response::error(500, format!("plugin {plugin} panicked: {}", panic_message(panic)))
+fn panic_response(host: &Host, panic: &(dyn Any + Send)) -> Response {
+    let plugin = host.plugin_name().into_string();
+    host.log(LogLevel::Error, &format!("plugin {plugin} panicked: {}", panic_message(panic)));
+    Response::error(500, format!("plugin {plugin} failed: internal error (logged on the server)"))
 }
 
 /// The text of a panic payload (`panic!("...")` gives `&str` or `String`).

@@ -109,3 +109,19 @@ fn links_follow_the_configuration_not_the_client() {
     let stac = raw(&public, b"GET /datasets/demo/stac HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert!(stac.contains("https://cloud.example.org/cloudify/datasets/demo/zarr"), "{stac}");
 }
+
+#[test]
+fn hostile_paths_are_decoded_once_and_answered_in_json() {
+    let server = Server::start(&[]);
+    let get = |path: &str| raw(&server, format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes());
+    for path in ["/datasets/%ff/info", "/datasets/%ff/zarr/.zmetadata", "/datasets/demo/zarr/%ff"] {
+        let answer = get(path);
+        assert!(answer.starts_with("HTTP/1.1 400") || answer.starts_with("HTTP/1.1 404"), "{path}: {answer}");
+        assert!(answer.contains("application/json") && answer.contains("\"error\""), "{path}: {answer}");
+    }
+    // `%252F` is `%2F` once decoded: a key of that name, not a path separator.
+    assert!(get("/datasets/demo/zarr/tas/.zarray").starts_with("HTTP/1.1 200"));
+    assert!(get("/datasets/demo/zarr/tas%252F.zarray").starts_with("HTTP/1.1 404"));
+    assert!(get("/datasets/demo/files/..%252F..%252Fetc%252Fpasswd").starts_with("HTTP/1.1 404"));
+    assert_eq!(server.get("/health").status, 200);
+}

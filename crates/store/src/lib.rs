@@ -309,27 +309,19 @@ impl Stores {
         location.contains("://") && !location.starts_with("file://")
     }
 
-    /// The whole object at `location`.
-    ///
-    /// # Errors
-    /// As [`Stores::read_range`].
-    pub async fn read_all(&self, location: &str) -> Result<Bytes> {
-        let (store, path) = self.resolve(location)?;
-        let _permit = self.permit().await;
-        let result = store.get(&path).await.map_err(|e| map_err(location, e))?;
-        result.bytes().await.map_err(|e| map_err(location, e))
-    }
-
     /// The whole object at `location`, if it holds at most `max` bytes.
     ///
     /// # Errors
     /// As [`Stores::read_range`]; [`Error::TooLarge`] over `max`.
     pub async fn read_all_at_most(&self, location: &str, max: u64) -> Result<Bytes> {
-        let size = self.stat(location).await?.size;
-        if size > max {
-            return Err(Error::TooLarge { location: location.to_owned(), size, max });
+        let (store, path) = self.resolve(location)?;
+        let _permit = self.permit().await;
+        // The size the answer declares is checked before its body is read.
+        let result = store.get(&path).await.map_err(|e| map_err(location, e))?;
+        if result.meta.size > max {
+            return Err(Error::TooLarge { location: location.to_owned(), size: result.meta.size, max });
         }
-        self.read_range(location, 0, size).await
+        result.bytes().await.map_err(|e| map_err(location, e))
     }
 
     /// Size and modification time of `location`.
@@ -358,7 +350,10 @@ mod tests {
         assert_eq!(&stores.read_range(path, 3, 4).await.unwrap()[..], b"3456");
         assert_eq!(stores.stat(path).await.unwrap().size, 10);
         let url = format!("file://{path}");
-        assert_eq!(&stores.read_all(&url).await.unwrap()[..], b"0123456789");
+        assert_eq!(&stores.read_all_at_most(&url, 10).await.unwrap()[..], b"0123456789");
+        assert!(matches!(stores.read_all_at_most(&url, 9).await, Err(Error::TooLarge { size: 10, max: 9, .. })));
+        // A range past the end of the file is refused before a buffer is sized by it.
+        assert!(matches!(stores.read_range(path, 0, 1 << 40).await, Err(Error::Read { .. })));
         assert!(matches!(stores.read_range(path, 8, 4).await, Err(Error::Read { .. })));
         let missing = dir.path().join("missing.bin");
         assert!(matches!(stores.read_range(missing.to_str().unwrap(), 0, 1).await, Err(Error::NotFound { .. })));

@@ -235,13 +235,9 @@ impl Store {
     }
 }
 
-/// A request's `{*key}` parameter, percent-decoded.
-///
-/// # Errors
-/// 404 for a key that is not UTF-8.
-pub fn request_key(req: &Request) -> Result<String, Failure> {
-    let key = percent_encoding::percent_decode_str(req.param("key").unwrap_or_default()).decode_utf8();
-    key.map(|k| k.into_owned()).map_err(|_| Failure::not_found("the key is not UTF-8".to_owned()))
+/// A request's `{*key}` parameter (the host percent-decoded it, once: `%252e` is `%2e`).
+pub fn request_key(req: &Request) -> String {
+    req.param("key").unwrap_or_default().to_owned()
 }
 
 fn document(body: Vec<u8>) -> Arc<Document> {

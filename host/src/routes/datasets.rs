@@ -3,7 +3,8 @@
 use std::{fmt::Write as _, sync::Arc};
 
 use axum::{
-    extract::{Path, State},
+    extract::{FromRequestParts, Path, State},
+    http::request::Parts,
     response::Html,
     Json,
 };
@@ -12,6 +13,21 @@ use html_escape::encode_text;
 use serde_json::{json, Map, Value};
 
 use crate::{app::AppState, error::AppError};
+
+/// The `{id}` of a dataset route; one that is not UTF-8 once decoded (`%ff`) is a JSON 400
+/// like every other error, not axum's plain-text rejection.
+pub(crate) struct DatasetId(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for DatasetId {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(Self(id)),
+            Err(rejection) => Err(AppError::BadPath(rejection.body_text())),
+        }
+    }
+}
 
 fn metadata(state: &AppState, id: &str) -> Result<Arc<DatasetMeta>, AppError> {
     let source = state.registry.get(id).ok_or_else(|| AppError::DatasetNotFound(id.to_owned()))?;
@@ -24,7 +40,7 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<String>> {
 }
 
 /// `GET /datasets/{id}/keys`: variable names.
-pub(crate) async fn keys(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Vec<String>>, AppError> {
+pub(crate) async fn keys(State(state): State<AppState>, DatasetId(id): DatasetId) -> Result<Json<Vec<String>>, AppError> {
     Ok(Json(metadata(&state, &id)?.variables.keys().cloned().collect()))
 }
 
@@ -33,7 +49,7 @@ fn schema(var: &VariableMeta) -> Value {
 }
 
 /// `GET /datasets/{id}/dict`: xarray's `Dataset.to_dict(data=False)`.
-pub(crate) async fn dict(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+pub(crate) async fn dict(State(state): State<AppState>, DatasetId(id): DatasetId) -> Result<Json<Value>, AppError> {
     let meta = metadata(&state, &id)?;
     let coords = meta.coordinate_names();
     let (mut coord_map, mut data_vars) = (Map::new(), Map::new());
@@ -45,7 +61,7 @@ pub(crate) async fn dict(State(state): State<AppState>, Path(id): Path<String>) 
 }
 
 /// `GET /datasets/{id}/info`: xpublish's dimensions / variables / global attributes summary.
-pub(crate) async fn info(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+pub(crate) async fn info(State(state): State<AppState>, DatasetId(id): DatasetId) -> Result<Json<Value>, AppError> {
     let meta = metadata(&state, &id)?;
     let variables: Map<String, Value> = meta
         .variables
@@ -86,7 +102,7 @@ fn variable_rows(meta: &DatasetMeta, names: &[&str]) -> String {
 }
 
 /// `GET /datasets/{id}/`: an HTML summary in the spirit of xarray's `_repr_html_`.
-pub(crate) async fn html(State(state): State<AppState>, Path(id): Path<String>) -> Result<Html<String>, AppError> {
+pub(crate) async fn html(State(state): State<AppState>, DatasetId(id): DatasetId) -> Result<Html<String>, AppError> {
     let meta = metadata(&state, &id)?;
     let coords = meta.coordinate_names();
     let data_vars: Vec<&str> = meta.variables.keys().map(String::as_str).filter(|n| !coords.contains(n)).collect();

@@ -13,7 +13,7 @@ use cloudify_sdk::{
     Body, BodyStream, BodyStream_TO, Host, HostExt, LogLevel, Request, Response,
 };
 use cloudify_zarr_store::{not_modified, precondition_failed, with_validators, Failure};
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::json;
 
 use crate::serve::KerchunkService;
@@ -118,7 +118,7 @@ impl KerchunkService {
 
     async fn try_file(&self, host: &Host, req: &Request) -> Result<Response, Failure> {
         let id = req.dataset_id().unwrap_or_default();
-        let name = percent_decode_str(req.param("name").unwrap_or_default()).decode_utf8_lossy().into_owned();
+        let name = req.param("name").unwrap_or_default().to_owned();
         let files = host.dataset_files(id)?;
         let file = file_names(&files)
             .iter()

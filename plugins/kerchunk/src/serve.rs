@@ -60,7 +60,7 @@ impl KerchunkService {
 
     async fn try_answer(&self, host: &Host, req: &Request) -> Result<Response, Failure> {
         let id = req.dataset_id().unwrap_or_default();
-        let key = request_key(req)?;
+        let key = request_key(req);
         let store = self.store(host, id)?;
         let cache_control = &self.config.cache_control;
         match store.resolve(id, &key)? {

@@ -61,7 +61,7 @@ impl ZarrService {
 
     async fn try_answer(&self, host: &Host, req: &Request) -> Result<Response, Failure> {
         let id = req.dataset_id().unwrap_or_default();
-        let key = request_key(req)?;
+        let key = request_key(req);
         let store = self.store(host, id)?;
         match store.resolve(id, &key)? {
             Resolved::Document(doc) => Ok(self.reply(req, &store, Arc::clone(doc), "application/json")),
