@@ -104,6 +104,13 @@ impl Response {
         self
     }
 
+    /// Sets header `name` to `value`, replacing any it had (a second `Content-Type` would make
+    /// the answer ambiguous).
+    pub fn set_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.retain(|kv| !kv.0.eq_ignore_ascii_case(name));
+        self.with_header(name, value)
+    }
+
     /// Replaces the body with bytes.
     pub fn with_body(mut self, body: impl Into<RVec<u8>>) -> Self {
         self.body = Body::Bytes(body.into());

@@ -4,6 +4,7 @@ and an xarray-written Zarr store served as datasets; values compared with netCDF
 with what xarray reads from the source file.
 """
 
+import base64
 import json
 
 import netCDF4
@@ -108,10 +109,25 @@ def test_zarr_python_reads_raw_strings_like_netcdf4(served, files, fmt):
     assert meta["sparse/.zarray"]["fill_value"] == "missing"
 
 
-def test_kerchunk_store_refuses_strings_and_the_reference_set_inlines_them(served, files):
-    refused = requests.get(f"{served.url}/datasets/nc4_strings/kerchunk/flag/0.0", timeout=30)
-    assert refused.status_code == 409 and "/datasets/nc4_strings/zarr/" in refused.json()["error"]
-    assert requests.get(f"{served.url}/datasets/nc4_strings/kerchunk/temp/0", timeout=30).status_code == 200
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_kerchunk_store_serves_strings_encoded_like_the_reference_set(served, files, fmt):
+    """Strings have no stored bytes: /kerchunk serves them encoded with the declared
+    vlen-utf8 chain, so the whole store opens, as the reference set (which inlines them) does."""
+    got = xr.open_dataset(f"{served.url}/datasets/nc4_strings/kerchunk", engine="zarr", zarr_format=fmt)
+    source = load(files)
+    for var in STRINGS:
+        # As from /zarr: a v3 client reads `sparse` unmasked (no string _FillValue in v3).
+        expected = netcdf4_strings(files, var) if (fmt, var) == (3, "sparse") else as_list(source[var].values)
+        assert as_list(got[var].values) == expected, (fmt, var)
+    url = f"{served.url}/datasets/nc4_strings/kerchunk.json"
+    refs = requests.get(url, timeout=30).json()["refs"]
+    chunk = requests.get(f"{served.url}/datasets/nc4_strings/kerchunk/flag/0.0", timeout=30)
+    inline = refs["flag/0.0"]
+    inline = base64.b64decode(inline[len("base64:"):]) if inline.startswith("base64:") else inline.encode()
+    assert chunk.status_code == 200 and chunk.content == inline
+
+
+def test_the_reference_set_inlines_strings(served, files):
     url = f"{served.url}/datasets/nc4_strings/kerchunk.json"
     refs = requests.get(url, timeout=30).json()["refs"]
     assert json.loads(refs["flag/.zarray"])["filters"] == [{"id": "vlen-utf8"}]

@@ -34,9 +34,15 @@ pub(crate) async fn plugins(State(state): State<AppState>) -> Json<Value> {
     Json(Value::Object(plugins))
 }
 
-/// `GET /openapi.json`.
-pub(crate) async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
-    ([("content-type", "application/json")], state.openapi.as_ref().clone())
+/// The media type of an OpenAPI 3.1 document, which STAC's `service-desc` link names.
+const OPENAPI_MEDIA_TYPE: &str = "application/vnd.oai.openapi+json;version=3.1";
+
+/// `GET /openapi.json`: `application/json`, or OpenAPI's own media type when the client asks
+/// for it.
+pub(crate) async fn openapi(State(state): State<AppState>, headers: axum::http::HeaderMap) -> impl IntoResponse {
+    let accept = headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let content_type = if accept.contains("application/vnd.oai.openapi+json") { OPENAPI_MEDIA_TYPE } else { "application/json" };
+    ([("content-type", content_type)], state.openapi.as_ref().clone())
 }
 
 /// `GET /health`.

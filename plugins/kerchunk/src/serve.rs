@@ -104,7 +104,8 @@ impl KerchunkService {
 }
 
 /// The bytes of one chunk as stored; a never-written chunk is its fill value encoded with
-/// the source chain (the same bytes the library would have written). Kept in the host's
+/// the source chain (the same bytes the library would have written), and a chunk without
+/// stored bytes its values encoded so. Kept in the host's
 /// `RVec`: turning it into a `Vec` would copy it (another binary's allocation).
 pub(crate) async fn stored_chunk(host: &Host, id: &str, var: &str, array: &Array, index: &[u64]) -> Result<RVec<u8>, Failure> {
     match host.raw_chunk(id, var, index).await {
@@ -120,7 +121,10 @@ pub(crate) async fn stored_chunk(host: &Host, id: &str, var: &str, array: &Array
         ChunkRef::Missing => Ok(encode_values(host, id, var, array, index).await?.into()),
         ChunkRef::Inline(bytes) => Ok(bytes),
         ChunkRef::Range { .. } => Err(Failure { status: 500, message: format!("chunk {index:?} of '{var}' could not be read") }),
-        ChunkRef::Computed => Err(not_stored(id, var, "are read through the source library or computed")),
+        // No stored bytes to pass on (strings read through libnetcdf, computed datasets): the
+        // values encoded with the chain the array declares, as kerchunk.json inlines them, so
+        // that a whole /kerchunk store opens.
+        ChunkRef::Computed => Ok(encode_values(host, id, var, array, index).await?.into()),
     }
 }
 

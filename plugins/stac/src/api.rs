@@ -51,7 +51,7 @@ pub(crate) struct StacService {
 }
 
 fn geojson(status: u16, value: &Value) -> Response {
-    Response::json(status, value).with_header("content-type", "application/geo+json")
+    Response::json(status, value).set_header("content-type", "application/geo+json")
 }
 
 /// Characters a dataset id cannot carry as they are in a URL path segment.

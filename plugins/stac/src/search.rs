@@ -86,12 +86,13 @@ impl Search {
     /// Items per page.
     ///
     /// # Errors
-    /// When `limit` is 0 or above [`MAX_LIMIT`].
+    /// When `limit` is 0. A limit above [`MAX_LIMIT`] is lowered to it, as the STAC API
+    /// asks.
     pub(crate) fn page_size(&self) -> Result<usize, String> {
         match self.limit {
             None => Ok(DEFAULT_LIMIT),
-            Some(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
-            Some(limit) => Err(format!("limit {limit} is outside 1–{MAX_LIMIT}")),
+            Some(0) => Err("limit must be at least 1".to_owned()),
+            Some(limit) => Ok(limit.min(MAX_LIMIT)),
         }
     }
 
@@ -124,6 +125,9 @@ impl Search {
             }
             Some(_) => return Err("bbox needs 4 (or 6) numbers: west, south, east, north".to_owned()),
         };
+        if bbox.is_some() && self.intersects.is_some() {
+            return Err("bbox and intersects cannot be used together".to_owned());
+        }
         let intersects = match &self.intersects {
             None => None,
             Some(value) => {
@@ -364,6 +368,9 @@ mod tests {
         assert!(Search::from_query("colections=a").unwrap_err().contains("colections"));
         assert!(Search::from_query("filter=a%3D1").unwrap_err().contains("CQL2"));
         assert!(Search::from_query("limit=0").unwrap().page_size().is_err());
+        assert_eq!(Search::from_query("limit=99999999").unwrap().page_size(), Ok(MAX_LIMIT));
+        let both = Search::from_query("bbox=0,0,1,1&intersects=%7B%22type%22%3A%22Point%22%2C%22coordinates%22%3A%5B0%2C0%5D%7D").unwrap();
+        assert!(both.filter().unwrap_err().contains("together"));
         assert!(Search::from_query("token=abc").unwrap().offset().is_err());
     }
 }
