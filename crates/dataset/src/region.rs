@@ -123,3 +123,28 @@ pub async fn read_region(source: &dyn Source, name: &str, start: &[u64], shape: 
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fuzz target (`cargo bolero test -p cloudify-dataset fuzz_region_selections`): any
+    /// selection of any variable gives exactly its bytes or an error, never a panic or an
+    /// allocation over the limit.
+    #[test]
+    fn fuzz_region_selections() {
+        let runtime = std::panic::AssertUnwindSafe(tokio::runtime::Builder::new_current_thread().build().unwrap());
+        let demo = std::panic::AssertUnwindSafe(crate::demo_dataset("demo").unwrap());
+        let meta = demo.metadata().unwrap();
+        let names: Vec<&String> = meta.variables.keys().collect();
+        bolero::check!().with_type::<(u8, Vec<u64>, Vec<u64>)>().for_each(|(which, start, shape)| {
+            let name = names[usize::from(*which) % names.len()];
+            let limit = 1 << 20;
+            if let Ok(bytes) = runtime.block_on(read_region(&*demo, name, start, shape, limit)) {
+                let expected = shape.iter().product::<u64>() * meta.variables[name].dtype.size() as u64;
+                assert_eq!(bytes.len() as u64, expected);
+                assert!(expected <= limit);
+            }
+        });
+    }
+}

@@ -165,3 +165,29 @@ pub fn scan(path: &Path, id: &str, limits: &Limits) -> Result<Scan> {
     }
     Ok(scan)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fuzz target (`cargo bolero test -p cloudify-netcdf fuzz_classic_scan`): a NetCDF classic
+    /// file of any content scans into a dataset within the limits, or is refused; never a
+    /// panic, an abort or an allocation sized by the file.
+    #[test]
+    fn fuzz_classic_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fuzz.nc");
+        let limits = Limits { max_chunk_bytes: 1 << 20, max_chunks_per_variable: 1 << 12, max_chunks_per_dataset: 1 << 14, ..Limits::default() };
+        bolero::check!().for_each(|input: &[u8]| {
+            let version = [1u8, 2, 5][usize::from(input.first().copied().unwrap_or(0)) % 3];
+            let mut bytes = vec![b'C', b'D', b'F', version];
+            bytes.extend_from_slice(input.get(1..).unwrap_or_default());
+            std::fs::write(&path, &bytes).unwrap();
+            if let Ok(scan) = scan(&path, "fuzz", &limits) {
+                for (name, var) in &scan.dataset.meta.variables {
+                    assert!(limits.check_variable(name, var).is_ok(), "{name} passed the scan");
+                }
+            }
+        });
+    }
+}

@@ -345,3 +345,26 @@ pub fn parse(bytes: &[u8]) -> Result<Header> {
     }
     Ok(header)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fuzz target (`cargo bolero test -p cloudify-netcdf3 fuzz_header`): any bytes after a
+    /// CDF magic give a header or an error, never a panic, and every range of a header that
+    /// parses is computable.
+    #[test]
+    fn fuzz_header() {
+        bolero::check!().for_each(|input: &[u8]| {
+            let version = [1u8, 2, 5][usize::from(input.first().copied().unwrap_or(0)) % 3];
+            let mut bytes = vec![b'C', b'D', b'F', version];
+            bytes.extend_from_slice(input.get(1..).unwrap_or_default());
+            if let Ok(header) = parse(&bytes) {
+                for var in &header.variables {
+                    assert_eq!(header.shape(var).len(), var.dim_ids.len());
+                    assert!(header.data_end(var).is_some(), "parse checks every range");
+                }
+            }
+        });
+    }
+}

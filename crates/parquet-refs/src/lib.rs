@@ -148,6 +148,12 @@ pub fn write_rows(rows: &[Row]) -> Result<Vec<u8>, String> {
 /// # Errors
 /// Bytes that are no parquet file of that layout.
 pub fn read_rows(file: Bytes) -> Result<Vec<Row>, String> {
+    // The parquet reader panics on some corrupt files (a dictionary-encoded page without its
+    // dictionary, found by fuzz_parquet_records): a corrupt set is an error, not a crash.
+    std::panic::catch_unwind(move || rows_of(file)).unwrap_or_else(|_| Err("corrupt parquet file (the parquet reader failed)".to_owned()))
+}
+
+fn rows_of(file: Bytes) -> Result<Vec<Row>, String> {
     let err = |e: parquet::errors::ParquetError| e.to_string();
     let reader = SerializedFileReader::new(file).map_err(err)?;
     let mut rows = Vec::new();
@@ -293,5 +299,29 @@ mod tests {
         files[0] = None;
         assert_eq!(array_rows("v", &zarray, 2, &files).unwrap(), [(expected[1].0.to_owned(), expected[1].1.clone())]);
         assert!(read_rows(Bytes::from_static(b"not parquet")).is_err());
+    }
+
+    /// Fuzz target (`cargo bolero test -p cloudify-parquet-refs fuzz_parquet_records`): a
+    /// record file of any bytes gives rows or an error, never a panic.
+    #[test]
+    fn fuzz_parquet_records() {
+        let seed = write_rows(&[Row::Range { url: "/f".to_owned(), offset: 1, length: Some(2) }, Row::Missing, Row::Inline(vec![1])]).unwrap();
+        let zarray = json!({"shape": [10, 4], "chunks": [2, 2]});
+        bolero::check!().for_each(|input: &[u8]| {
+            // Inputs starting with an even byte overwrite bytes of a valid file (position,
+            // value triples), to get past its footer; the others are the file themselves.
+            let file = match input.split_first() {
+                Some((first, edits)) if first % 2 == 0 => {
+                    let mut file = seed.clone();
+                    for edit in edits.chunks_exact(3) {
+                        let at = usize::from(u16::from_le_bytes([edit[0], edit[1]])) % file.len();
+                        file[at] = edit[2];
+                    }
+                    file
+                }
+                _ => input.to_vec(),
+            };
+            let _ = array_rows("v", &zarray, 4, &[Some(Bytes::from(file))]);
+        });
     }
 }

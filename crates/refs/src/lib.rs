@@ -413,6 +413,62 @@ mod tests {
         assert_eq!(resolve("s3://b/f.nc", "https://h/set.json"), "s3://b/f.nc");
     }
 
+    /// A reference set from fuzzed parts: shapes, chunk shapes, a data type, references of
+    /// every kind (ranges, whole objects, inline data, targets inside and outside the set's
+    /// folder) and a `gen` entry with a template.
+    fn fuzzed_set(shape: &[u16], chunks: &[u16], dtype: u8, refs: &[(Vec<u8>, u32, u32, u8)], gen_stop: i32, template: &str) -> Value {
+        const DTYPES: [&str; 8] = ["<i2", ">f4", "|u1", "<f8", "|S1", "<U4", "|O", "bogus"];
+        const URLS: [&str; 4] = ["data.bin", "../outside.bin", "/etc/passwd", "http://127.0.0.1:9/x"];
+        let shape: Vec<u64> = shape.iter().take(4).map(|&n| u64::from(n)).collect();
+        let chunks: Vec<u64> = chunks.iter().take(shape.len()).map(|&n| u64::from(n)).collect();
+        let dims: Vec<String> = (0..shape.len()).map(|d| format!("d{d}")).collect();
+        let zarray = serde_json::json!({"zarr_format": 2, "shape": shape, "chunks": chunks, "dtype": DTYPES[usize::from(dtype) % 8],
+            "compressor": null, "fill_value": 0, "filters": null, "order": "C"});
+        let mut all = serde_json::json!({".zgroup": "{\"zarr_format\":2}", "v/.zarray": zarray.to_string(),
+            "v/.zattrs": serde_json::json!({"_ARRAY_DIMENSIONS": dims}).to_string()});
+        for (index, offset, length, kind) in refs.iter().take(64) {
+            let key = format!("v/{}", index.iter().take(4).map(u8::to_string).collect::<Vec<_>>().join("."));
+            let url = URLS[usize::from(*kind / 4) % 4];
+            all[key] = match kind % 4 {
+                0 => serde_json::json!([url, offset, length]),
+                1 => serde_json::json!([url]),
+                2 => Value::from("base64:AAEC/w=="),
+                _ => Value::from(template),
+            };
+        }
+        serde_json::json!({"version": 1, "templates": {"u": "data.bin"}, "refs": all,
+            "gen": [{"key": "v/{{i}}", "url": template, "offset": "{{i * 2}}", "length": "2", "dimensions": {"i": {"stop": gen_stop}}}]})
+    }
+
+    /// Fuzz target (`cargo bolero test -p cloudify-refs fuzz_reference_sets`): a reference set
+    /// of any shape opens within the limits and reads only its own folder, or is refused.
+    #[test]
+    fn fuzz_reference_sets() {
+        // Inputs share only the runtime and the stores; a panic fails the test anyway.
+        let runtime = std::panic::AssertUnwindSafe(tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("sets");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("data.bin"), [7u8; 64]).unwrap();
+        std::fs::write(dir.path().join("outside.bin"), [9u8; 64]).unwrap();
+        let set = folder.join("set.json");
+        let location = set.to_str().unwrap().to_owned();
+        let stores = std::panic::AssertUnwindSafe(Arc::new(Stores::new()));
+        let limits = Limits { max_chunk_bytes: 1 << 16, max_chunks_per_variable: 1 << 10, max_chunks_per_dataset: 1 << 12,
+            max_references: 1 << 12, max_template_steps: 10_000, ..Limits::default() };
+        let confinement = Confinement::of_set(&location, &[]).unwrap();
+        let outside = std::fs::canonicalize(dir.path().join("outside.bin")).unwrap();
+        bolero::check!().with_type::<(Vec<u16>, Vec<u16>, u8, Vec<(Vec<u8>, u32, u32, u8)>, i32, String)>().for_each(
+            |(shape, chunks, dtype, refs, gen_stop, template)| {
+                std::fs::write(&set, fuzzed_set(shape, chunks, *dtype, refs, *gen_stop, template).to_string()).unwrap();
+                let Ok(dataset) = runtime.block_on(open(&location, "f", &stores, &limits, &confinement)) else { return };
+                assert!(limits.check_dataset(&dataset.meta.variables).is_ok());
+                assert!(dataset.files.iter().all(|f| f.starts_with(std::fs::canonicalize(&folder).unwrap().to_str().unwrap())), "{:?}", dataset.files);
+                assert!(!dataset.files.iter().any(|f| std::path::Path::new(f) == outside));
+            },
+        );
+    }
+
     #[tokio::test]
     async fn a_reference_set_becomes_a_virtual_dataset() {
         let dir = tempfile::tempdir().unwrap();

@@ -570,4 +570,21 @@ mod tests {
         assert_eq!(doc(&store, "tas/.zarray")["chunks"], json!([4, 3]));
         assert!(store.arrays["tas"].formats_share_bytes());
     }
+
+    /// Fuzz target (`cargo bolero test -p cloudify-zarr-store fuzz_store_keys`): any key
+    /// resolves to a document or a chunk inside the grid, or is a 404.
+    #[test]
+    fn fuzz_store_keys() {
+        let meta = meta();
+        // Nothing is shared between inputs but what is read.
+        let store = std::panic::AssertUnwindSafe(Store::new(&meta, 1, ServedCodec::new(CodecName::Zstd, None), None).unwrap());
+        bolero::check!().with_type::<String>().for_each(|key| match store.resolve("d", key) {
+            Ok(Resolved::Chunk { var, index, .. }) => {
+                let grid = meta.variables[var].chunk_grid();
+                assert!(index.len() == grid.len() && index.iter().zip(&grid).all(|(i, n)| i < n), "{key}: {index:?} in {grid:?}");
+            }
+            Ok(Resolved::Document(_)) => {}
+            Err(failure) => assert_eq!(failure.status, 404, "{key}"),
+        });
+    }
 }

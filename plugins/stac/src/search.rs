@@ -373,4 +373,21 @@ mod tests {
         assert!(both.filter().unwrap_err().contains("together"));
         assert!(Search::from_query("token=abc").unwrap().offset().is_err());
     }
+
+    /// Fuzz target (`cargo bolero test -p cloudify-plugin-stac fuzz_search_parameters`): any
+    /// query string or POST body is a search or a 400 message, never a panic.
+    #[test]
+    fn fuzz_search_parameters() {
+        let item = json!({"type": "Feature", "id": "x", "bbox": [-10.0, -5.0, 10.0, 5.0], "collection": "c",
+            "geometry": {"type": "Polygon", "coordinates": [[[-10.0, -5.0], [10.0, -5.0], [10.0, 5.0], [-10.0, 5.0], [-10.0, -5.0]]]},
+            "properties": {"datetime": null, "start_datetime": "2000-01-01T00:00:00Z", "end_datetime": "2001-01-01T00:00:00Z", "variables": ["tas"]}});
+        bolero::check!().with_type::<(String, Vec<u8>)>().for_each(|(query, body)| {
+            for search in [Search::from_query(query), Search::from_body(body)].into_iter().flatten() {
+                let _ = (search.page_size(), search.offset());
+                if let Ok(filter) = search.filter() {
+                    let _ = filter.matches(&item);
+                }
+            }
+        });
+    }
 }
