@@ -25,5 +25,5 @@ for entry in "${targets[@]}"; do
     continue
   fi
   echo "== $package $test: ${seconds}s"
-  cargo +nightly bolero test -p "$package" "$test" --engine libfuzzer -T "${seconds}s" --release
+  cargo +nightly bolero test -p "$package" "$test" --engine libfuzzer -T "${seconds}s"
 done
