@@ -101,13 +101,26 @@ pub struct PluginsConfig {
     pub enabled: Vec<String>,
     /// These plugins (by name) never load.
     pub disabled: Vec<String>,
-    /// Also search the executable's folder. Default `true`.
+    /// Also search the executable's folder (as trusted as the executable). Default `true`.
     pub search_exe_dir: bool,
+    /// SHA-256 digests (hex) of plugin files by file name: a file that differs is refused
+    /// before it is opened.
+    pub sha256: BTreeMap<String, String>,
+    /// Refuse plugin files without a digest in `sha256`. Default `false`.
+    pub require_sha256: bool,
 }
 
 impl Default for PluginsConfig {
     fn default() -> Self {
-        Self { dirs: Vec::new(), files: Vec::new(), enabled: Vec::new(), disabled: Vec::new(), search_exe_dir: true }
+        Self {
+            dirs: Vec::new(),
+            files: Vec::new(),
+            enabled: Vec::new(),
+            disabled: Vec::new(),
+            search_exe_dir: true,
+            sha256: BTreeMap::new(),
+            require_sha256: false,
+        }
     }
 }
 
@@ -205,8 +218,15 @@ impl Default for FolderConfig {
     }
 }
 
+/// The variable that lets `CLOUDIFY_PLUGINS__DIRS`, `__FILES` and `__SHA256` take effect.
+pub const ENV_PLUGIN_PATHS: &str = "CLOUDIFY_ALLOW_ENV_PLUGIN_PATHS";
+
+/// Config keys (as environment variables name them) that choose which code is loaded.
+const PLUGIN_PATH_KEYS: [&str; 4] = ["plugins__dirs", "plugins__files", "plugins__sha256", "plugins__require_sha256"];
+
 impl Config {
-    /// Reads `file` (if any), then applies `CLOUDIFY_*` environment overrides.
+    /// Reads `file` (if any), then applies `CLOUDIFY_*` environment overrides (plugin paths and
+    /// pins only with `CLOUDIFY_ALLOW_ENV_PLUGIN_PATHS=1`).
     ///
     /// # Errors
     /// An unreadable file, invalid TOML, an unknown key or a value of the wrong type.
@@ -218,8 +238,13 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        // CLOUDIFY_CONFIG and CLOUDIFY_LOG are command-line settings, not config keys.
-        figment = figment.merge(Env::prefixed("CLOUDIFY_").ignore(&["config", "log"]).split("__"));
+        // CLOUDIFY_CONFIG and CLOUDIFY_LOG are command-line settings, not config keys. Where
+        // code is loaded from is not the environment's to say, unless the operator opts in.
+        let env_plugin_paths = std::env::var(ENV_PLUGIN_PATHS).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+        let env = Env::prefixed("CLOUDIFY_")
+            .ignore(&["config", "log", "allow_env_plugin_paths"])
+            .filter(move |key| env_plugin_paths || !PLUGIN_PATH_KEYS.iter().any(|k| key.as_str().eq_ignore_ascii_case(k)));
+        figment = figment.merge(env.split("__"));
         figment.extract().map_err(Box::new)
     }
 

@@ -13,7 +13,13 @@ use abi_stable::library::{lib_header_from_path, LibraryError};
 use cloudify_sdk::{PluginModRef, RouteSpec};
 use tokio::runtime::Handle;
 
-use crate::{config::Config, host_api::plugin_host, registry::Registry};
+use sha2::Digest as _;
+
+use crate::{
+    config::{Config, PluginsConfig},
+    host_api::plugin_host,
+    registry::Registry,
+};
 
 /// File-name prefix of plugin libraries (`libcloudify_plugin_zarr.so`).
 #[cfg(not(windows))]
@@ -140,7 +146,7 @@ pub fn load(config: &Config, files: &[PathBuf], registry: &Arc<Registry>, runtim
     let modules = static_plugins()
         .into_iter()
         .map(|module| (Origin::Static, Ok(module)))
-        .chain(files.iter().map(|file| (Origin::File(file.clone()), open(file))));
+        .chain(files.iter().map(|file| (Origin::File(file.clone()), trusted(file, &config.plugins).and_then(|()| open(file)))));
     for (origin, module) in modules {
         let refuse = |reason: String| Refusal { origin: origin.to_string(), reason };
         let module = match module {
@@ -190,6 +196,44 @@ pub fn load(config: &Config, files: &[PathBuf], registry: &Arc<Registry>, runtim
         });
     }
     loaded
+}
+
+/// Whether `file` may be opened at all: `dlopen` runs a library's constructors before any ABI
+/// check, so a file anyone could have written, or one that differs from its pinned digest,
+/// is refused before it is opened. `Err` is the one-line reason.
+fn trusted(file: &Path, plugins: &PluginsConfig) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(file).map_err(|e| format!("cannot be read: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a file".to_owned());
+    }
+    let owner_ok = |uid: u32| uid == 0 || uid == rustix::process::geteuid().as_raw();
+    if meta.mode() & 0o002 != 0 {
+        return Err("writable by every user: refused (chmod o-w)".to_owned());
+    }
+    if !owner_ok(meta.uid()) {
+        return Err(format!("owned by user {}, neither root nor the server's user: refused", meta.uid()));
+    }
+    if let Some(folder) = file.canonicalize().ok().and_then(|real| real.parent().map(Path::to_path_buf)) {
+        let folder_meta = std::fs::metadata(&folder).map_err(|e| format!("its folder cannot be read: {e}"))?;
+        // Writable by everyone without the sticky bit: anyone could have swapped the file.
+        if folder_meta.mode() & 0o002 != 0 && folder_meta.mode() & 0o1000 == 0 {
+            return Err(format!("its folder {} is writable by every user: refused", folder.display()));
+        }
+    }
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    match plugins.sha256.get(&name) {
+        Some(pin) => {
+            let bytes = std::fs::read(file).map_err(|e| format!("cannot be read: {e}"))?;
+            let digest = format!("{:x}", sha2::Sha256::digest(&bytes));
+            if !digest.eq_ignore_ascii_case(pin.trim()) {
+                return Err(format!("sha256 {digest} differs from the pinned {pin}: refused"));
+            }
+        }
+        None if plugins.require_sha256 => return Err("no sha256 pinned for it in [plugins.sha256]: refused".to_owned()),
+        None => {}
+    }
+    Ok(())
 }
 
 /// Opens one plugin file and checks its ABI; `Err` is the one-line reason for refusing it.

@@ -98,3 +98,54 @@ fn stac_build_writes_a_static_catalog_without_a_server() {
     assert_eq!(without.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&without.stderr).contains("the stac plugin is not loaded"));
 }
+
+/// `cloudify plugins` with the plugins of `dir` only, `env` and a config file of `config`.
+fn plugins_listing(dir: &std::path::Path, config: &str, env: &[(&str, &str)]) -> String {
+    let file = dir.join("cloudify.toml");
+    std::fs::write(&file, format!("[plugins]\nsearch_exe_dir = false\n{config}")).unwrap();
+    let mut command = Command::new(cloudify_bin());
+    command.arg("plugins").arg("--config").arg(&file).env_remove("CLOUDIFY_CONFIG").env("CLOUDIFY_LOG", "off");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn plugins_load_only_from_where_the_operator_says_and_as_pinned() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("plugins");
+    std::fs::create_dir(&folder).unwrap();
+    let hello = folder.join("libcloudify_plugin_hello.so");
+    std::fs::copy(fixtures().plugin_dir.join("libcloudify_plugin_hello.so"), &hello).unwrap();
+    let dirs = format!("dirs = [\"{}\"]\n", folder.display());
+
+    // Plugin folders from the environment count only when the operator opts in.
+    let env_dirs = format!("[{}]", folder.display());
+    let listing = plugins_listing(dir.path(), "", &[("CLOUDIFY_PLUGINS__DIRS", &env_dirs)]);
+    assert!(!listing.contains("hello"), "{listing}");
+    let listing = plugins_listing(dir.path(), "", &[("CLOUDIFY_PLUGINS__DIRS", &env_dirs), ("CLOUDIFY_ALLOW_ENV_PLUGIN_PATHS", "1")]);
+    assert!(listing.lines().any(|l| l.starts_with("hello 0.1.0")), "{listing}");
+
+    // A digest that differs refuses the file before it is opened; the right one loads it.
+    let listing = plugins_listing(dir.path(), &format!("{dirs}[plugins.sha256]\n\"libcloudify_plugin_hello.so\" = \"{}\"\n", "0".repeat(64)), &[]);
+    assert!(listing.contains("differs from the pinned"), "{listing}");
+    let digest = String::from_utf8(Command::new("sha256sum").arg(&hello).output().unwrap().stdout).unwrap();
+    let digest = digest.split_whitespace().next().unwrap();
+    let listing = plugins_listing(dir.path(), &format!("{dirs}[plugins.sha256]\n\"libcloudify_plugin_hello.so\" = \"{digest}\"\n"), &[]);
+    assert!(listing.lines().any(|l| l.starts_with("hello 0.1.0")), "{listing}");
+    let listing = plugins_listing(dir.path(), &format!("{dirs}require_sha256 = true\n"), &[]);
+    assert!(listing.contains("no sha256 pinned"), "{listing}");
+
+    // A file, or a folder, that anyone may write is refused.
+    std::fs::set_permissions(&hello, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert!(plugins_listing(dir.path(), &dirs, &[]).contains("writable by every user"));
+    std::fs::set_permissions(&hello, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(plugins_listing(dir.path(), &dirs, &[]).contains("is writable by every user"));
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(plugins_listing(dir.path(), &dirs, &[]).lines().any(|l| l.starts_with("hello 0.1.0")));
+}
