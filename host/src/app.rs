@@ -325,7 +325,7 @@ mod tests {
     use super::*;
 
     fn demo_app() -> Router {
-        let mut registry = Registry::new(1 << 20);
+        let registry = Registry::new(1 << 20);
         registry.insert("demo", Arc::new(cloudify_dataset::demo_dataset("demo").unwrap()));
         let server = ServerConfig::default();
         app(Arc::new(registry), Vec::new(), &server, Links::new(&server, "127.0.0.1:9000").unwrap()).router

@@ -236,10 +236,10 @@ fn warn_skipped(id: &str, skipped: &[(String, String)]) {
     }
 }
 
-/// The registry of every dataset the config names.
-pub async fn open_all(config: &Config, stores: Arc<Stores>) -> Registry {
+/// Opens every dataset the config names into `registry`, one after the other (each is
+/// served as soon as it is open), then marks the registry opened.
+pub async fn open_all(config: &Config, stores: Arc<Stores>, registry: &Registry) {
     let started = Instant::now();
-    let mut registry = Registry::new(config.server.max_region_bytes);
     let opener = Arc::new(Opener { cache: config.cache.dir().join("scans"), stores, limits: config.limits.clone() });
     let mut entries: Vec<Entry> = Vec::new();
     if config.demo.enabled {
@@ -294,5 +294,5 @@ pub async fn open_all(config: &Config, stores: Arc<Stores>) -> Registry {
         }
     }
     tracing::info!(scanned, cached, elapsed_ms = started.elapsed().as_millis() as u64, "datasets opened");
-    registry
+    registry.mark_opened();
 }

@@ -8,6 +8,7 @@ use cloudify::{
     config::Config,
     datasets::open_all,
     links::Links,
+    registry::Registry,
     loader::{self, candidate_files},
     refs_scan::{scan_references, write_json, write_parquet},
     stac_build::build_static_catalog,
@@ -180,7 +181,8 @@ fn main() -> ExitCode {
             }
         },
         Command::Plugins => {
-            let registry = Arc::new(runtime.block_on(open_all(&config, Arc::new(Stores::new()))));
+            let registry = Arc::new(Registry::new(config.server.max_region_bytes));
+            runtime.block_on(open_all(&config, Arc::new(Stores::new()), &registry));
             let files = candidate_files(&config, &cli.plugin_dir);
             let loaded = loader::load(&config, &files, &registry, runtime.handle());
             for plugin in &loaded.plugins {
@@ -223,11 +225,15 @@ async fn serve(config: Config, plugin_dirs: Vec<PathBuf>) -> ExitCode {
     if !links.is_configured() && !listener.local_addr().is_ok_and(|a| a.ip().is_loopback()) {
         tracing::warn!("server.public_url and server.allowed_hosts are not set: links in catalogs name http://{addr}, not the host clients use");
     }
-    let registry = Arc::new(open_all(&config, Arc::new(Stores::new())).await);
+    let registry = Arc::new(Registry::new(config.server.max_region_bytes));
     let files = candidate_files(&config, &plugin_dirs);
     let loaded = loader::load(&config, &files, &registry, &tokio::runtime::Handle::current());
     let app = app(Arc::clone(&registry), loaded.plugins, &config.server, links);
-    tracing::info!(datasets = registry.ids().len(), "cloudify listening on http://{addr}");
+    // Datasets open in the background, each served once open; /ready says when all are.
+    let opening = Arc::clone(&registry);
+    let open_config = config.clone();
+    tokio::spawn(async move { open_all(&open_config, Arc::new(Stores::new()), &opening).await });
+    tracing::info!("cloudify listening on http://{addr}");
     cloudify::serve::serve(listener, app.router, &config.server, shutdown_signal()).await;
     tracing::info!("cloudify stopped");
     ExitCode::SUCCESS
@@ -244,7 +250,8 @@ async fn stac_build(mut config: Config, plugin_dirs: Vec<PathBuf>, out: &std::pa
         eprintln!("cloudify: give --base-url (or [plugin.stac] public_url): the URL the assets point to");
         return ExitCode::from(2);
     }
-    let registry = Arc::new(open_all(&config, Arc::new(Stores::new())).await);
+    let registry = Arc::new(Registry::new(config.server.max_region_bytes));
+    open_all(&config, Arc::new(Stores::new()), &registry).await;
     let files = candidate_files(&config, &plugin_dirs);
     let loaded = loader::load(&config, &files, &registry, &tokio::runtime::Handle::current());
     let links = match Links::new(&config.server, "localhost") {

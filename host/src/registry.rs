@@ -1,7 +1,10 @@
 //! The dataset registry: datasets configured in the host, and datasets provided by plugins
 //! (xpublish's `get_datasets`/`get_dataset` hooks), asked on every lookup like xpublish does.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc, PoisonError, RwLock,
+};
 
 use abi_stable::std_types::RStr;
 use async_trait::async_trait;
@@ -9,12 +12,15 @@ use cloudify_dataset::{check_chunk_index, variable, DatasetMeta, Error, Result, 
 use cloudify_sdk::{ChunkKey, DatasetSourceBox};
 use indexmap::IndexMap;
 
-/// Every dataset the server answers for.
+/// Every dataset the server answers for. Configured datasets are added while the server
+/// already serves (opening runs in the background), so one slow source delays nobody.
 pub struct Registry {
-    datasets: IndexMap<String, SharedSource>,
+    datasets: RwLock<IndexMap<String, SharedSource>>,
     providers: RwLock<Vec<Provider>>,
     plugins: RwLock<Vec<String>>,
     max_region_bytes: u64,
+    /// Whether every configured dataset has been opened (or skipped).
+    opened: AtomicBool,
 }
 
 struct Provider {
@@ -25,33 +31,49 @@ struct Provider {
 impl Registry {
     /// An empty registry whose region reads stop at `max_region_bytes`.
     pub fn new(max_region_bytes: u64) -> Self {
-        Self { datasets: IndexMap::new(), providers: RwLock::new(Vec::new()), plugins: RwLock::new(Vec::new()), max_region_bytes }
+        Self {
+            datasets: RwLock::default(),
+            providers: RwLock::new(Vec::new()),
+            plugins: RwLock::new(Vec::new()),
+            max_region_bytes,
+            opened: AtomicBool::new(false),
+        }
     }
 
     /// Serves `source` as `id`; a later insert with the same id replaces the earlier one.
-    pub fn insert(&mut self, id: impl Into<String>, source: SharedSource) {
-        self.datasets.insert(id.into(), source);
+    pub fn insert(&self, id: impl Into<String>, source: SharedSource) {
+        self.datasets.write().unwrap_or_else(PoisonError::into_inner).insert(id.into(), source);
     }
 
     /// Whether a configured dataset has the id `id`.
     pub fn contains(&self, id: &str) -> bool {
-        self.datasets.contains_key(id)
+        self.datasets.read().unwrap_or_else(PoisonError::into_inner).contains_key(id)
+    }
+
+    /// Records that every configured dataset has been opened or skipped.
+    pub fn mark_opened(&self) {
+        self.opened.store(true, Ordering::Release);
+    }
+
+    /// Whether every configured dataset has been opened or skipped (`/ready`).
+    pub fn is_opened(&self) -> bool {
+        self.opened.load(Ordering::Acquire)
     }
 
     /// Adds the datasets of plugin `plugin`.
     pub fn add_provider(&self, plugin: &str, source: DatasetSourceBox) {
         let provider = Provider { plugin: plugin.to_owned(), source: Arc::new(source) };
-        self.providers.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(provider);
+        self.providers.write().unwrap_or_else(PoisonError::into_inner).push(provider);
     }
 
     /// Records that plugin `name` loaded.
     pub fn add_plugin(&self, name: &str) {
-        self.plugins.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(name.to_owned());
+        self.plugins.write().unwrap_or_else(PoisonError::into_inner).push(name.to_owned());
     }
 
     /// Names of the plugins loaded, in load order.
     pub fn plugins(&self) -> Vec<String> {
-        self.plugins.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.plugins.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The largest region a read may produce, in bytes.
@@ -61,8 +83,8 @@ impl Registry {
 
     /// All dataset ids: configured ones first, then each provider's, without repeats.
     pub fn ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.datasets.keys().cloned().collect();
-        for provider in self.providers.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+        let mut ids: Vec<String> = self.datasets.read().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect();
+        for provider in self.providers.read().unwrap_or_else(PoisonError::into_inner).iter() {
             for id in provider.source.list() {
                 if !ids.iter().any(|known| *known == *id) {
                     ids.push(id.into_string());
@@ -74,10 +96,10 @@ impl Registry {
 
     /// The dataset `id`: a configured one, else the first provider that lists it.
     pub fn get(&self, id: &str) -> Option<SharedSource> {
-        if let Some(source) = self.datasets.get(id) {
+        if let Some(source) = self.datasets.read().unwrap_or_else(PoisonError::into_inner).get(id) {
             return Some(Arc::clone(source));
         }
-        let providers = self.providers.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let providers = self.providers.read().unwrap_or_else(PoisonError::into_inner);
         let provider = providers.iter().find(|p| p.source.list().iter().any(|listed| listed == id))?;
         let source = ProviderSource { id: id.to_owned(), plugin: provider.plugin.clone(), provider: Arc::clone(&provider.source) };
         Some(Arc::new(source))

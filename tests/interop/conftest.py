@@ -7,6 +7,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -47,6 +50,21 @@ class Server:
         if not found.wait(60):
             self.stop()
             pytest.fail("server did not start:\n" + "".join(self.log))
+        # Datasets open in the background: wait until /ready says all are.
+        deadline = time.monotonic() + 120
+        while not self.ready():
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail("datasets did not open:\n" + "".join(self.log))
+            time.sleep(0.05)
+
+    def ready(self):
+        """Whether /ready answers 200."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/ready", timeout=10) as response:
+                return response.status == 200
+        except urllib.error.HTTPError:
+            return False
 
     def stop(self):
         if self.proc.poll() is None:

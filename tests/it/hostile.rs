@@ -203,3 +203,27 @@ fn a_set_pointing_back_at_its_server_does_not_loop() {
     assert!((1..=3).contains(&refused), "{refused} self-requests refused (one, plus at most two retries):\n{log}");
     assert_eq!(server.get("/health").status, 200);
 }
+
+#[test]
+fn a_source_that_never_answers_delays_no_other_dataset() {
+    // Accepts connections and never answers: the remote set takes its whole timeout to fail.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!("[[datasets]]\nid = \"slow\"\npath = \"http://127.0.0.1:{port}/slow.json\"\n");
+    let config_file = dir.path().join("cloudify.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let args = ["--config", config_file.to_str().unwrap(), "--plugin-dir", fixtures().plugin_dir.to_str().unwrap()];
+    let started = Instant::now();
+    let server = Server::launch(&cloudify_bin(), "127.0.0.1:0", &args, &[]);
+    assert!(started.elapsed().as_secs() < 20, "listening before the slow source is open");
+    let ready = server.get("/ready");
+    assert_eq!((ready.status, ready.json()["status"].as_str()), (503, Some("opening")));
+    while !server.get("/datasets").json().as_array().unwrap().contains(&json!("demo")) {
+        assert!(started.elapsed().as_secs() < 30, "{}", server.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(server.get("/datasets/demo/zarr/.zmetadata").status, 200, "the demo is served while the slow set opens");
+    assert_eq!(server.get("/ready").status, 503);
+    drop(silent);
+}

@@ -140,8 +140,21 @@ impl Server {
         Self::start_bound(bin, "127.0.0.1:0", args, env)
     }
 
-    /// Starts `bin serve --bind bind args...` with `env`, as [`Server::start_with`].
+    /// Starts `bin serve --bind bind args...` with `env`, as [`Server::start_with`], and waits
+    /// up to 60 s for its datasets to open (`/ready`).
     pub fn start_bound(bin: &Path, bind: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let server = Self::launch(bin, bind, args, env);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while server.get("/ready").status != 200 {
+            assert!(std::time::Instant::now() < deadline, "datasets did not open; log:\n{}", server.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// Starts `bin serve --bind bind args...` with `env`, returning once it listens (its
+    /// datasets may still be opening).
+    pub fn launch(bin: &Path, bind: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(bin);
         cmd.args(["serve", "--bind", bind]).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (key, value) in env {

@@ -19,6 +19,7 @@ const BUILT_IN: &[(&str, &str, &str)] = &[
     ("/plugins", "Loaded plugins", "application/json"),
     ("/openapi.json", "This OpenAPI document", "application/json"),
     ("/health", "Liveness check", "application/json"),
+    ("/ready", "Readiness: 200 once every configured dataset is open, 503 before", "application/json"),
 ];
 
 /// The documentation entries of the built-in routes.
@@ -49,4 +50,5 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/plugins", get(system::plugins))
         .route("/openapi.json", get(system::openapi))
         .route("/health", get(system::health))
+        .route("/ready", get(system::ready))
 }

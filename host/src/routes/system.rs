@@ -45,6 +45,17 @@ pub(crate) async fn openapi(State(state): State<AppState>, headers: axum::http::
     ([("content-type", content_type)], state.openapi.as_ref().clone())
 }
 
+/// `GET /ready`: 200 once every configured dataset has been opened (or skipped), 503 while
+/// they are opening (for load balancers and orchestrators; `/health` says the process runs).
+pub(crate) async fn ready(State(state): State<AppState>) -> (axum::http::StatusCode, Json<Value>) {
+    let datasets = state.registry.ids().len();
+    if state.registry.is_opened() {
+        (axum::http::StatusCode::OK, Json(json!({"status": "ready", "datasets": datasets})))
+    } else {
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "opening", "datasets": datasets})))
+    }
+}
+
 /// `GET /health`.
 pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"status": "ok", "datasets": state.registry.ids().len(), "plugins": state.plugins.len()}))
