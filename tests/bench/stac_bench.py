@@ -61,6 +61,9 @@ try:
     assert found.wait(120), "server did not start"
     base = url[0]
     session = requests.Session()
+    # Datasets open in the background: start once all are open.
+    while session.get(base + "/ready", timeout=60).status_code != 200:
+        time.sleep(0.1)
 
     def timed(path, method="GET", **kwargs):
         start = time.perf_counter()
