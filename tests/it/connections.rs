@@ -96,6 +96,12 @@ fn links_follow_the_configuration_not_the_client() {
     assert_eq!(base("localhost", "X-Cloudify-Base-Url: http://evil.example.com\r\n"), "http://localhost", "the host's header cannot be forged");
     let refs = raw(&server, b"GET /datasets/demo/kerchunk.json HTTP/1.1\r\nHost: evil.example.com\r\nConnection: close\r\n\r\n");
     assert!(refs.starts_with("HTTP/1.1 200") && !refs.contains("evil"), "{}", &refs[..refs.len().min(300)]);
+    // STAC items are cached once, whatever the base URL; each answer carries its own.
+    for port in [1111, 2222, 1111] {
+        let item = raw(&server, format!("GET /datasets/demo/stac HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n").as_bytes());
+        assert!(item.contains(&format!("\"http://localhost:{port}/datasets/demo/zarr\"")), "{item}");
+        assert!(!item.contains("cloudify-base") && !item.contains(if port == 1111 { "2222" } else { "1111" }), "{item}");
+    }
     let intake = raw(&server, b"GET /intake.yaml HTTP/1.1\r\nHost: {{evil}}\r\nConnection: close\r\n\r\n");
     assert!(intake.starts_with("HTTP/1.1 200") && !intake.contains("evil"), "{intake}");
 

@@ -47,7 +47,8 @@ enum Tree {
 pub(crate) struct StacService {
     config: Config,
     facts: moka::sync::Cache<String, (Option<i64>, Arc<Facts>)>,
-    items: moka::sync::Cache<(String, String, Tree), (Option<i64>, Arc<Value>)>,
+    /// Items by dataset and tree, built with [`BASE_PLACEHOLDER`] for the base URL.
+    items: moka::sync::Cache<(String, Tree), (Option<i64>, Arc<Value>)>,
 }
 
 fn geojson(status: u16, value: &Value) -> Response {
@@ -76,6 +77,20 @@ fn fill(value: &Value, base: &str, id: &str, in_href: bool) -> Value {
     }
 }
 
+/// What items are built with in place of the base URL: cached items hold it, and each answer
+/// fills in its own base, so the cache does not grow with the base URLs clients reach.
+const BASE_PLACEHOLDER: &str = "\u{0}cloudify-base\u{0}";
+
+/// `item` with the base URL placeholder replaced by `base`.
+fn rebase(item: &Value, base: &str) -> Value {
+    match item {
+        Value::String(text) if text.contains(BASE_PLACEHOLDER) => Value::String(text.replace(BASE_PLACEHOLDER, base)),
+        Value::Array(values) => Value::Array(values.iter().map(|v| rebase(v, base)).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), rebase(v, base))).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Whether every chunk of the dataset is (probably) a stored byte range: the first chunk of
 /// each variable is one, as `/kerchunk` needs.
 async fn stored_chunks(host: &Host, meta: &DatasetMeta) -> bool {
@@ -92,17 +107,18 @@ async fn stored_chunks(host: &Host, meta: &DatasetMeta) -> bool {
     true
 }
 
-fn cache<K, V>() -> moka::sync::Cache<K, V>
-where
-    K: std::hash::Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    moka::sync::Cache::builder().max_capacity(100_000).time_to_live(ITEM_TTL).build()
-}
+/// Bytes of items kept (their JSON length), whatever the number of datasets.
+const ITEM_CACHE_BYTES: u64 = 128 << 20;
 
 impl StacService {
     pub(crate) fn new(config: Config) -> Self {
-        Self { config, facts: cache(), items: cache() }
+        let facts = moka::sync::Cache::builder().max_capacity(100_000).time_to_live(ITEM_TTL).build();
+        let items = moka::sync::Cache::builder()
+            .weigher(|_key, (_, item): &(Option<i64>, Arc<Value>)| u32::try_from(item.to_string().len()).unwrap_or(u32::MAX))
+            .max_capacity(ITEM_CACHE_BYTES)
+            .time_to_live(ITEM_TTL)
+            .build();
+        Self { config, facts, items }
     }
 
     fn base_url(&self, req: &Request) -> String {
@@ -158,12 +174,14 @@ impl StacService {
         }
     }
 
-    /// The item of dataset `id`; `None` when there is no such dataset. A cached item is
-    /// checked against the data's modification time, unless `recent_is_enough`: searches
+    /// The item of dataset `id`, its links and hrefs starting with [`BASE_PLACEHOLDER`]
+    /// ([`rebase`] fills in the base URL); `None` when there is no such dataset. A cached item
+    /// is checked against the data's modification time, unless `recent_is_enough`: searches
     /// take items up to [`ITEM_TTL`] old, as asking every dataset's metadata was half their
     /// time.
-    async fn item(&self, host: &Host, base: &str, id: &str, tree: Tree, recent_is_enough: bool) -> Option<Arc<Value>> {
-        let key = (id.to_owned(), base.to_owned(), tree);
+    async fn item(&self, host: &Host, id: &str, tree: Tree, recent_is_enough: bool) -> Option<Arc<Value>> {
+        let key = (id.to_owned(), tree);
+        let base = BASE_PLACEHOLDER;
         let cached = self.items.get(&key);
         if recent_is_enough {
             if let Some((_, item)) = cached {
@@ -188,11 +206,11 @@ impl StacService {
     }
 
     /// The items of every dataset, in dataset order.
-    async fn all_items(&self, host: &Host, base: &str, tree: Tree) -> Vec<Arc<Value>> {
+    async fn all_items(&self, host: &Host, tree: Tree) -> Vec<Arc<Value>> {
         let ids = host.datasets();
         // The futures are made first: a stream holding the closure is not `Send` for every
         // lifetime (rust-lang/rust#102211).
-        let pending: Vec<_> = ids.iter().map(|id| self.item(host, base, id, tree, true)).collect();
+        let pending: Vec<_> = ids.iter().map(|id| self.item(host, id, tree, true)).collect();
         let items: Vec<Option<Arc<Value>>> = stream::iter(pending).buffered(PARALLEL_DATASETS).collect().await;
         items.into_iter().flatten().collect()
     }
@@ -201,8 +219,8 @@ impl StacService {
     pub(crate) async fn dataset_item(&self, host: &Host, req: &Request) -> Response {
         let id = req.dataset_id().unwrap_or_default();
         let base = self.base_url(req);
-        match self.item(host, &base, id, Tree::Standalone, false).await {
-            Some(item) => geojson(200, &item),
+        match self.item(host, id, Tree::Standalone, false).await {
+            Some(item) => geojson(200, &rebase(&item, &base)),
             None => Response::error(404, format!("dataset '{id}' not found")),
         }
     }
@@ -215,7 +233,7 @@ impl StacService {
     /// `GET /stac-collection-all.json`: the collection, linking to every item.
     pub(crate) async fn collection_all(&self, host: &Host, req: &Request) -> Response {
         let base = self.base_url(req);
-        let items = self.all_items(host, &base, Tree::Standalone).await;
+        let items = self.all_items(host, Tree::Standalone).await;
         let href = format!("{base}/stac-collection-all.json");
         let mut links = vec![
             json!({"rel": "self", "href": href, "type": "application/json"}),
@@ -278,7 +296,7 @@ impl StacService {
     /// `GET /stac/collections`.
     pub(crate) async fn collections(&self, host: &Host, req: &Request) -> Response {
         let base = self.base_url(req);
-        let items = self.all_items(host, &base, Tree::Api).await;
+        let items = self.all_items(host, Tree::Api).await;
         let root = format!("{base}/stac");
         Response::json(
             200,
@@ -307,7 +325,7 @@ impl StacService {
             return response;
         }
         let base = self.base_url(req);
-        let items = self.all_items(host, &base, Tree::Api).await;
+        let items = self.all_items(host, Tree::Api).await;
         Response::json(200, &self.api_collection(&base, &items))
     }
 
@@ -321,8 +339,8 @@ impl StacService {
         if !host.datasets().iter().any(|known| known == id) {
             return Response::error(404, format!("item '{id}' not found"));
         }
-        match self.item(host, &base, id, Tree::Api, false).await {
-            Some(item) => geojson(200, &item),
+        match self.item(host, id, Tree::Api, false).await {
+            Some(item) => geojson(200, &rebase(&item, &base)),
             None => Response::error(404, format!("item '{id}' not found")),
         }
     }
@@ -365,12 +383,12 @@ impl StacService {
         };
         let base = self.base_url(req);
         let matched: Vec<Arc<Value>> = if filter.wants_collection(self.collection_id()) {
-            self.all_items(host, &base, Tree::Api).await.into_iter().filter(|item| filter.matches(item)).collect()
+            self.all_items(host, Tree::Api).await.into_iter().filter(|item| filter.matches(item)).collect()
         } else {
             Vec::new()
         };
         let total = matched.len();
-        let page: Vec<&Value> = matched.iter().skip(offset).take(limit).map(|item| &**item).collect();
+        let page: Vec<Value> = matched.iter().skip(offset).take(limit).map(|item| rebase(item, &base)).collect();
         let returned = page.len();
         let mut links = vec![json!({"rel": "root", "href": format!("{base}/stac"), "type": "application/json"})];
         if offset + returned < total {
