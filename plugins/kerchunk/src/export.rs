@@ -53,6 +53,13 @@ pub(crate) struct Export {
     parquet: HashMap<String, Arc<Document>>,
 }
 
+impl Export {
+    /// Bytes held, for the cache's bound.
+    pub(crate) fn bytes(&self) -> usize {
+        self.json.body.len() + self.parquet.values().map(|doc| doc.body.len()).sum::<usize>()
+    }
+}
+
 /// Names one export: dataset, metadata generation, and the URL clients reach the server at.
 pub(crate) type ExportId = (String, u64, String);
 

@@ -14,8 +14,9 @@ use crate::{
 /// How long a dataset's rendered metadata is reused before it is fetched from the host again.
 const METADATA_TTL: Duration = Duration::from_secs(30);
 
-/// Reference sets kept at once.
-const EXPORTS: u64 = 64;
+/// Bytes of reference sets (JSON and parquet) kept at once. One is built per base URL, so
+/// the bound is in bytes: clients choose how many base URLs there are (`localhost:N`).
+const EXPORT_BYTES: u64 = 256 << 20;
 
 /// Names one stored chunk in the cache (v2 and v3 keys share the bytes).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -49,7 +50,11 @@ impl KerchunkService {
             .max_capacity(config.cache_bytes)
             .weigher(|_, doc: &Arc<Document>| u32::try_from(doc.body.len()).unwrap_or(u32::MAX))
             .build();
-        let exports = moka::sync::Cache::builder().max_capacity(EXPORTS).time_to_live(METADATA_TTL).build();
+        let exports = moka::sync::Cache::builder()
+            .weigher(|_key, export: &Arc<Export>| u32::try_from(export.bytes()).unwrap_or(u32::MAX))
+            .max_capacity(EXPORT_BYTES)
+            .time_to_live(METADATA_TTL)
+            .build();
         Self { stores: moka::sync::Cache::builder().time_to_live(METADATA_TTL).build(), chunks, exports, config }
     }
 
