@@ -81,6 +81,17 @@ fn derived_operation(route: &RouteDoc) -> Operation {
     op.build()
 }
 
+/// `operation` with a `default` response: any route may answer a JSON error (400 malformed,
+/// 404 unknown, 413 too large, 500 failed, 503 busy, ...), `{"error": "..."}`.
+fn with_errors(mut operation: Operation) -> Operation {
+    let error = ResponseBuilder::new()
+        .description("A JSON error: {\"error\": \"...\"}")
+        .content("application/json", ContentBuilder::new().build())
+        .build();
+    operation.responses.responses.entry("default".to_owned()).or_insert(error.into());
+    operation
+}
+
 /// The OpenAPI document of `routes`.
 pub(crate) fn document(routes: &[RouteDoc]) -> OpenApi {
     let mut paths = Paths::new();
@@ -96,7 +107,7 @@ pub(crate) fn document(routes: &[RouteDoc]) -> OpenApi {
                 }
             })
             .unwrap_or_else(|| derived_operation(route));
-        paths.add_path_operation(openapi_path(&route.path), vec![http_method(&route.method)], operation);
+        paths.add_path_operation(openapi_path(&route.path), vec![http_method(&route.method)], with_errors(operation));
     }
     OpenApiBuilder::new()
         .info(

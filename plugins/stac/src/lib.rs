@@ -42,8 +42,8 @@ const SEARCH_OPERATION: &str = r#"{
     {"name": "ids", "in": "query", "required": false, "schema": {"type": "string"}},
     {"name": "collections", "in": "query", "required": false, "schema": {"type": "string"}},
     {"name": "query", "in": "query", "required": false, "schema": {"type": "string"}, "example": "{\"variables\":{\"eq\":\"tas\"}}"},
-    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
-    {"name": "token", "in": "query", "required": false, "schema": {"type": "string"}}
+    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1}, "description": "Items per page, at most 10,000 (more is lowered to it)"},
+    {"name": "token", "in": "query", "required": false, "schema": {"type": "string", "pattern": "^next:[0-9]+$"}, "description": "Paging token from a next link"}
   ],
   "responses": {"200": {"description": "An ItemCollection", "content": {"application/geo+json": {}}},
                 "400": {"description": "A parameter is malformed"}}

@@ -49,9 +49,15 @@ impl Search {
     /// # Errors
     /// A message naming the bad parameter.
     pub(crate) fn from_query(query: &str) -> Result<Self, String> {
+        const PARAMETERS: [&str; 10] = ["bbox", "intersects", "datetime", "ids", "collections", "limit", "query", "token", "sortby", "fields"];
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|err| format!("query string: {err}"))?;
         let mut search = Self::default();
         for (key, value) in pairs {
+            // An empty value constrains nothing (`?ids=&bbox=`, as forms and generated
+            // clients send them).
+            if value.is_empty() && PARAMETERS.contains(&key.as_str()) {
+                continue;
+            }
             match key.as_str() {
                 "bbox" => {
                     let numbers: Result<Vec<f64>, _> = list(&value).iter().map(|n| n.parse::<f64>()).collect();
@@ -369,6 +375,9 @@ mod tests {
         assert!(Search::from_query("filter=a%3D1").unwrap_err().contains("CQL2"));
         assert!(Search::from_query("limit=0").unwrap().page_size().is_err());
         assert_eq!(Search::from_query("limit=99999999").unwrap().page_size(), Ok(MAX_LIMIT));
+        let empty = Search::from_query("bbox=&intersects=&ids=&limit=").unwrap();
+        assert!(empty.bbox.is_none() && empty.intersects.is_none() && empty.ids.is_none() && empty.page_size() == Ok(DEFAULT_LIMIT));
+        assert!(Search::from_query("unknown=").is_err());
         let both = Search::from_query("bbox=0,0,1,1&intersects=%7B%22type%22%3A%22Point%22%2C%22coordinates%22%3A%5B0%2C0%5D%7D").unwrap();
         assert!(both.filter().unwrap_err().contains("together"));
         assert!(Search::from_query("token=abc").unwrap().offset().is_err());
