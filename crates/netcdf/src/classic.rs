@@ -42,11 +42,21 @@ fn attributes(list: &[Attribute]) -> Map<String, Value> {
 /// what a header that claims huge names or attribute lists makes the server read.
 pub(crate) const MAX_HEADER_BYTES: u64 = 64 << 20;
 
-/// How many bytes to read next for a header that needed `needed` more at `at`, out of a
-/// file of `file_len` bytes; `None` when the file cannot hold it.
-pub(crate) fn grow_header_read(have: u64, at: usize, needed: usize, file_len: u64) -> Option<u64> {
-    let end = (at as u64).checked_add(needed as u64)?;
-    (end <= file_len.min(MAX_HEADER_BYTES)).then(|| end.max(have.saturating_mul(4)).min(file_len).min(MAX_HEADER_BYTES))
+/// How many bytes to read next for a header of which `have` bytes were read and that needed
+/// `needed` more at `at`, out of a file of `file_len` bytes.
+///
+/// # Errors
+/// [`Error::Corrupt`] naming `location` when the file cannot hold that, or the header would be
+/// over [`MAX_HEADER_BYTES`].
+pub(crate) fn grow_header_read(location: &str, have: u64, at: usize, needed: usize, file_len: u64) -> Result<u64> {
+    let end = (at as u64).checked_add(needed as u64).filter(|&end| end <= file_len.min(MAX_HEADER_BYTES));
+    match end {
+        Some(end) if end > have => Ok(end.max(have.saturating_mul(4)).min(file_len).min(MAX_HEADER_BYTES)),
+        _ => Err(Error::Corrupt {
+            path: location.to_owned(),
+            reason: format!("the header needs {needed} bytes at offset {at}: past the end of the file or over {MAX_HEADER_BYTES} bytes"),
+        }),
+    }
 }
 
 /// Reads as much of the file as the header needs, growing the read until it parses.
@@ -60,13 +70,7 @@ fn header(path: &Path, file_len: u64) -> Result<cloudify_netcdf3::Header> {
         let have = bytes.len() as u64;
         (&mut file).take(want - have).read_to_end(&mut bytes).map_err(io)?;
         match cloudify_netcdf3::parse(&bytes) {
-            Err(cloudify_netcdf3::Error::Truncated { at, needed }) => match grow_header_read(bytes.len() as u64, at, needed, file_len) {
-                Some(next) if next > bytes.len() as u64 => want = next,
-                _ => {
-                    let reason = format!("the header needs {needed} bytes at offset {at}: past the end of the file or over {MAX_HEADER_BYTES} bytes");
-                    return Err(Error::Corrupt { path: shown, reason });
-                }
-            },
+            Err(cloudify_netcdf3::Error::Truncated { at, needed }) => want = grow_header_read(&shown, bytes.len() as u64, at, needed, file_len)?,
             Err(err) => return Err(Error::Corrupt { path: shown, reason: err.to_string() }),
             Ok(header) => return Ok(header),
         }

@@ -130,10 +130,7 @@ pub async fn scan_remote(location: &str, id: &str, stores: &cloudify_store::Stor
             return Err(Error::NotNetcdf { path: location.to_owned() });
         }
         match cloudify_netcdf3::parse(&head) {
-            Err(cloudify_netcdf3::Error::Truncated { at, needed }) => match classic::grow_header_read(want, at, needed, size) {
-                Some(next) if next > want => want = next,
-                _ => return Err(Error::Corrupt { path: location.to_owned(), reason: format!("the header needs {needed} bytes at offset {at}: past the end of the file or over {} bytes", classic::MAX_HEADER_BYTES) }),
-            },
+            Err(cloudify_netcdf3::Error::Truncated { at, needed }) => want = classic::grow_header_read(location, want, at, needed, size)?,
             Err(err) => return Err(Error::Corrupt { path: location.to_owned(), reason: err.to_string() }),
             Ok(header) => return classic::from_header(&header, size, location, id, limits),
         }
