@@ -147,11 +147,17 @@ pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerC
         tracing::warn!("{warning}");
     }
     let openapi = openapi::document(&docs).to_json().unwrap_or_else(|_| "{}".to_owned());
+    let state_auth = registry.auth();
     let state = AppState { registry, plugins: Arc::new(infos), openapi: Arc::new(openapi) };
     let router = router
         .fallback(fallback)
         .with_state(state)
-        .layer(axum::middleware::from_fn(refuse_own_requests))
+        .layer(axum::middleware::from_fn(refuse_own_requests));
+    let router = match state_auth {
+        Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, crate::auth::guard)),
+        None => router,
+    };
+    let router = router
         .layer(CatchPanicLayer::custom(|_| json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")))
         .layer(axum::middleware::from_fn_with_state(Arc::new(Admission::new(server)), admit))
         .layer(cors(&server.cors_allow_origins))

@@ -24,6 +24,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// `[limits]`: caps on what one file or reference set may make the server allocate.
     pub limits: Limits,
+    /// `[auth]`: datasets behind bearer tokens (none by default).
+    pub auth: crate::auth::AuthConfig,
     /// `[[datasets]]`: one entry per dataset.
     pub datasets: Vec<DatasetConfig>,
     /// `[[folders]]`: every NetCDF file under a folder, ids from file names.

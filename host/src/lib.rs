@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod datasets;
 pub mod error;

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 use clap::{Parser, Subcommand};
 use cloudify::{
     app::app,
+    auth::{protect, Auth},
     config::Config,
     datasets::open_all,
     links::Links,
@@ -226,6 +227,13 @@ async fn serve(config: Config, plugin_dirs: Vec<PathBuf>) -> ExitCode {
         tracing::warn!("server.public_url and server.allowed_hosts are not set: links in catalogs name http://{addr}, not the host clients use");
     }
     let registry = Arc::new(Registry::new(config.server.max_region_bytes));
+    match Auth::new(&config.auth) {
+        Ok(auth) => protect(&registry, auth),
+        Err(err) => {
+            tracing::error!("invalid configuration: {err}");
+            return ExitCode::from(2);
+        }
+    }
     let files = candidate_files(&config, &plugin_dirs);
     let loaded = loader::load(&config, &files, &registry, &tokio::runtime::Handle::current());
     let app = app(Arc::clone(&registry), loaded.plugins, &config.server, links);

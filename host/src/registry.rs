@@ -12,6 +12,8 @@ use cloudify_dataset::{check_chunk_index, variable, DatasetMeta, Error, Result, 
 use cloudify_sdk::{ChunkKey, DatasetSourceBox};
 use indexmap::IndexMap;
 
+use crate::auth::{Auth, Caller};
+
 /// Every dataset the server answers for. Configured datasets are added while the server
 /// already serves (opening runs in the background), so one slow source delays nobody.
 pub struct Registry {
@@ -21,6 +23,8 @@ pub struct Registry {
     max_region_bytes: u64,
     /// Whether every configured dataset has been opened (or skipped).
     opened: AtomicBool,
+    /// Who may read what, when `[[auth.groups]]` are configured.
+    auth: std::sync::OnceLock<Arc<Auth>>,
 }
 
 struct Provider {
@@ -37,7 +41,23 @@ impl Registry {
             plugins: RwLock::new(Vec::new()),
             max_region_bytes,
             opened: AtomicBool::new(false),
+            auth: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Puts the datasets behind `auth`: from now on [`Registry::ids`] and [`Registry::get`]
+    /// answer only what the caller of the request being handled may read.
+    pub fn set_auth(&self, auth: Arc<Auth>) {
+        let _ = self.auth.set(auth);
+    }
+
+    /// The access control in force, if any.
+    pub fn auth(&self) -> Option<Arc<Auth>> {
+        self.auth.get().cloned()
+    }
+
+    fn visible(&self, id: &str) -> bool {
+        Caller::may_read(self.auth.get(), id)
     }
 
     /// Serves `source` as `id`; a later insert with the same id replaces the earlier one.
@@ -81,7 +101,8 @@ impl Registry {
         self.max_region_bytes
     }
 
-    /// All dataset ids: configured ones first, then each provider's, without repeats.
+    /// All dataset ids the caller may read: configured ones first, then each provider's,
+    /// without repeats.
     pub fn ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.datasets.read().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect();
         for provider in self.providers.read().unwrap_or_else(PoisonError::into_inner).iter() {
@@ -91,11 +112,16 @@ impl Registry {
                 }
             }
         }
+        ids.retain(|id| self.visible(id));
         ids
     }
 
-    /// The dataset `id`: a configured one, else the first provider that lists it.
+    /// The dataset `id`: a configured one, else the first provider that lists it; `None` also
+    /// when the caller may not read it.
     pub fn get(&self, id: &str) -> Option<SharedSource> {
+        if !self.visible(id) {
+            return None;
+        }
         if let Some(source) = self.datasets.read().unwrap_or_else(PoisonError::into_inner).get(id) {
             return Some(Arc::clone(source));
         }

@@ -227,3 +227,46 @@ fn a_source_that_never_answers_delays_no_other_dataset() {
     assert_eq!(server.get("/ready").status, 503);
     drop(silent);
 }
+
+#[test]
+fn datasets_behind_tokens_are_hidden_from_everyone_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let published = dir.path().join("published");
+    std::fs::create_dir(&published).unwrap();
+    let floats: Vec<u8> = [1.5f32, 2.5].iter().flat_map(|f| f.to_be_bytes()).collect();
+    std::fs::write(published.join("good.nc"), classic(0, &[("x", 2)], &[("v", &[0], 5, None)], &floats)).unwrap();
+    let config = format!(
+        "[[folders]]\npath = \"{}\"\n\n[[auth.groups]]\nname = \"team\"\ndatasets = [\"dem?\"]\ntokens_env = \"TEST_TOKENS\"\n",
+        published.display()
+    );
+    let config_file = dir.path().join("cloudify.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let args = ["--config", config_file.to_str().unwrap(), "--plugin-dir", fixtures().plugin_dir.to_str().unwrap()];
+    let server = Server::start_with(&cloudify_bin(), &args, &[("TEST_TOKENS", "tok-1, tok-2")]);
+    let ids = |reply: crate::util::Reply| reply.json().as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect::<Vec<_>>();
+
+    // Anonymous: the protected dataset is in no list, and its routes ask for a token.
+    assert!(!ids(server.get("/datasets")).contains(&"demo".to_owned()));
+    assert!(ids(server.get("/datasets")).contains(&"good".to_owned()));
+    for path in ["/datasets/demo/info", "/datasets/demo/zarr/.zmetadata", "/datasets/demo/kerchunk.json", "/datasets/demo/stac"] {
+        let reply = server.get(path);
+        assert_eq!(reply.status, 401, "{path}");
+        assert!(reply.json()["error"].is_string(), "{path}");
+    }
+    let search = server.get("/stac/search?limit=100").json();
+    assert!(search["features"].as_array().unwrap().iter().all(|f| f["id"] != "demo"), "{search}");
+    assert!(search["features"].as_array().unwrap().iter().any(|f| f["id"] == "good"), "{search}");
+    assert_eq!(server.get("/stac/collections/cloudify-all/items/demo").status, 404);
+    assert!(!server.get("/intake.yaml").text().contains("demo"));
+    assert_eq!(server.get("/datasets/good/zarr/.zmetadata").status, 200);
+
+    // A wrong token is refused; a right one, as bearer or API key, opens the dataset.
+    assert_eq!(server.get_with("/datasets", ("authorization", "Bearer nope")).status, 401);
+    assert_eq!(server.get_with("/datasets/demo/info", ("authorization", "Bearer nope")).status, 401);
+    let bearer = ("authorization", "Bearer tok-2");
+    assert!(ids(server.get_with("/datasets", bearer)).contains(&"demo".to_owned()));
+    assert_eq!(server.get_with("/datasets/demo/zarr/.zmetadata", bearer).status, 200);
+    assert_eq!(server.get_with("/datasets/demo/info", ("x-api-key", "tok-1")).status, 200);
+    let search = server.get_with("/stac/search?limit=100", bearer).json();
+    assert!(search["features"].as_array().unwrap().iter().any(|f| f["id"] == "demo"), "{search}");
+}
