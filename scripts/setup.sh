@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what cloudify needs on Debian, only what is missing: system packages, and with
-# --python the venv of the interop suite (.venv, re-made when its requirements change).
+# --python the venvs of the interop suite (.venv and .venv-zarr30, re-made when their
+# requirements change).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,15 +23,23 @@ if [ ${#packages[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}"
 fi
 
-if [ "${1:-}" = "--python" ]; then
-  stamp=.venv/.requirements.sha256
-  want=$(sha256sum tests/interop/requirements.txt | cut -d' ' -f1)
-  if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "setup: creating .venv for the interop tests"
-    rm -rf .venv
-    python3 -m venv .venv
-    .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -r tests/interop/requirements.txt
-    echo "$want" > "$stamp"
+# A venv from a requirements file, re-made when the file changes.
+venv() {
+  local dir=$1 requirements=$2 want
+  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [ ! -x "$dir/bin/python" ] || [ "$(cat "$dir/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
+    echo "setup: creating $dir for the interop tests"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --upgrade pip
+    "$dir/bin/pip" install -q -r "$requirements"
+    echo "$want" > "$dir/.requirements.sha256"
   fi
+}
+
+if [ "${1:-}" = "--python" ]; then
+  venv .venv tests/interop/requirements.txt
+  # zarr-python 3.0.x, still pinned by clients such as ceda-datapoint: the catalog assets must
+  # open there too.
+  venv .venv-zarr30 tests/interop/requirements-zarr30.txt
 fi

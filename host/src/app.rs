@@ -24,6 +24,7 @@ use tower_http::{
 };
 
 use crate::{
+    budget::{sent_with, Held, Release},
     config::ServerConfig,
     error::{json_error, AppError},
     links::{Links, BASE_URL_HEADER},
@@ -158,6 +159,7 @@ pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerC
         None => router,
     };
     let router = router
+        .layer(axum::middleware::from_fn(crate::budget::hold_reads))
         .layer(CatchPanicLayer::custom(|_| json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")))
         .layer(axum::middleware::from_fn_with_state(Arc::new(Admission::new(server)), admit))
         .layer(cors(&server.cors_allow_origins))
@@ -296,19 +298,24 @@ impl PluginRoute {
             headers,
             body: body.to_vec().into(),
         };
-        into_axum(self.handler.call(self.host.clone(), request).await)
+        let response = self.handler.call(self.host.clone(), request).await;
+        into_axum(response, Held::current())
     }
 }
 
-/// Converts a plugin's response without copying its body.
-fn into_axum(response: cloudify_sdk::Response) -> Response {
+/// Converts a plugin's response without copying its body; the body carries the grants of
+/// the reads it came from (`held`) until it has been sent.
+fn into_axum(response: cloudify_sdk::Response, held: Option<Held>) -> Response {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = match response.body {
-        cloudify_sdk::Body::Bytes(bytes) => Body::from(Bytes::from_owner(bytes)),
-        cloudify_sdk::Body::Stream(stream) => Body::from_stream(futures::stream::unfold(stream, |mut stream| async move {
-            let piece = stream.next_chunk().await.into_option()?;
-            Some((Ok::<_, Infallible>(Bytes::from_owner(piece)), stream))
-        })),
+        cloudify_sdk::Body::Bytes(bytes) => Body::from(sent_with(bytes, held)),
+        cloudify_sdk::Body::Stream(stream) => {
+            let state = (stream, Release::of(held));
+            Body::from_stream(futures::stream::unfold(state, |(mut stream, release)| async move {
+                let piece = stream.next_chunk().await.into_option()?;
+                Some((Ok::<_, Infallible>(Bytes::from_owner(piece)), (stream, release)))
+            }))
+        }
     };
     let mut out = Response::new(body);
     *out.status_mut() = status;
@@ -331,7 +338,7 @@ mod tests {
     use super::*;
 
     fn demo_app() -> Router {
-        let registry = Registry::new(1 << 20);
+        let registry = Registry::new(1 << 20, 1 << 20);
         registry.insert("demo", Arc::new(cloudify_dataset::demo_dataset("demo").unwrap()));
         let server = ServerConfig::default();
         app(Arc::new(registry), Vec::new(), &server, Links::new(&server, "127.0.0.1:9000").unwrap()).router

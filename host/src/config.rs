@@ -48,6 +48,9 @@ pub struct ServerConfig {
     pub max_request_body: usize,
     /// Largest region a single read may produce, in bytes. Default 256 MiB.
     pub max_region_bytes: u64,
+    /// Bytes read from datasets for answers not yet sent, at once; more reads wait. Bounds
+    /// memory at any load. Default 128 MiB.
+    pub max_inflight_bytes: u64,
     /// Seconds to let running requests finish after SIGTERM. Default 10.
     pub shutdown_grace_secs: u64,
     /// The URL clients reach the server at (`https://data.example.org/cloudify`), for the
@@ -79,6 +82,7 @@ impl Default for ServerConfig {
             log_format: "text".to_owned(),
             max_request_body: 16 << 20,
             max_region_bytes: 256 << 20,
+            max_inflight_bytes: 128 << 20,
             shutdown_grace_secs: 10,
             public_url: None,
             allowed_hosts: Vec::new(),

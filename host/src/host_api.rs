@@ -7,13 +7,13 @@ use abi_stable::{
     std_types::{RArc, RResult, RStr, RString, RVec},
 };
 use async_ffi::{FfiFuture, FutureExt as _};
-use cloudify_dataset::{read_region, ChunkRef as DataChunkRef, Error as DataError, SharedSource};
+use cloudify_dataset::{read_region, variable, ChunkRef as DataChunkRef, Error as DataError, SharedSource, VariableMeta};
 use cloudify_sdk::{
     BlockingTaskBox, ChunkKey, ChunkRef, ErrorKind, FileStat, Host, HostApi, HostApi_TO, HostError, LogLevel, Region,
 };
 use tokio::runtime::Handle;
 
-use crate::{error::to_host_error, registry::Registry};
+use crate::{budget::Held, error::to_host_error, registry::Registry};
 
 /// One plugin's handle on the host.
 #[derive(Clone)]
@@ -58,6 +58,27 @@ impl PluginHost {
         }
         .into_ffi()
     }
+
+    /// A read of bytes that live on in the answer: [`Self::on_runtime`], after taking the
+    /// size `bytes` tells from the read budget. The grant goes with the request being handled
+    /// until its response is sent.
+    fn budgeted<B, F>(&self, dataset: &str, bytes: B, read: impl FnOnce(SharedSource) -> F + Send + 'static)
+        -> FfiFuture<RResult<RVec<u8>, HostError>>
+    where
+        B: std::future::Future<Output = u64> + Send + 'static,
+        F: std::future::Future<Output = Result<RVec<u8>, DataError>> + Send + 'static,
+    {
+        let held = Held::current();
+        let registry = Arc::clone(&self.registry);
+        self.on_runtime(dataset, move |source| async move {
+            let grant = registry.read_budget().take(bytes.await, held.as_ref()).await;
+            let bytes = read(source).await?;
+            if let Some(held) = held {
+                held.keep(grant);
+            }
+            Ok(bytes)
+        })
+    }
 }
 
 /// A data-plane chunk reference as the ABI carries it.
@@ -86,13 +107,28 @@ impl HostApi for PluginHost {
     }
 
     fn read_chunk(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>> {
-        self.on_runtime(&key.dataset, move |source| async move {
+        let source = self.source(&key.dataset).ok();
+        let name = key.variable.to_string();
+        let bytes = async move {
+            let meta = source.and_then(|source| source.metadata().ok());
+            meta.and_then(|meta| variable(&meta, &name).ok().map(VariableMeta::chunk_bytes)).unwrap_or(0)
+        };
+        self.budgeted(&key.dataset.clone(), bytes, move |source| async move {
             source.read_chunk(&key.variable, &key.index).await.map(RVec::from)
         })
     }
 
     fn read_raw_chunk(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>> {
-        self.on_runtime(&key.dataset, move |source| async move {
+        let source = self.source(&key.dataset).ok();
+        let (name, index) = (key.variable.to_string(), key.index.to_vec());
+        let bytes = async move {
+            let Some(source) = source else { return 0 };
+            match source.chunk_ref(&name, &index).await {
+                Ok(DataChunkRef::Range { length, .. }) => length,
+                _ => 0,
+            }
+        };
+        self.budgeted(&key.dataset.clone(), bytes, move |source| async move {
             source.read_raw_chunk(&key.variable, &key.index).await.map(RVec::from)
         })
     }
@@ -105,7 +141,14 @@ impl HostApi for PluginHost {
 
     fn read_region(&self, region: Region) -> FfiFuture<RResult<RVec<u8>, HostError>> {
         let limit = self.registry.max_region_bytes();
-        self.on_runtime(&region.dataset, move |source| async move {
+        let source = self.source(&region.dataset).ok();
+        let (name, shape) = (region.variable.to_string(), region.shape.to_vec());
+        let bytes = async move {
+            let meta = source.and_then(|source| source.metadata().ok());
+            let item = meta.and_then(|meta| variable(&meta, &name).ok().map(|var| var.dtype.size() as u64)).unwrap_or(0);
+            shape.iter().try_fold(item, |product, &n| product.checked_mul(n)).unwrap_or(u64::MAX)
+        };
+        self.budgeted(&region.dataset.clone(), bytes, move |source| async move {
             read_region(&*source, &region.variable, &region.start, &region.shape, limit).await.map(RVec::from)
         })
     }
@@ -152,7 +195,7 @@ impl HostApi for PluginHost {
     fn read_source_file(&self, dataset: RStr<'_>, file: RStr<'_>, offset: u64, length: u64)
         -> FfiFuture<RResult<RVec<u8>, HostError>> {
         let file = file.as_str().to_owned();
-        self.on_runtime(dataset.as_str(), move |source| async move {
+        self.budgeted(dataset.as_str(), async move { length }, move |source| async move {
             source.read_file(&file, offset, length).await.map(RVec::from)
         })
     }

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod datasets;
 pub mod error;

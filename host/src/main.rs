@@ -182,7 +182,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Plugins => {
-            let registry = Arc::new(Registry::new(config.server.max_region_bytes));
+            let registry = Arc::new(Registry::new(config.server.max_region_bytes, config.server.max_inflight_bytes));
             runtime.block_on(open_all(&config, Arc::new(Stores::new()), &registry));
             let files = candidate_files(&config, &cli.plugin_dir);
             let loaded = loader::load(&config, &files, &registry, runtime.handle());
@@ -226,7 +226,7 @@ async fn serve(config: Config, plugin_dirs: Vec<PathBuf>) -> ExitCode {
     if !links.is_configured() && !listener.local_addr().is_ok_and(|a| a.ip().is_loopback()) {
         tracing::warn!("server.public_url and server.allowed_hosts are not set: links in catalogs name http://{addr}, not the host clients use");
     }
-    let registry = Arc::new(Registry::new(config.server.max_region_bytes));
+    let registry = Arc::new(Registry::new(config.server.max_region_bytes, config.server.max_inflight_bytes));
     match Auth::new(&config.auth) {
         Ok(auth) => protect(&registry, auth),
         Err(err) => {
@@ -258,7 +258,7 @@ async fn stac_build(mut config: Config, plugin_dirs: Vec<PathBuf>, out: &std::pa
         eprintln!("cloudify: give --base-url (or [plugin.stac] public_url): the URL the assets point to");
         return ExitCode::from(2);
     }
-    let registry = Arc::new(Registry::new(config.server.max_region_bytes));
+    let registry = Arc::new(Registry::new(config.server.max_region_bytes, config.server.max_inflight_bytes));
     open_all(&config, Arc::new(Stores::new()), &registry).await;
     let files = candidate_files(&config, &plugin_dirs);
     let loaded = loader::load(&config, &files, &registry, &tokio::runtime::Handle::current());

@@ -12,7 +12,10 @@ use cloudify_dataset::{check_chunk_index, variable, DatasetMeta, Error, Result, 
 use cloudify_sdk::{ChunkKey, DatasetSourceBox};
 use indexmap::IndexMap;
 
-use crate::auth::{Auth, Caller};
+use crate::{
+    auth::{Auth, Caller},
+    budget::ReadBudget,
+};
 
 /// Every dataset the server answers for. Configured datasets are added while the server
 /// already serves (opening runs in the background), so one slow source delays nobody.
@@ -21,6 +24,7 @@ pub struct Registry {
     providers: RwLock<Vec<Provider>>,
     plugins: RwLock<Vec<String>>,
     max_region_bytes: u64,
+    read_budget: ReadBudget,
     /// Whether every configured dataset has been opened (or skipped).
     opened: AtomicBool,
     /// Who may read what, when `[[auth.groups]]` are configured.
@@ -33,13 +37,15 @@ struct Provider {
 }
 
 impl Registry {
-    /// An empty registry whose region reads stop at `max_region_bytes`.
-    pub fn new(max_region_bytes: u64) -> Self {
+    /// An empty registry whose region reads stop at `max_region_bytes` and whose reads hold
+    /// at most `max_inflight_bytes` at once.
+    pub fn new(max_region_bytes: u64, max_inflight_bytes: u64) -> Self {
         Self {
             datasets: RwLock::default(),
             providers: RwLock::new(Vec::new()),
             plugins: RwLock::new(Vec::new()),
             max_region_bytes,
+            read_budget: ReadBudget::new(max_inflight_bytes),
             opened: AtomicBool::new(false),
             auth: std::sync::OnceLock::new(),
         }
@@ -99,6 +105,11 @@ impl Registry {
     /// The largest region a read may produce, in bytes.
     pub fn max_region_bytes(&self) -> u64 {
         self.max_region_bytes
+    }
+
+    /// The bytes reads may hold at once.
+    pub fn read_budget(&self) -> &ReadBudget {
+        &self.read_budget
     }
 
     /// All dataset ids the caller may read: configured ones first, then each provider's,

@@ -9,8 +9,11 @@
 #                     the first pass every chunk comes from the cache
 #   run 3 "source":   nginx-v2 and cloudify with codec "source" (stored chunks as they are),
 #                     caches off
+#   run 4 "default":  nginx-v2 and cloudify with the default config (512 MiB encoded-chunk
+#                     cache, 256 MiB decoded-chunk cache, 128 MiB read budget): peak RSS against
+#                     what the configuration allows
 #
-# Usage: tests/bench/zarr_vs_xpublish.sh   (env: ROUNDS=2, DURATION=10, OUT=/tmp/cloudify-bench,
+# Usage: tests/bench/zarr_vs_xpublish.sh   (env: RUNS, ROUNDS=2, DURATION=10, OUT=/tmp/cloudify-bench,
 #        ZARR_FORMAT=2|3, BENCH_DIR=../shared/bench). Needs the harness set up (its setup.sh).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,13 +23,18 @@ out=${OUT:-/tmp/cloudify-bench}
 export ROUNDS=${ROUNDS:-2} DATA=$data ENDPOINT=zarr ZARR_FORMAT=${ZARR_FORMAT:-2}
 source "$repo/tests/bench/server.sh"
 
-OUTDIR=$out/uncached \
-  SERVER_CMD="env CLOUDIFY_LOG=warn CLOUDIFY_CACHE__CHUNK_BYTES=0 CLOUDIFY_PLUGIN__ZARR__CACHE_BYTES=0 $serve" \
-  bash "$bench/run_all.sh" xpublish-dask nginx-v2 nginx-v3 server
-OUTDIR=$out/cached \
-  SERVER_CMD="env CLOUDIFY_LOG=warn CLOUDIFY_CACHE__CHUNK_BYTES=0 CLOUDIFY_PLUGIN__ZARR__CACHE_BYTES=2147483648 $serve" \
-  bash "$bench/run_all.sh" nginx-v2 server
-OUTDIR=$out/source \
-  SERVER_CMD="env CLOUDIFY_LOG=warn CLOUDIFY_PLUGIN__ZARR__CODEC=source CLOUDIFY_CACHE__CHUNK_BYTES=0 CLOUDIFY_PLUGIN__ZARR__CACHE_BYTES=0 $serve" \
-  bash "$bench/run_all.sh" nginx-v2 server
-echo "summaries: $out/uncached/summary.md $out/cached/summary.md $out/source/summary.md"
+# RUNS selects runs (default: all four).
+for run in ${RUNS:-uncached cached source default}; do
+  case $run in
+    uncached) targets="xpublish-dask nginx-v2 nginx-v3 server"
+              env="CLOUDIFY_CACHE__CHUNK_BYTES=0 CLOUDIFY_PLUGIN__ZARR__CACHE_BYTES=0" ;;
+    cached)   targets="nginx-v2 server"
+              env="CLOUDIFY_CACHE__CHUNK_BYTES=0 CLOUDIFY_PLUGIN__ZARR__CACHE_BYTES=2147483648" ;;
+    source)   targets="nginx-v2 server"
+              env="CLOUDIFY_PLUGIN__ZARR__CODEC=source CLOUDIFY_CACHE__CHUNK_BYTES=0 CLOUDIFY_PLUGIN__ZARR__CACHE_BYTES=0" ;;
+    default)  targets="nginx-v2 server"; env="" ;;
+    *) echo "unknown run $run" >&2; exit 2 ;;
+  esac
+  OUTDIR=$out/$run SERVER_CMD="env CLOUDIFY_LOG=warn $env $serve" bash "$bench/run_all.sh" $targets
+  echo "summary: $out/$run/summary.md"
+done

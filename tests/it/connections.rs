@@ -131,3 +131,75 @@ fn hostile_paths_are_decoded_once_and_answered_in_json() {
     assert!(get("/datasets/demo/files/..%252F..%252Fetc%252Fpasswd").starts_with("HTTP/1.1 404"));
     assert_eq!(server.get("/health").status, 200);
 }
+
+/// Resident memory of process `pid`, in bytes.
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+#[test]
+fn clients_that_do_not_read_cannot_make_memory_grow_past_the_read_budget() {
+    const CHUNK: usize = 8 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    // Eight uncompressed chunks of 8 MiB, each a different byte.
+    let data: Vec<u8> = (0..8u8).flat_map(|i| std::iter::repeat_n(i + 1, CHUNK)).collect();
+    std::fs::write(dir.path().join("data.bin"), &data).unwrap();
+    let count = (CHUNK / 2) as u64;
+    let zarray = serde_json::json!({"zarr_format": 2, "shape": [8 * count], "chunks": [count], "dtype": "<i2",
+                                    "compressor": null, "fill_value": 0, "filters": null, "order": "C"});
+    let mut refs = serde_json::json!({".zgroup": "{\"zarr_format\":2}", "v/.zarray": zarray.to_string(),
+                                      "v/.zattrs": "{\"_ARRAY_DIMENSIONS\":[\"x\"]}"});
+    for i in 0..8 {
+        refs[format!("v/{i}")] = serde_json::json!(["data.bin", i * CHUNK, CHUNK]);
+    }
+    std::fs::write(dir.path().join("big.json"), serde_json::json!({"version": 1, "refs": refs}).to_string()).unwrap();
+    let config = dir.path().join("cloudify.toml");
+    std::fs::write(&config, format!("[[datasets]]\nid = \"big\"\npath = \"{}/big.json\"\n", dir.path().display())).unwrap();
+    let server = crate::util::Server::start_with(
+        &crate::util::cloudify_bin(),
+        &["--config", config.to_str().unwrap()],
+        &[("CLOUDIFY_SERVER__MAX_INFLIGHT_BYTES", "16777216")],
+    );
+    assert_eq!(server.get("/datasets/big/kerchunk/v/0").body.len(), CHUNK);
+    let before = resident_bytes(server.pid());
+
+    // 48 clients ask for 8 MiB stored chunks and do not read the answers: without the budget
+    // every answer would sit in memory (384 MiB); with it, 16 MiB are read at once.
+    let clients: Vec<(usize, TcpStream)> = (0..48)
+        .map(|n| {
+            let mut stream = TcpStream::connect(address(&server)).unwrap();
+            let request = format!("GET /datasets/big/kerchunk/v/{} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", n % 8);
+            stream.write_all(request.as_bytes()).unwrap();
+            (n % 8, stream)
+        })
+        .collect();
+    let mut peak = before;
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(100));
+        peak = peak.max(resident_bytes(server.pid()));
+    }
+    // Every client then gets its whole answer.
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|(chunk, mut stream)| {
+            std::thread::spawn(move || {
+                stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                let mut answer = Vec::new();
+                stream.read_to_end(&mut answer).unwrap();
+                let body = answer.split_at(answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4).1.to_vec();
+                (chunk, answer.starts_with(b"HTTP/1.1 200"), body)
+            })
+        })
+        .collect();
+    for reader in readers {
+        let (chunk, ok, body) = reader.join().unwrap();
+        assert!(ok, "chunk {chunk} answered");
+        assert_eq!(body.len(), CHUNK, "chunk {chunk}");
+        assert!(body.iter().all(|&b| b == chunk as u8 + 1), "chunk {chunk} has wrong bytes");
+    }
+    let grown = peak.saturating_sub(before);
+    assert!(grown < 64 << 20, "resident memory grew by {} MiB with 48 unread 8 MiB answers", grown >> 20);
+    assert_eq!(server.get("/health").status, 200);
+}

@@ -390,7 +390,13 @@ impl StacService {
         let total = matched.len();
         let page: Vec<Value> = matched.iter().skip(offset).take(limit).map(|item| rebase(item, &base)).collect();
         let returned = page.len();
-        let mut links = vec![json!({"rel": "root", "href": format!("{base}/stac"), "type": "application/json"})];
+        // A POST search's page cannot be fetched again by its URL alone: `self` names the
+        // endpoint, as other STAC APIs do.
+        let this = if post || req.query.is_empty() { href.to_owned() } else { format!("{href}?{}", req.query) };
+        let mut links = vec![
+            json!({"rel": "self", "href": this, "type": "application/geo+json"}),
+            json!({"rel": "root", "href": format!("{base}/stac"), "type": "application/json"}),
+        ];
         if offset + returned < total {
             let next = Search { token: Some(format!("next:{}", offset + returned)), limit: Some(limit), ..search };
             links.push(if post {

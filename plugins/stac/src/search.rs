@@ -177,13 +177,11 @@ fn interval(text: &str) -> Result<(Option<Instant>, Option<Instant>), String> {
     match text.split_once('/') {
         None => instant(text).map(|t| (Some(t), Some(t))),
         Some((start, end)) => {
-            let (start, end) = (open(start)?, open(end)?);
-            if let (Some(s), Some(e)) = (start, end) {
-                if s > e {
-                    return Err(format!("datetime '{text}' ends before it starts"));
-                }
+            match (open(start)?, open(end)?) {
+                (None, None) => Err(format!("datetime '{text}' is open at both ends")),
+                (Some(s), Some(e)) if s > e => Err(format!("datetime '{text}' ends before it starts")),
+                bounds => Ok(bounds),
             }
-            Ok((start, end))
         }
     }
 }
@@ -346,6 +344,9 @@ mod tests {
         assert!(matches(json!({"datetime": "2015-12-01T00:00:00Z/.."})));
         assert!(!matches(json!({"datetime": "2016-01-01T00:00:00Z/.."})));
         assert!(!matches(json!({"datetime": "2000-01-01T00:00:00Z/2014-12-31T00:00:00Z"})));
+        for open in ["/", "../..", "/..", "../"] {
+            assert!(serde_json::from_value::<Search>(json!({"datetime": open})).unwrap().filter().is_err(), "{open}");
+        }
         let bad = serde_json::from_value::<Search>(json!({"datetime": "2015"})).unwrap().filter().unwrap_err();
         assert!(bad.contains("RFC 3339"), "{bad}");
     }

@@ -1,0 +1,182 @@
+//! The read budget: bytes read from datasets for answers not yet sent, bounded by
+//! `server.max_inflight_bytes` so that memory stays within the configuration at any load.
+//!
+//! A plugin's read through the host ([`crate::host_api`]) takes its size from the budget
+//! before it starts, waiting while the budget is spent. The grant stays with the request
+//! being handled until its answer's bytes have been sent (or dropped), because the bytes read
+//! live on in the answer: a stored chunk passed through, a decoded one until it is encoded.
+//! Reads made outside a request (a body streamed piece by piece, start-up work) hold their
+//! grant only while they read.
+
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use axum::{extract::Request, middleware::Next, response::Response};
+use bytes::Bytes;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Budget unit: a read of a few bytes still takes one.
+const UNIT: u64 = 64 << 10;
+
+/// How long a response may hold its grant while the client reads it. A client that stops
+/// reading keeps its connection (and the kernel's socket buffer) but no longer blocks the
+/// reads of everyone else.
+const SEND_GRACE: Duration = Duration::from_secs(60);
+
+/// Bytes that reads may hold at once.
+#[derive(Debug)]
+pub struct ReadBudget {
+    units: Arc<Semaphore>,
+    max_units: u32,
+}
+
+/// Bytes taken from the budget; given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Grant {
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl ReadBudget {
+    /// A budget of `max_bytes` (at least one unit).
+    pub fn new(max_bytes: u64) -> Self {
+        let max_units = u32::try_from(max_bytes.div_ceil(UNIT)).unwrap_or(u32::MAX >> 3).clamp(1, u32::MAX >> 3);
+        Self { units: Arc::new(Semaphore::new(max_units as usize)), max_units }
+    }
+
+    /// Takes `bytes` from the budget, waiting while it is spent. A read larger than the whole
+    /// budget takes all of it. A request that already holds a grant does not wait (it could
+    /// wait for itself): it takes what is free, if anything.
+    pub(crate) async fn take(&self, bytes: u64, held: Option<&Held>) -> Grant {
+        let units = u32::try_from(bytes.div_ceil(UNIT)).unwrap_or(u32::MAX).clamp(1, self.max_units);
+        if held.is_some_and(Held::holds_any) {
+            return Grant { _permit: Arc::clone(&self.units).try_acquire_many_owned(units).ok() };
+        }
+        Grant { _permit: Arc::clone(&self.units).acquire_many_owned(units).await.ok() }
+    }
+
+    /// Bytes free now (for tests and logs).
+    pub fn available_bytes(&self) -> u64 {
+        self.units.available_permits() as u64 * UNIT
+    }
+}
+
+tokio::task_local! {
+    static HELD: Held;
+}
+
+/// The grants of the request being handled.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Held(Arc<Mutex<Vec<Grant>>>);
+
+impl Held {
+    /// The grants of the request whose handler is running on this task, if any.
+    pub(crate) fn current() -> Option<Self> {
+        HELD.try_with(Clone::clone).ok()
+    }
+
+    /// Keeps `grant` until the request's response has been sent.
+    pub(crate) fn keep(&self, grant: Grant) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).push(grant);
+    }
+
+    fn holds_any(&self) -> bool {
+        !self.0.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+    }
+
+    fn release(&self) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+}
+
+/// Middleware: the reads a request's handler makes are kept in the budget until its answer
+/// has been sent (see [`sent_with`]), or for [`SEND_GRACE`] at most.
+pub(crate) async fn hold_reads(req: Request, next: Next) -> Response {
+    let held = Held::default();
+    let response = HELD.scope(held.clone(), next.run(req)).await;
+    if held.holds_any() {
+        tokio::spawn(async move {
+            tokio::time::sleep(SEND_GRACE).await;
+            held.release();
+        });
+    }
+    response
+}
+
+/// The bytes of an answer that gives its request's grants back once they are sent: hyper
+/// drops a body as soon as it has queued the last bytes, but the bytes themselves only once
+/// they are written to the socket.
+pub(crate) fn sent_with<T: AsRef<[u8]> + Send + 'static>(bytes: T, held: Option<Held>) -> Bytes {
+    match Release::of(held) {
+        Some(release) => Bytes::from_owner(Holding { bytes, _release: release }),
+        None => Bytes::from_owner(bytes),
+    }
+}
+
+/// Gives a request's grants back when dropped.
+pub(crate) struct Release(Held);
+
+impl Release {
+    /// Releases `held`'s grants when dropped, if it holds any.
+    pub(crate) fn of(held: Option<Held>) -> Option<Self> {
+        held.filter(Held::holds_any).map(Self)
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+/// Bytes with the grants of the reads they came from.
+struct Holding<T> {
+    bytes: T,
+    _release: Release,
+}
+
+impl<T: AsRef<[u8]>> AsRef<[u8]> for Holding<T> {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_wait_while_the_budget_is_spent_and_resume_when_answers_are_sent() {
+        let budget = Arc::new(ReadBudget::new(4 * UNIT));
+        let first = Held::default();
+        first.keep(budget.take(3 * UNIT, None).await);
+        assert_eq!(budget.available_bytes(), UNIT);
+        // A second request needing more than is left waits ...
+        let waiting = tokio::spawn({
+            let budget = Arc::clone(&budget);
+            async move { budget.take(2 * UNIT, None).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        // ... until the first answer is sent.
+        first.release();
+        let grant = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
+        assert_eq!(budget.available_bytes(), 2 * UNIT);
+        drop(grant);
+        assert_eq!(budget.available_bytes(), 4 * UNIT);
+    }
+
+    #[tokio::test]
+    async fn a_request_holding_a_grant_never_waits_for_itself() {
+        let budget = ReadBudget::new(2 * UNIT);
+        let held = Held::default();
+        held.keep(budget.take(2 * UNIT, Some(&held)).await);
+        let more = tokio::time::timeout(Duration::from_secs(1), budget.take(UNIT, Some(&held))).await;
+        assert!(more.is_ok(), "a second read of the same request must not wait");
+        // A read larger than the whole budget takes all of it instead of waiting forever.
+        held.release();
+        let _all = tokio::time::timeout(Duration::from_secs(1), budget.take(100 * UNIT, None)).await.unwrap();
+        assert_eq!(budget.available_bytes(), 0);
+    }
+}
