@@ -299,19 +299,18 @@ impl PluginRoute {
             body: body.to_vec().into(),
         };
         let response = self.handler.call(self.host.clone(), request).await;
-        into_axum(response, Held::current())
+        into_axum(response, self.registry.read_budget().until_sent(Held::current()))
     }
 }
 
 /// Converts a plugin's response without copying its body; the body carries the grants of
-/// the reads it came from (`held`) until it has been sent.
-fn into_axum(response: cloudify_sdk::Response, held: Option<Held>) -> Response {
+/// the reads it came from (`release`) until it has been sent.
+fn into_axum(response: cloudify_sdk::Response, release: Option<Release>) -> Response {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = match response.body {
-        cloudify_sdk::Body::Bytes(bytes) => Body::from(sent_with(bytes, held)),
+        cloudify_sdk::Body::Bytes(bytes) => Body::from(sent_with(bytes, release)),
         cloudify_sdk::Body::Stream(stream) => {
-            let state = (stream, Release::of(held));
-            Body::from_stream(futures::stream::unfold(state, |(mut stream, release)| async move {
+            Body::from_stream(futures::stream::unfold((stream, release), |(mut stream, release)| async move {
                 let piece = stream.next_chunk().await.into_option()?;
                 Some((Ok::<_, Infallible>(Bytes::from_owner(piece)), (stream, release)))
             }))

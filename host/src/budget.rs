@@ -9,8 +9,12 @@
 //! grant only while they read.
 
 use std::{
-    sync::{Arc, Mutex, PoisonError},
-    time::Duration,
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, PoisonError,
+    },
+    time::{Duration, Instant},
 };
 
 use axum::{extract::Request, middleware::Next, response::Response};
@@ -20,7 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Budget unit: a read of a few bytes still takes one.
 const UNIT: u64 = 64 << 10;
 
-/// How long a response may hold its grant while the client reads it. A client that stops
+/// How long an answer may hold its grants while the client reads it. A client that stops
 /// reading keeps its connection (and the kernel's socket buffer) but no longer blocks the
 /// reads of everyone else.
 const SEND_GRACE: Duration = Duration::from_secs(60);
@@ -30,6 +34,21 @@ const SEND_GRACE: Duration = Duration::from_secs(60);
 pub struct ReadBudget {
     units: Arc<Semaphore>,
     max_units: u32,
+    unsent: Arc<Unsent>,
+    send_grace: Duration,
+}
+
+/// Answers holding grants that are being sent, by a serial number.
+#[derive(Debug, Default)]
+struct Unsent {
+    next: AtomicU64,
+    answers: Mutex<HashMap<u64, (Instant, Held)>>,
+}
+
+impl Unsent {
+    fn answers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (Instant, Held)>> {
+        self.answers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Bytes taken from the budget; given back when dropped.
@@ -42,7 +61,12 @@ impl ReadBudget {
     /// A budget of `max_bytes` (at least one unit).
     pub fn new(max_bytes: u64) -> Self {
         let max_units = u32::try_from(max_bytes.div_ceil(UNIT)).unwrap_or(u32::MAX >> 3).clamp(1, u32::MAX >> 3);
-        Self { units: Arc::new(Semaphore::new(max_units as usize)), max_units }
+        Self {
+            units: Arc::new(Semaphore::new(max_units as usize)),
+            max_units,
+            unsent: Arc::default(),
+            send_grace: SEND_GRACE,
+        }
     }
 
     /// Takes `bytes` from the budget, waiting while it is spent. A read larger than the whole
@@ -54,6 +78,32 @@ impl ReadBudget {
             return Grant { _permit: Arc::clone(&self.units).try_acquire_many_owned(units).ok() };
         }
         Grant { _permit: Arc::clone(&self.units).acquire_many_owned(units).await.ok() }
+    }
+
+    /// Keeps the grants of `held` (the request just answered) until the returned guard is
+    /// dropped with the answer's bytes, or the send grace has passed (see [`Self::sweep`]).
+    pub(crate) fn until_sent(&self, held: Option<Held>) -> Option<Release> {
+        let held = held.filter(Held::holds_any)?;
+        let serial = self.unsent.next.fetch_add(1, Ordering::Relaxed);
+        self.unsent.answers().insert(serial, (Instant::now(), held.clone()));
+        Some(Release { held, serial, unsent: Arc::clone(&self.unsent) })
+    }
+
+    /// Runs for the life of the server: every few seconds gives back the grants of answers
+    /// that clients have been reading for longer than the send grace. One task for all
+    /// answers, not a timer each.
+    pub async fn sweep(&self) {
+        let mut every = tokio::time::interval(self.send_grace / 12);
+        loop {
+            every.tick().await;
+            self.unsent.answers().retain(|_, (since, held)| {
+                let stale = since.elapsed() >= self.send_grace;
+                if stale {
+                    held.release();
+                }
+                !stale
+            });
+        }
     }
 
     /// Bytes free now (for tests and logs).
@@ -76,57 +126,51 @@ impl Held {
         HELD.try_with(Clone::clone).ok()
     }
 
-    /// Keeps `grant` until the request's response has been sent.
+    /// Keeps `grant` until the request's answer has been sent.
     pub(crate) fn keep(&self, grant: Grant) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).push(grant);
+        self.grants().push(grant);
     }
 
     fn holds_any(&self) -> bool {
-        !self.0.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+        !self.grants().is_empty()
     }
 
     fn release(&self) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.grants().clear();
+    }
+
+    fn grants(&self) -> std::sync::MutexGuard<'_, Vec<Grant>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// Middleware: the reads a request's handler makes are kept in the budget until its answer
-/// has been sent (see [`sent_with`]), or for [`SEND_GRACE`] at most.
+/// Middleware: the reads a request's handler makes are collected for its answer to carry
+/// (see [`sent_with`]).
 pub(crate) async fn hold_reads(req: Request, next: Next) -> Response {
-    let held = Held::default();
-    let response = HELD.scope(held.clone(), next.run(req)).await;
-    if held.holds_any() {
-        tokio::spawn(async move {
-            tokio::time::sleep(SEND_GRACE).await;
-            held.release();
-        });
-    }
-    response
+    HELD.scope(Held::default(), next.run(req)).await
 }
 
-/// The bytes of an answer that gives its request's grants back once they are sent: hyper
-/// drops a body as soon as it has queued the last bytes, but the bytes themselves only once
-/// they are written to the socket.
-pub(crate) fn sent_with<T: AsRef<[u8]> + Send + 'static>(bytes: T, held: Option<Held>) -> Bytes {
-    match Release::of(held) {
-        Some(release) => Bytes::from_owner(Holding { bytes, _release: release }),
-        None => Bytes::from_owner(bytes),
-    }
-}
-
-/// Gives a request's grants back when dropped.
-pub(crate) struct Release(Held);
-
-impl Release {
-    /// Releases `held`'s grants when dropped, if it holds any.
-    pub(crate) fn of(held: Option<Held>) -> Option<Self> {
-        held.filter(Held::holds_any).map(Self)
-    }
+/// Gives an answer's grants back when dropped.
+pub(crate) struct Release {
+    held: Held,
+    serial: u64,
+    unsent: Arc<Unsent>,
 }
 
 impl Drop for Release {
     fn drop(&mut self) {
-        self.0.release();
+        self.held.release();
+        self.unsent.answers().remove(&self.serial);
+    }
+}
+
+/// The bytes of an answer, holding `release` until they have been sent: hyper drops a body
+/// as soon as it has queued the last bytes, but the bytes themselves only once they are
+/// written to the socket.
+pub(crate) fn sent_with<T: AsRef<[u8]> + Send + 'static>(bytes: T, release: Option<Release>) -> Bytes {
+    match release {
+        Some(release) => Bytes::from_owner(Holding { bytes, _release: release }),
+        None => Bytes::from_owner(bytes),
     }
 }
 
@@ -151,6 +195,7 @@ mod tests {
         let budget = Arc::new(ReadBudget::new(4 * UNIT));
         let first = Held::default();
         first.keep(budget.take(3 * UNIT, None).await);
+        let answer = sent_with(vec![1u8; 10], budget.until_sent(Some(first)));
         assert_eq!(budget.available_bytes(), UNIT);
         // A second request needing more than is left waits ...
         let waiting = tokio::spawn({
@@ -159,12 +204,13 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiting.is_finished());
-        // ... until the first answer is sent.
-        first.release();
+        // ... until the first answer's bytes are gone.
+        drop(answer);
         let grant = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
         assert_eq!(budget.available_bytes(), 2 * UNIT);
         drop(grant);
         assert_eq!(budget.available_bytes(), 4 * UNIT);
+        assert!(budget.unsent.answers().is_empty());
     }
 
     #[tokio::test]
@@ -178,5 +224,22 @@ mod tests {
         held.release();
         let _all = tokio::time::timeout(Duration::from_secs(1), budget.take(100 * UNIT, None)).await.unwrap();
         assert_eq!(budget.available_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn answers_nobody_reads_give_their_grants_back_after_the_grace() {
+        let budget = Arc::new(ReadBudget { send_grace: Duration::from_millis(120), ..ReadBudget::new(2 * UNIT) });
+        let held = Held::default();
+        held.keep(budget.take(2 * UNIT, None).await);
+        let unread = sent_with(vec![0u8; 10], budget.until_sent(Some(held)));
+        let sweeper = tokio::spawn({
+            let budget = Arc::clone(&budget);
+            async move { budget.sweep().await }
+        });
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(budget.available_bytes(), 2 * UNIT, "the grace has passed");
+        assert!(budget.unsent.answers().is_empty());
+        drop(unread);
+        sweeper.abort();
     }
 }

@@ -114,7 +114,8 @@ impl HostApi for PluginHost {
             meta.and_then(|meta| variable(&meta, &name).ok().map(VariableMeta::chunk_bytes)).unwrap_or(0)
         };
         self.budgeted(&key.dataset.clone(), bytes, move |source| async move {
-            source.read_chunk(&key.variable, &key.index).await.map(RVec::from)
+            // Not kept in the decoded-chunk cache: the zarr plugin keeps the chunk encoded.
+            source.read_chunk_once(&key.variable, &key.index).await.map(RVec::from)
         })
     }
 

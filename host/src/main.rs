@@ -234,6 +234,8 @@ async fn serve(config: Config, plugin_dirs: Vec<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    let sweeping = Arc::clone(&registry);
+    tokio::spawn(async move { sweeping.read_budget().sweep().await });
     let files = candidate_files(&config, &plugin_dirs);
     let loaded = loader::load(&config, &files, &registry, &tokio::runtime::Handle::current());
     let app = app(Arc::clone(&registry), loaded.plugins, &config.server, links);

@@ -272,7 +272,9 @@ pub trait HostApi: Send + Sync + Clone {
     fn list_datasets(&self) -> RVec<RString>;
     /// The dataset's metadata as JSON text ([`crate::meta::DatasetMeta`]).
     fn dataset_metadata(&self, dataset: RStr<'_>) -> RResult<RString, HostError>;
-    /// One chunk decoded to little-endian C-order values.
+    /// One chunk decoded to little-endian C-order values. The host's decoded-chunk cache
+    /// answers it when it holds the chunk but does not keep it for this read: a plugin that
+    /// serves chunks keeps what it makes of them (regions go through the cache).
     fn read_chunk(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>>;
     /// One chunk as stored, still encoded with the variable's source codecs.
     fn read_raw_chunk(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>>;

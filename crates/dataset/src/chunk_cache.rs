@@ -64,6 +64,14 @@ impl Source for CachedSource {
         Ok(chunk.as_ref().clone())
     }
 
+    async fn read_chunk_once(&self, name: &str, index: &[u64]) -> Result<Vec<u8>> {
+        let key = (Arc::clone(&self.id), Arc::from(name), index.to_vec());
+        match self.cache.chunks.get(&key).await {
+            Some(chunk) => Ok(chunk.as_ref().clone()),
+            None => self.inner.read_chunk(name, index).await,
+        }
+    }
+
     async fn read_raw_chunk(&self, name: &str, index: &[u64]) -> Result<Vec<u8>> {
         self.inner.read_raw_chunk(name, index).await
     }
@@ -122,5 +130,19 @@ mod tests {
         assert!(cache.chunks.weighted_size() <= 2 * 16_200);
         assert!(matches!(source.read_chunk("pr", &[99, 0, 0]).await, Err(Error::ChunkOutOfRange { .. })));
         assert_eq!(counting.1.load(Ordering::SeqCst), 10);
+    }
+
+    #[tokio::test]
+    async fn reads_for_callers_that_keep_their_own_copy_are_answered_but_not_kept() {
+        let counting = Arc::new(Counting(Arc::new(demo_dataset("demo").unwrap()), AtomicUsize::new(0)));
+        let cache = ChunkCache::new(1 << 20);
+        let source = cache.wrap("demo", counting.clone());
+        let once = source.read_chunk_once("pr", &[0, 0, 0]).await.unwrap();
+        cache.chunks.run_pending_tasks().await;
+        assert_eq!(cache.chunks.entry_count(), 0, "not kept");
+        // A chunk the cache holds (a region read put it there) answers without a read.
+        assert_eq!(source.read_chunk("pr", &[0, 0, 0]).await.unwrap(), once);
+        assert_eq!(source.read_chunk_once("pr", &[0, 0, 0]).await.unwrap(), once);
+        assert_eq!(counting.1.load(Ordering::SeqCst), 2);
     }
 }

@@ -63,6 +63,16 @@ pub trait Source: Send + Sync {
     /// Unknown variable, bad chunk index, or a failed read.
     async fn read_chunk(&self, variable: &str, index: &[u64]) -> Result<Vec<u8>>;
 
+    /// [`Source::read_chunk`] for a caller that keeps what it makes of the chunk (the zarr
+    /// plugin keeps encoded chunks): a cache in between answers from what it holds but does
+    /// not keep this chunk too.
+    ///
+    /// # Errors
+    /// As [`Source::read_chunk`].
+    async fn read_chunk_once(&self, variable: &str, index: &[u64]) -> Result<Vec<u8>> {
+        self.read_chunk(variable, index).await
+    }
+
     /// One chunk as stored, encoded with the variable's source codecs.
     ///
     /// # Errors

@@ -24,6 +24,7 @@ use object_store::{
 };
 use url::Url;
 
+mod client;
 mod confine;
 
 pub use confine::{is_internal, Confinement};
@@ -172,22 +173,28 @@ fn open_store(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
     if let Ok(value) = instance_id().parse() {
         headers.insert(INSTANCE_HEADER, value);
     }
-    let client = ClientOptions::new()
-        .with_allow_http(true)
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(60))
-        .with_default_headers(headers);
     let retry = RetryConfig { max_retries: 2, retry_timeout: Duration::from_secs(20), ..RetryConfig::default() };
     let base = format!("{}://{}", url.scheme(), url.authority());
     let store: Arc<dyn ObjectStore> = match url.scheme() {
         "file" => Arc::new(LocalFileSystem::new()),
         "http" | "https" => Arc::new(
-            HttpBuilder::new().with_url(base).with_client_options(client).with_retry(retry).build().map_err(|e| e.to_string())?,
+            HttpBuilder::new()
+                .with_url(base)
+                .with_http_connector(client::SameHostClient::new(headers))
+                .with_retry(retry)
+                .build()
+                .map_err(|e| e.to_string())?,
         ),
         "s3" | "s3a" => Arc::new(
             AmazonS3Builder::from_env()
                 .with_url(url.as_str())
-                .with_client_options(client)
+                .with_client_options(
+                    ClientOptions::new()
+                        .with_allow_http(true)
+                        .with_connect_timeout(client::CONNECT_TIMEOUT)
+                        .with_timeout(client::REQUEST_TIMEOUT)
+                        .with_default_headers(headers),
+                )
                 .with_retry(retry)
                 .build()
                 .map_err(|e| e.to_string())?,
@@ -358,5 +365,47 @@ mod tests {
         let missing = dir.path().join("missing.bin");
         assert!(matches!(stores.read_range(missing.to_str().unwrap(), 0, 1).await, Err(Error::NotFound { .. })));
         assert!(matches!(stores.read_range("ftp://x/y", 0, 1).await, Err(Error::BadLocation { .. })));
+    }
+
+    /// An HTTP server on loopback answering every request with `answer(path)`; counts requests.
+    async fn serve(answer: impl Fn(&str) -> String + Send + Sync + 'static) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (answer, counted) = (Arc::new(answer), Arc::clone(&hits));
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let answer = Arc::clone(&answer);
+                tokio::spawn(async move {
+                    let mut request = vec![0; 4096];
+                    let n = socket.read(&mut request).await.unwrap_or(0);
+                    let request = String::from_utf8_lossy(&request[..n]).into_owned();
+                    let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                    let _ = socket.write_all(answer(&path).as_bytes()).await;
+                });
+            }
+        });
+        (port, hits)
+    }
+
+    #[tokio::test]
+    async fn redirects_are_followed_on_the_same_host_only() {
+        let (secret_port, secret_hits) = serve(|_| "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nSECRET".to_owned()).await;
+        let (port, _) = serve(move |path| match path {
+            "/moved" => "HTTP/1.1 302 Found\r\nLocation: /data\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned(),
+            "/elsewhere" => format!(
+                "HTTP/1.1 302 Found\r\nLocation: http://localhost:{secret_port}/latest/meta-data\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+            _ => "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-3/10\r\nContent-Length: 4\r\nConnection: close\r\n\r\n0123".to_owned(),
+        })
+        .await;
+        let stores = Stores::new();
+        let same = stores.read_range(&format!("http://127.0.0.1:{port}/moved"), 0, 4).await.unwrap();
+        assert_eq!(&same[..], b"0123");
+        let other = stores.read_range(&format!("http://127.0.0.1:{port}/elsewhere"), 0, 4).await;
+        assert!(other.is_err(), "a redirect to another host is refused");
+        assert_eq!(secret_hits.load(std::sync::atomic::Ordering::SeqCst), 0, "the other host was never asked");
     }
 }
