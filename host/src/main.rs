@@ -109,10 +109,13 @@ fn init_logging(format: &str) {
 ///   of its own (up to 8 per core); buffers freed on other threads then leave each arena
 ///   holding memory. Measured on the /zarr benchmark: peak RSS 501 MB with the default,
 ///   329 MB with 2 arenas on 2 cores, at the same throughput.
-/// * Buffers up to 64 MiB from the heap, not from a fresh `mmap` each (whose pages fault in
-///   and are zeroed on every request), with 128 MiB kept before trimming. Measured on
-///   /kerchunk without caches: 0.19 MB chunks 7.0k → 10.3k requests/s, 21 MB chunks 1.66 →
-///   1.79 GB/s, peak RSS 277 → 298 MB.
+/// * Buffers up to 4 MiB from the heap, not from a fresh `mmap` each (whose pages fault in
+///   and are zeroed on every request): /kerchunk's 0.19 MB chunks went from 7.0k to 10.3k
+///   requests/s. Larger ones are mapped and unmapped: long-lived cache entries of tens of MB
+///   among buffers of the same size freed every request fragment the heap, which then holds
+///   hundreds of MB beyond what is in use (the /zarr benchmark with the default caches:
+///   peak RSS 1,065 MB with a 64 MiB threshold, 797 MB with 4 MiB).
+/// * 32 MiB of free heap kept before trimming.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn tune_malloc() {
@@ -127,8 +130,8 @@ fn tune_malloc() {
     };
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
     set("MALLOC_ARENA_MAX", libc::M_ARENA_MAX, libc::c_int::try_from(cores.max(2)).unwrap_or(libc::c_int::MAX));
-    set("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD, 64 << 20);
-    set("MALLOC_TRIM_THRESHOLD_", libc::M_TRIM_THRESHOLD, 128 << 20);
+    set("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD, 4 << 20);
+    set("MALLOC_TRIM_THRESHOLD_", libc::M_TRIM_THRESHOLD, 32 << 20);
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]

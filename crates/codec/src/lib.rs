@@ -128,7 +128,11 @@ impl ChunkCodec {
             .chain
             .encode(bytes, &self.shape, &self.data_type, &self.fill, &CodecOptions::default())
             .map_err(|e| Error::Encode(e.to_string()))?;
-        Ok(encoded.into_owned())
+        // Compressors write into room for the worst case; a chunk that compresses well would
+        // otherwise keep the whole decoded size allocated in every cache that holds it.
+        let mut encoded = encoded.into_owned();
+        encoded.shrink_to_fit();
+        Ok(encoded)
     }
 }
 
