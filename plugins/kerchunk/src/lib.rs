@@ -3,8 +3,9 @@
 //!
 //! * `/datasets/{id}/kerchunk/{key}`: Zarr v2 and v3 stores like `/zarr`, but every chunk is
 //!   the stored bytes (NetCDF4: shuffle + zlib; NetCDF3: big-endian). Chunks that are not
-//!   stored byte ranges (read through the source library, computed) are refused with 409,
-//!   naming `/zarr`; never-written chunks are the fill value encoded with the source chain.
+//!   stored byte ranges (read through the source library, computed) are their values encoded
+//!   with the chain the array declares, as `kerchunk.json` inlines them; never-written chunks
+//!   are the fill value encoded with the source chain.
 //! * `/datasets/{id}/kerchunk.json`: the kerchunk reference set (spec version 1), and
 //!   `/datasets/{id}/kerchunk.parq/`: the same as parquet (fsspec's `LazyReferenceMapper`);
 //!   `/datasets/{id}/kerchunk.parq` itself lists its keys.
