@@ -16,7 +16,10 @@ use axum::{
     Router,
 };
 use bytes::Bytes;
-use cloudify_sdk::{HandlerBox, Host, Scope, KV};
+use cloudify_sdk::{
+    abi::{HandlerBox, KV},
+    Host, Scope,
+};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, Any, CorsLayer},
@@ -308,8 +311,8 @@ impl PluginRoute {
 fn into_axum(response: cloudify_sdk::Response, release: Option<Release>) -> Response {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = match response.body {
-        cloudify_sdk::Body::Bytes(bytes) => Body::from(sent_with(bytes, release)),
-        cloudify_sdk::Body::Stream(stream) => {
+        cloudify_sdk::abi::Body::Bytes(bytes) => Body::from(sent_with(bytes, release)),
+        cloudify_sdk::abi::Body::Stream(stream) => {
             Body::from_stream(futures::stream::unfold((stream, release), |(mut stream, release)| async move {
                 let piece = stream.next_chunk().await.into_option()?;
                 Some((Ok::<_, Infallible>(Bytes::from_owner(piece)), (stream, release)))

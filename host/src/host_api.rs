@@ -1,6 +1,9 @@
-//! The host's side of [`cloudify_sdk::HostApi`]: what each plugin's `Host` handle does.
+//! The host's side of [`cloudify_sdk::abi::HostApi`]: what each plugin's `Host` handle does.
 
-use std::sync::Arc;
+use std::{
+    panic::{catch_unwind, AssertUnwindSafe},
+    sync::Arc,
+};
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
@@ -9,7 +12,8 @@ use abi_stable::{
 use async_ffi::{FfiFuture, FutureExt as _};
 use cloudify_dataset::{read_region, variable, ChunkRef as DataChunkRef, Error as DataError, SharedSource, VariableMeta};
 use cloudify_sdk::{
-    BlockingTaskBox, ChunkKey, ChunkRef, ErrorKind, FileStat, Host, HostApi, HostApi_TO, HostError, LogLevel, Region,
+    abi::{BlockingTaskBox, ChunkKey, HostApi, HostApi_TO, Region},
+    ChunkRef, ErrorKind, FileStat, Host, HostError, LogLevel,
 };
 use tokio::runtime::Handle;
 
@@ -81,6 +85,20 @@ impl PluginHost {
     }
 }
 
+/// The error a plugin gets from a service that panicked.
+fn internal() -> HostError {
+    HostError::new(ErrorKind::INTERNAL, "internal error in the host (logged on the server)")
+}
+
+/// Runs `call`, or `fallback` if it panics.
+fn guarded<T>(service: &str, fallback: impl FnOnce() -> T, call: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|panic| {
+        let message = panic.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| panic.downcast_ref::<String>().cloned());
+        tracing::error!(service, "host service panicked: {}", message.unwrap_or_default());
+        fallback()
+    })
+}
+
 /// A data-plane chunk reference as the ABI carries it.
 pub(crate) fn to_abi(reference: DataChunkRef) -> ChunkRef {
     match reference {
@@ -91,12 +109,13 @@ pub(crate) fn to_abi(reference: DataChunkRef) -> ChunkRef {
     }
 }
 
-impl HostApi for PluginHost {
-    fn list_datasets(&self) -> RVec<RString> {
+/// The host's services, unguarded: [`HostApi`] below runs each under `catch_unwind`.
+impl PluginHost {
+    fn list_datasets_unguarded(&self) -> RVec<RString> {
         self.registry.ids().into_iter().map(RString::from).collect()
     }
 
-    fn dataset_metadata(&self, dataset: RStr<'_>) -> RResult<RString, HostError> {
+    fn dataset_metadata_unguarded(&self, dataset: RStr<'_>) -> RResult<RString, HostError> {
         self.source(dataset.as_str())
             .and_then(|source| source.metadata().map_err(|err| to_host_error(&err)))
             .and_then(|meta| {
@@ -106,7 +125,7 @@ impl HostApi for PluginHost {
             .into()
     }
 
-    fn read_chunk(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>> {
+    fn read_chunk_unguarded(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>> {
         let source = self.source(&key.dataset).ok();
         let name = key.variable.to_string();
         let bytes = async move {
@@ -119,7 +138,7 @@ impl HostApi for PluginHost {
         })
     }
 
-    fn read_raw_chunk(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>> {
+    fn read_raw_chunk_unguarded(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>> {
         let source = self.source(&key.dataset).ok();
         let (name, index) = (key.variable.to_string(), key.index.to_vec());
         let bytes = async move {
@@ -134,13 +153,13 @@ impl HostApi for PluginHost {
         })
     }
 
-    fn chunk_reference(&self, key: ChunkKey) -> FfiFuture<RResult<ChunkRef, HostError>> {
+    fn chunk_reference_unguarded(&self, key: ChunkKey) -> FfiFuture<RResult<ChunkRef, HostError>> {
         self.on_runtime(&key.dataset, move |source| async move {
             Ok(to_abi(source.chunk_ref(&key.variable, &key.index).await?))
         })
     }
 
-    fn read_region(&self, region: Region) -> FfiFuture<RResult<RVec<u8>, HostError>> {
+    fn read_region_unguarded(&self, region: Region) -> FfiFuture<RResult<RVec<u8>, HostError>> {
         let limit = self.registry.max_region_bytes();
         let source = self.source(&region.dataset).ok();
         let (name, shape) = (region.variable.to_string(), region.shape.to_vec());
@@ -154,15 +173,15 @@ impl HostApi for PluginHost {
         })
     }
 
-    fn plugin_config(&self) -> RString {
+    fn plugin_config_unguarded(&self) -> RString {
         RString::from(&*self.config)
     }
 
-    fn plugin_name(&self) -> RString {
+    fn plugin_name_unguarded(&self) -> RString {
         RString::from(&*self.plugin)
     }
 
-    fn write_log(&self, level: LogLevel, message: RStr<'_>) {
+    fn write_log_unguarded(&self, level: LogLevel, message: RStr<'_>) {
         let (plugin, message) = (&*self.plugin, message.as_str());
         match level {
             LogLevel::Error => tracing::error!(plugin, "{message}"),
@@ -173,7 +192,7 @@ impl HostApi for PluginHost {
         }
     }
 
-    fn spawn_blocking(&self, mut task: BlockingTaskBox) -> FfiFuture<()> {
+    fn spawn_blocking_unguarded(&self, mut task: BlockingTaskBox) -> FfiFuture<()> {
         let done = self.runtime.spawn_blocking(move || task.run());
         async move {
             let _ = done.await;
@@ -181,11 +200,11 @@ impl HostApi for PluginHost {
         .into_ffi()
     }
 
-    fn source_files(&self, dataset: RStr<'_>) -> RResult<RVec<RString>, HostError> {
+    fn source_files_unguarded(&self, dataset: RStr<'_>) -> RResult<RVec<RString>, HostError> {
         self.source(dataset.as_str()).map(|source| source.files().into_iter().map(RString::from).collect()).into()
     }
 
-    fn stat_source_file(&self, dataset: RStr<'_>, file: RStr<'_>) -> FfiFuture<RResult<FileStat, HostError>> {
+    fn stat_source_file_unguarded(&self, dataset: RStr<'_>, file: RStr<'_>) -> FfiFuture<RResult<FileStat, HostError>> {
         let file = file.as_str().to_owned();
         self.on_runtime(dataset.as_str(), move |source| async move {
             let stat = source.stat_file(&file).await?;
@@ -193,7 +212,7 @@ impl HostApi for PluginHost {
         })
     }
 
-    fn read_source_file(&self, dataset: RStr<'_>, file: RStr<'_>, offset: u64, length: u64)
+    fn read_source_file_unguarded(&self, dataset: RStr<'_>, file: RStr<'_>, offset: u64, length: u64)
         -> FfiFuture<RResult<RVec<u8>, HostError>> {
         let file = file.as_str().to_owned();
         self.budgeted(dataset.as_str(), async move { length }, move |source| async move {
@@ -201,15 +220,115 @@ impl HostApi for PluginHost {
         })
     }
 
-    fn loaded_plugins(&self) -> RVec<RString> {
+    fn loaded_plugins_unguarded(&self) -> RVec<RString> {
         self.registry.plugins().into_iter().map(RString::from).collect()
     }
 
-    fn sleep_ms(&self, ms: u64) -> FfiFuture<()> {
+    fn sleep_ms_unguarded(&self, ms: u64) -> FfiFuture<()> {
         let done = self.runtime.spawn(tokio::time::sleep(std::time::Duration::from_millis(ms)));
         async move {
             let _ = done.await;
         }
         .into_ffi()
+    }
+}
+
+/// Every service a plugin calls runs under `catch_unwind`: a panic here would unwind into the
+/// plugin's frame through `extern "C"` and abort the process; the plugin gets an internal
+/// error (or nothing) instead, and the log says which service failed.
+impl HostApi for PluginHost {
+    fn list_datasets(&self) -> RVec<RString> {
+        guarded("list_datasets", RVec::new, || self.list_datasets_unguarded())
+    }
+
+    fn dataset_metadata(&self, dataset: RStr<'_>) -> RResult<RString, HostError> {
+        guarded("dataset_metadata", || RResult::RErr(internal()), || self.dataset_metadata_unguarded(dataset))
+    }
+
+    fn read_chunk(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>> {
+        guarded("read_chunk", || async { RResult::RErr(internal()) }.into_ffi(), || self.read_chunk_unguarded(key))
+    }
+
+    fn read_raw_chunk(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>> {
+        guarded("read_raw_chunk", || async { RResult::RErr(internal()) }.into_ffi(), || self.read_raw_chunk_unguarded(key))
+    }
+
+    fn chunk_reference(&self, key: ChunkKey) -> FfiFuture<RResult<ChunkRef, HostError>> {
+        guarded("chunk_reference", || async { RResult::RErr(internal()) }.into_ffi(), || self.chunk_reference_unguarded(key))
+    }
+
+    fn read_region(&self, region: Region) -> FfiFuture<RResult<RVec<u8>, HostError>> {
+        guarded("read_region", || async { RResult::RErr(internal()) }.into_ffi(), || self.read_region_unguarded(region))
+    }
+
+    fn plugin_config(&self) -> RString {
+        guarded("plugin_config", RString::new, || self.plugin_config_unguarded())
+    }
+
+    fn plugin_name(&self) -> RString {
+        guarded("plugin_name", RString::new, || self.plugin_name_unguarded())
+    }
+
+    fn write_log(&self, level: LogLevel, message: RStr<'_>) {
+        guarded("write_log", || (), || self.write_log_unguarded(level, message))
+    }
+
+    fn spawn_blocking(&self, task: BlockingTaskBox) -> FfiFuture<()> {
+        guarded("spawn_blocking", || async {}.into_ffi(), || self.spawn_blocking_unguarded(task))
+    }
+
+    fn source_files(&self, dataset: RStr<'_>) -> RResult<RVec<RString>, HostError> {
+        guarded("source_files", || RResult::RErr(internal()), || self.source_files_unguarded(dataset))
+    }
+
+    fn stat_source_file(&self, dataset: RStr<'_>, file: RStr<'_>) -> FfiFuture<RResult<FileStat, HostError>> {
+        guarded("stat_source_file", || async { RResult::RErr(internal()) }.into_ffi(), || self.stat_source_file_unguarded(dataset, file))
+    }
+
+    fn read_source_file(&self, dataset: RStr<'_>, file: RStr<'_>, offset: u64, length: u64) -> FfiFuture<RResult<RVec<u8>, HostError>> {
+        guarded("read_source_file", || async { RResult::RErr(internal()) }.into_ffi(), || self.read_source_file_unguarded(dataset, file, offset, length))
+    }
+
+    fn loaded_plugins(&self) -> RVec<RString> {
+        guarded("loaded_plugins", RVec::new, || self.loaded_plugins_unguarded())
+    }
+
+    fn sleep_ms(&self, ms: u64) -> FfiFuture<()> {
+        guarded("sleep_ms", || async {}.into_ffi(), || self.sleep_ms_unguarded(ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use abi_stable::std_types::RStr;
+    use cloudify_dataset::{DatasetMeta, Source};
+
+    use super::*;
+
+    /// A dataset whose code panics.
+    struct Exploding;
+
+    #[async_trait::async_trait]
+    impl Source for Exploding {
+        fn metadata(&self) -> cloudify_dataset::Result<Arc<DatasetMeta>> {
+            panic!("boom in a source");
+        }
+        async fn read_chunk(&self, _variable: &str, _index: &[u64]) -> cloudify_dataset::Result<Vec<u8>> {
+            panic!("boom in a read");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_service_that_panics_answers_an_error_instead_of_aborting() {
+        let registry = Arc::new(Registry::new(1 << 20, 1 << 20));
+        registry.insert("bad", Arc::new(Exploding));
+        // Calls go through the ABI's `extern "C"` shims, as a plugin's would: a panic that
+        // reached one would abort this test process.
+        let host = plugin_host("test", "{}".to_owned(), registry, Handle::current());
+        let described = host.dataset_metadata(RStr::from_str("bad")).into_result();
+        assert_eq!(described.unwrap_err().kind, ErrorKind::INTERNAL);
+        let key = ChunkKey { dataset: "bad".into(), variable: "v".into(), index: vec![0u64].into() };
+        assert_eq!(host.read_chunk(key).await.into_result().unwrap_err().kind, ErrorKind::INTERNAL);
+        assert!(host.list_datasets().iter().any(|id| id == "bad"), "the host keeps serving");
     }
 }

@@ -10,7 +10,7 @@ use std::{
 };
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
-use cloudify_sdk::{PluginModRef, RouteSpec};
+use cloudify_sdk::abi::{PluginModRef, RouteSpec};
 use tokio::runtime::Handle;
 
 use sha2::Digest as _;

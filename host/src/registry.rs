@@ -9,7 +9,7 @@ use std::sync::{
 use abi_stable::std_types::RStr;
 use async_trait::async_trait;
 use cloudify_dataset::{check_chunk_index, variable, DatasetMeta, Error, Result, SharedSource, Source};
-use cloudify_sdk::{ChunkKey, DatasetSourceBox};
+use cloudify_sdk::abi::{ChunkKey, DatasetSourceBox};
 use indexmap::IndexMap;
 
 use crate::{
@@ -143,7 +143,7 @@ impl Registry {
     }
 }
 
-/// A dataset served by a plugin's [`cloudify_sdk::DatasetSource`].
+/// A dataset served by a plugin's [`cloudify_sdk::abi::DatasetSource`].
 struct ProviderSource {
     id: String,
     plugin: String,

@@ -1,5 +1,13 @@
 //! The types that cross the plugin boundary. All are `#[repr(C)]` and `StableAbi`, so the host
 //! verifies their layout when it loads a plugin.
+//!
+//! Plugins rarely need this module: the crate root offers the safe layer over it ([`crate::Plugin`],
+//! [`crate::handler`], [`crate::HostExt`], [`Response::stream`]), which keeps panics on the
+//! plugin's side. The raw traits here are for the host, the export macros and tests; a plugin
+//! that implements one of them itself must not let a panic escape it (the process aborts).
+
+pub use abi_stable;
+pub use async_ffi;
 
 use abi_stable::{
     declare_root_module_statics,

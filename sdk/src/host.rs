@@ -28,6 +28,12 @@ pub trait HostExt {
     /// # Errors
     /// [`Error::Host`] (not found) or [`Error::Json`].
     fn metadata(&self, dataset: &str) -> Result<DatasetMeta>;
+    /// A dataset's metadata as the JSON text the host sends: equal texts are equal datasets,
+    /// so a hash of it tells when a dataset changed.
+    ///
+    /// # Errors
+    /// [`Error::Host`] (not found).
+    fn metadata_json(&self, dataset: &str) -> Result<String>;
     /// One chunk decoded to little-endian C-order values.
     ///
     /// # Errors
@@ -93,6 +99,10 @@ fn key(dataset: &str, variable: &str, index: &[u64]) -> ChunkKey {
 impl HostExt for Host {
     fn datasets(&self) -> Vec<String> {
         self.list_datasets().into_iter().map(RString::into_string).collect()
+    }
+
+    fn metadata_json(&self, dataset: &str) -> Result<String> {
+        Ok(self.dataset_metadata(RStr::from_str(dataset)).into_result()?.into_string())
     }
 
     fn metadata(&self, dataset: &str) -> Result<DatasetMeta> {

@@ -1,12 +1,13 @@
 //! Conveniences on [`Request`] and [`Response`], so handlers rarely touch `RString`/`RVec`.
 
-use std::sync::Arc;
+use std::{panic::AssertUnwindSafe, pin::Pin, sync::Arc};
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{ROption, RString, RVec, Tuple2},
 };
 use async_ffi::{FfiFuture, FutureExt as _};
+use futures::{FutureExt as _, Stream, StreamExt as _};
 use serde::Serialize;
 
 use crate::abi::{Body, BodyStream, BodyStream_TO, Request, Response};
@@ -79,6 +80,27 @@ impl Response {
         response
     }
 
+    /// A response whose body is `pieces`, sent as they come (a file read range by range).
+    /// The stream runs on the host's side of the boundary only through a guard: a panic while
+    /// producing a piece ends the body there (the client sees it cut short, as after a read
+    /// error), never the server.
+    pub fn stream<S>(status: u16, content_type: &str, pieces: S) -> Self
+    where
+        S: Stream<Item = RVec<u8>> + Send + 'static,
+    {
+        Self::new(status).with_header("content-type", content_type).with_stream(pieces)
+    }
+
+    /// Replaces the body with `pieces`, as [`Response::stream`] sends them.
+    pub fn with_stream<S>(mut self, pieces: S) -> Self
+    where
+        S: Stream<Item = RVec<u8>> + Send + 'static,
+    {
+        let guarded = Guarded { pieces: Arc::new(futures::lock::Mutex::new(Box::pin(pieces))) };
+        self.body = Body::Stream(BodyStream_TO::from_value(guarded, TD_Opaque));
+        self
+    }
+
     /// A `text/plain` response.
     pub fn text(status: u16, body: impl Into<String>) -> Self {
         Self::bytes(status, "text/plain; charset=utf-8", body.into().into_bytes())
@@ -120,6 +142,22 @@ impl Response {
     /// The first header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|kv| kv.0.eq_ignore_ascii_case(name)).map(|kv| kv.1.as_str())
+    }
+}
+
+/// The body of [`Response::stream`]: the plugin's stream, polled under `catch_unwind`.
+struct Guarded<S> {
+    pieces: Arc<futures::lock::Mutex<Pin<Box<S>>>>,
+}
+
+impl<S: Stream<Item = RVec<u8>> + Send + 'static> BodyStream for Guarded<S> {
+    fn next_chunk(&mut self) -> FfiFuture<ROption<RVec<u8>>> {
+        let pieces = Arc::clone(&self.pieces);
+        async move {
+            let mut pieces = pieces.lock().await;
+            AssertUnwindSafe(pieces.next()).catch_unwind().await.ok().flatten().into()
+        }
+        .into_ffi()
     }
 }
 

@@ -1,12 +1,12 @@
 //! The stable-ABI plugin SDK of cloudify: the only crate the host and its plugins share.
 //!
-//! A plugin is a Rust `cdylib` that exports one root module ([`PluginMod`]). The host
+//! A plugin is a Rust `cdylib` that exports one root module ([`abi::PluginMod`]). The host
 //! `dlopen`s every `libcloudify_plugin_*.so` it finds, checks that the plugin was built
 //! against a compatible SDK (abi_stable compares the version and the layout of every type
 //! reachable from the root module), then calls `init` with a [`Host`] handle. `init`
-//! answers a [`PluginDecl`]: the plugin's routes (xpublish's `app_router` and
-//! `dataset_router`) and optionally a [`DatasetSource`] (xpublish's `get_datasets` /
-//! `get_dataset` hooks).
+//! answers a [`Plugin`] (sent as an [`abi::PluginDecl`]): the plugin's routes (xpublish's
+//! `app_router` and `dataset_router`) and optionally a dataset source ([`Provider`],
+//! xpublish's `get_datasets` / `get_dataset` hooks).
 //!
 //! # Writing a plugin
 //!
@@ -34,7 +34,7 @@
 //! Handlers are plain `async fn(Host, Request) -> Response`; [`handler`] wraps them so that a
 //! panic, in the synchronous part or inside the future, becomes a `500 {"error": ...}` response
 //! instead of aborting the server. The safe helpers of [`HostExt`] spare plugin authors the
-//! `RString`/`RVec` types of the raw ABI.
+//! `RString` types of the raw ABI; [`RVec`] is the byte buffer that crosses without a copy.
 //!
 //! # Rules that follow from loading code into another process
 //!
@@ -56,19 +56,24 @@
 //! * `x` is bumped for anything else (a changed struct, a new enum variant, a changed
 //!   signature). Every plugin must then be rebuilt; the host refuses older ones with one line
 //!   naming the file, the expected and the found version.
+//!
+//! Versions:
+//!
+//! * 0.2.0: the raw ABI (the `#[sabi_trait]`s, `PluginMod`, `abi_stable`, `async_ffi`) moved
+//!   under [`abi`]; the crate root is the safe layer. [`Response::stream`] replaces
+//!   hand-built `BodyStream`s and catches panics while producing the body; the host's services
+//!   catch their own panics. [`HostExt::metadata_json`].
+//! * 0.1.0: the first ABI.
 
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unsafe_code)]
-
-pub use abi_stable;
-pub use async_ffi;
 
 // abi_stable's derives and #[sabi_trait] expand to unsafe impls (vtables, Send/Sync);
 // that generated code is the only unsafe in the SDK.
 #[allow(unsafe_code)]
 // ...and to impls inside generated consts, which this lint flags on recent rustc.
 #[allow(non_local_definitions)]
-mod abi;
+pub mod abi;
 mod error;
 mod http;
 mod handler;
@@ -79,12 +84,9 @@ pub mod strings;
 mod plugin;
 mod provider;
 
-pub use abi::{
-    Body, BodyStream, BodyStreamBox, BodyStream_TO, ChunkKey, ChunkRef, Handler, HandlerBox,
-    Handler_TO, Host, HostApi, HostApi_TO, HostError, LogLevel, PluginDecl, PluginMod,
-    PluginModRef, Region, Request, Response, RouteSpec, Scope, KV, BlockingTask, BlockingTaskBox,
-    BlockingTask_TO, DatasetSource, DatasetSourceBox, DatasetSource_TO, ErrorKind, FileStat,
-};
+pub use abi::{ChunkRef, ErrorKind, FileStat, Host, HostError, LogLevel, Request, Response, Scope};
+/// The byte buffer that crosses the boundary without a copy (chunk bytes, bodies).
+pub use abi_stable::std_types::RVec;
 pub use error::{Error, Result};
 pub use handler::handler;
 pub use http::BASE_URL_HEADER;
@@ -100,7 +102,7 @@ pub mod __private {
     pub use crate::plugin::guard_init;
 }
 
-/// Declares a plugin: generates `pub fn plugin_module() -> PluginModRef`.
+/// Declares a plugin: generates `pub fn plugin_module() -> abi::PluginModRef`.
 ///
 /// `init` is any `fn(Host) -> impl InitOutcome`: a [`Plugin`], or `Result<Plugin, E>` whose
 /// `Err` refuses the plugin with that reason; a panic inside it refuses the plugin with the
@@ -109,20 +111,20 @@ pub mod __private {
 macro_rules! declare_plugin {
     (name: $name:expr, init: $init:path $(,)?) => {
         /// The root module of this plugin, for `export_plugin!` or a statically linked host.
-        pub fn plugin_module() -> $crate::PluginModRef {
-            use $crate::abi_stable::prefix_type::PrefixTypeTrait;
-            extern "C" fn __name() -> $crate::abi_stable::std_types::RStr<'static> {
-                $crate::abi_stable::std_types::RStr::from_str($name)
+        pub fn plugin_module() -> $crate::abi::PluginModRef {
+            use $crate::abi::abi_stable::prefix_type::PrefixTypeTrait;
+            extern "C" fn __name() -> $crate::abi::abi_stable::std_types::RStr<'static> {
+                $crate::abi::abi_stable::std_types::RStr::from_str($name)
             }
             extern "C" fn __init(
                 host: $crate::Host,
-            ) -> $crate::abi_stable::std_types::RResult<
-                $crate::PluginDecl,
-                $crate::abi_stable::std_types::RString,
+            ) -> $crate::abi::abi_stable::std_types::RResult<
+                $crate::abi::PluginDecl,
+                $crate::abi::abi_stable::std_types::RString,
             > {
                 $crate::__private::guard_init($name, move || $init(host))
             }
-            $crate::PluginMod { name: __name, init: __init }.leak_into_prefix()
+            $crate::abi::PluginMod { name: __name, init: __init }.leak_into_prefix()
         }
     };
 }
@@ -130,14 +132,15 @@ macro_rules! declare_plugin {
 /// Exports a plugin's root module from a `cdylib`: `export_plugin!(my_plugin::plugin_module);`.
 ///
 /// The crate must also depend on `abi_stable` (same version as the SDK): the attribute this
-/// expands to names it by absolute path. Use it in exactly one crate per shared library. Plugins that are also linked statically into
-/// the host keep their logic in an rlib and export it from a one-line shim crate, because the
-/// exported symbol name is fixed and two plugins linked together would clash.
+/// expands to names it by absolute path. Use it in exactly one crate per shared library.
+/// Plugins that are also linked statically into the host keep their logic in an rlib and
+/// export it from a one-line shim crate, because the exported symbol name is fixed and two
+/// plugins linked together would clash.
 #[macro_export]
 macro_rules! export_plugin {
     ($module_fn:path) => {
-        #[$crate::abi_stable::export_root_module]
-        pub fn __cloudify_root_module() -> $crate::PluginModRef {
+        #[$crate::abi::abi_stable::export_root_module]
+        pub fn __cloudify_root_module() -> $crate::abi::PluginModRef {
             $module_fn()
         }
     };

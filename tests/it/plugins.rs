@@ -109,7 +109,7 @@ fn incompatible_files_are_refused_in_one_line_and_the_rest_load() {
     assert!(find("libcloudify_plugin_bogus").contains("not a cloudify plugin"));
     assert!(find("libcloudify_plugin_garbage").contains("cannot be opened"));
     let mismatch = find("libcloudify_plugin_hello_next");
-    assert!(mismatch.contains("cloudify-sdk") && mismatch.contains("0.2.0"), "{mismatch}");
+    assert!(mismatch.contains("cloudify-sdk") && mismatch.contains("0.1.0"), "{mismatch}");
     assert_eq!(refusals.len(), 3, "{refusals:#?}");
     assert!(refusals.iter().all(|l| l.len() < 500), "each refusal is one short line");
     assert!(log.contains("route GET /datasets not mounted: conflicts"), "{log}");
@@ -169,6 +169,10 @@ fn streamed_bodies_and_plugin_config_cross_the_boundary() {
     let stream = server.get("/faulty/stream");
     assert_eq!(stream.status, 200);
     assert_eq!(stream.text(), "one two three");
+    // A stream that panics ends its body there; the server carries on.
+    let cut = server.get("/faulty/stream-panic");
+    assert_eq!((cut.status, cut.text().as_str()), (200, "one "));
+    assert_eq!(server.get("/health").status, 200);
     assert_eq!(server.get("/faulty/echo").json()["config"], json!({"greeting": "hi"}));
     assert!(server.log().contains("faulty test plugin initialised"), "plugin logs reach the host's log");
 }
@@ -206,7 +210,7 @@ fn built_in_routes_have_xpublish_shapes() {
     assert!(html.content_type.starts_with("text/html"));
     assert!(html.text().contains("Near-Surface Air Temperature"));
     let versions = server.get("/versions").json();
-    assert_eq!(versions["cloudify-sdk"], "0.1.0");
+    assert_eq!(versions["cloudify-sdk"], "0.2.0");
     assert_eq!(versions["plugin-hello"], "0.1.0");
     let health = server.get("/health").json();
     assert_eq!(health["status"], "ok");

@@ -85,12 +85,13 @@ pub fn fixtures() -> &'static Fixtures {
         )
         .unwrap();
 
-        // The same plugin against cloudify-sdk 0.2.0: an ABI the host does not have.
+        // The same plugin against cloudify-sdk 0.1.0: the ABI before the last bump, which the
+        // host must refuse.
         let next = dir.path().join("next");
         copy_dir(&repo().join("sdk"), &next.join("sdk"));
         copy_dir(&repo().join("examples/hello-plugin"), &next.join("examples/hello-plugin"));
         let sdk_toml = next.join("sdk/Cargo.toml");
-        let text = std::fs::read_to_string(&sdk_toml).unwrap().replacen("version = \"0.1.0\"", "version = \"0.2.0\"", 1);
+        let text = std::fs::read_to_string(&sdk_toml).unwrap().replacen("version = \"0.2.0\"", "version = \"0.1.0\"", 1);
         std::fs::write(&sdk_toml, text).unwrap();
         let hello_toml = next.join("examples/hello-plugin/Cargo.toml");
         let text = std::fs::read_to_string(&hello_toml).unwrap().replace("cloudify_plugin_hello\"", "cloudify_plugin_hello_next\"");

@@ -92,7 +92,7 @@ pub fn precondition_failed(req: &Request, etag: &str, last_modified: Option<Syst
 mod tests {
     use std::time::Duration;
 
-    use cloudify_sdk::abi_stable::std_types::{RString, Tuple2};
+    use cloudify_sdk::abi::abi_stable::std_types::{RString, Tuple2};
 
     use super::*;
 

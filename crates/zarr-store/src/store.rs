@@ -6,9 +6,8 @@ use std::{collections::HashMap, sync::Arc, time::SystemTime};
 use base64::Engine as _;
 use cloudify_codec::ChunkCodec;
 use cloudify_sdk::{
-    abi_stable::std_types::{RStr, RVec},
     meta::{DataType, DatasetMeta, VariableMeta},
-    Host, Request,
+    Host, HostExt, RVec, Request,
 };
 use indexmap::IndexMap;
 use serde_json::{json, Map, Value};
@@ -204,7 +203,7 @@ impl Store {
     /// # Errors
     /// Unknown dataset (404), unreadable metadata, or an array zarrs cannot encode (500).
     pub fn from_host(host: &Host, id: &str, codec: ServedCodec, rechunk: Option<&Rechunk>) -> Result<Self, Failure> {
-        let json = host.dataset_metadata(RStr::from_str(id)).into_result().map_err(cloudify_sdk::Error::Host)?;
+        let json = host.metadata_json(id)?;
         let meta = serde_json::from_str(&json).map_err(cloudify_sdk::Error::Json)?;
         let generation = xxhash_rust::xxh3::xxh3_64(json.as_bytes());
         Self::new(&meta, generation, codec, rechunk).map_err(|message| Failure { status: 500, message })

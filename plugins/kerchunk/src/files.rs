@@ -4,14 +4,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use cloudify_sdk::{
-    abi_stable::{
-        sabi_trait::TD_Opaque,
-        std_types::{ROption, RVec},
-    },
-    async_ffi::{FfiFuture, FutureExt as _},
-    Body, BodyStream, BodyStream_TO, Host, HostExt, LogLevel, Request, Response,
-};
+use cloudify_sdk::{Host, HostExt, LogLevel, RVec, Request, Response};
+use futures::Stream;
 use cloudify_zarr_store::{not_modified, precondition_failed, with_validators, Failure};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::json;
@@ -164,41 +158,29 @@ impl KerchunkService {
         if length <= PIECE {
             return Ok(response.with_body(host.read_file(id, &file, start, length).await?));
         }
-        let pieces = FilePieces { host: host.clone(), dataset: id.to_owned(), file, at: start, end: start + length };
-        response.body = Body::Stream(BodyStream_TO::from_value(pieces, TD_Opaque));
-        Ok(response)
+        Ok(response.with_stream(file_pieces(host.clone(), id.to_owned(), file, start, start + length)))
     }
 }
 
 /// A file range read piece by piece as the client takes it.
-struct FilePieces {
-    host: Host,
-    dataset: String,
-    file: String,
-    at: u64,
-    end: u64,
-}
-
-impl BodyStream for FilePieces {
-    fn next_chunk(&mut self) -> FfiFuture<ROption<RVec<u8>>> {
-        let length = PIECE.min(self.end - self.at);
-        let (host, dataset, file, at) = (self.host.clone(), self.dataset.clone(), self.file.clone(), self.at);
-        self.at += length;
+fn file_pieces(host: Host, dataset: String, file: String, start: u64, end: u64) -> impl Stream<Item = RVec<u8>> + Send {
+    futures::stream::unfold(start, move |at| {
+        let (host, dataset, file) = (host.clone(), dataset.clone(), file.clone());
         async move {
+            let length = PIECE.min(end.checked_sub(at)?);
             if length == 0 {
-                return ROption::RNone;
+                return None;
             }
             match host.read_file(&dataset, &file, at, length).await {
-                Ok(bytes) => ROption::RSome(bytes),
+                Ok(bytes) => Some((bytes, at + length)),
                 Err(err) => {
                     // The status is sent: a short body is all the client can be told.
                     host.log(LogLevel::Error, &format!("reading {file} at {at}: {err}"));
-                    ROption::RNone
+                    None
                 }
             }
         }
-        .into_ffi()
-    }
+    })
 }
 
 #[cfg(test)]

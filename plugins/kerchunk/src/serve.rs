@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use cloudify_sdk::{abi_stable::std_types::RVec, ChunkRef, ErrorKind, Host, HostExt, Request, Response};
+use cloudify_sdk::{ChunkRef, ErrorKind, Host, HostExt, RVec, Request, Response};
 use cloudify_zarr_store::{reply, request_key, Array, CodecName, Document, Failure, Resolved, ServedCodec, Store};
 
 use crate::{

@@ -4,12 +4,11 @@
 
 use std::future::{ready, Future, Ready};
 
-use abi_stable::{sabi_trait::TD_Opaque, std_types::{ROption, RVec}};
-use async_ffi::{FfiFuture, FutureExt as _};
 use cloudify_sdk::{
-    dataset_source, meta::{DataType, DatasetMeta, VariableMeta}, Body, BodyStream, BodyStream_TO, ErrorKind, Host,
-    HostError, HostExt, LogLevel, Plugin, Provider, Request, Response, Route, Scope,
+    dataset_source, meta::{DataType, DatasetMeta, VariableMeta}, ErrorKind, Host, HostError, HostExt, LogLevel, Plugin,
+    Provider, RVec, Request, Response, Route, Scope,
 };
+use futures::StreamExt as _;
 use serde_json::json;
 
 cloudify_sdk::declare_plugin!(name: "faulty", init: init);
@@ -25,6 +24,7 @@ fn init(host: Host) -> Plugin {
         .route(Route::get(Scope::App, "/faulty/blocking", blocking))
         .route(Route::get(Scope::App, "/faulty/slow", slow).summary("Answer after ?ms= milliseconds"))
         .route(Route::get(Scope::App, "/faulty/stream", stream).content_type("text/plain"))
+        .route(Route::get(Scope::App, "/faulty/stream-panic", stream_panic).content_type("text/plain"))
         .route(Route::get(Scope::Dataset, "/faulty/chunk/{var}/{key}", chunk).content_type("application/octet-stream"))
         .route(Route::get(Scope::Dataset, "/faulty/region/{var}", region).content_type("application/octet-stream"))
         // Already a built-in route: the host must refuse this one and keep its own.
@@ -67,19 +67,18 @@ async fn blocking(host: Host, _req: Request) -> Response {
     }))
 }
 
-struct Pieces(Vec<&'static str>);
-
-impl BodyStream for Pieces {
-    fn next_chunk(&mut self) -> FfiFuture<ROption<RVec<u8>>> {
-        let piece = if self.0.is_empty() { None } else { Some(self.0.remove(0)) };
-        async move { piece.map(|p| RVec::from(p.as_bytes().to_vec())).into() }.into_ffi()
-    }
+async fn stream(_host: Host, _req: Request) -> Response {
+    let pieces = futures::stream::iter(["one ", "two ", "three"]).map(|piece| RVec::from(piece.as_bytes().to_vec()));
+    Response::stream(200, "text/plain", pieces)
 }
 
-async fn stream(_host: Host, _req: Request) -> Response {
-    let mut response = Response::new(200).with_header("content-type", "text/plain");
-    response.body = Body::Stream(BodyStream_TO::from_value(Pieces(vec!["one ", "two ", "three"]), TD_Opaque));
-    response
+/// A body whose stream panics after its first piece.
+async fn stream_panic(_host: Host, _req: Request) -> Response {
+    let pieces = futures::stream::iter([true, false]).map(|first| {
+        assert!(first, "boom inside the body stream");
+        RVec::from(b"one ".to_vec())
+    });
+    Response::stream(200, "text/plain", pieces)
 }
 
 fn numbers(text: &str, sep: char) -> Option<Vec<u64>> {
