@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Every test, from a fresh clone on Debian with Rust: set-up, build, the Rust suites (unit and
-# end-to-end with dynamically loaded plugins), then the Python interop suite against the server.
+# Every test, from a fresh clone on Debian with Rust: set-up, the style gates (rustfmt, clippy,
+# rustdoc, all warnings as errors), build, the Rust suites (unit and end-to-end with
+# dynamically loaded plugins), then the Python interop suite against the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh --python
+cargo fmt --all --check
+cargo fmt --manifest-path examples/hello-plugin/Cargo.toml --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 cargo build --release --workspace --locked
 cargo test --release --workspace --locked
 .venv/bin/python -m pytest -q tests/interop

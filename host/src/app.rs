@@ -153,10 +153,7 @@ pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerC
     let openapi = openapi::document(&docs).to_json().unwrap_or_else(|_| "{}".to_owned());
     let state_auth = registry.auth();
     let state = AppState { registry, plugins: Arc::new(infos), openapi: Arc::new(openapi) };
-    let router = router
-        .fallback(fallback)
-        .with_state(state)
-        .layer(axum::middleware::from_fn(refuse_own_requests));
+    let router = router.fallback(fallback).with_state(state).layer(axum::middleware::from_fn(refuse_own_requests));
     let router = match state_auth {
         Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, crate::auth::guard)),
         None => router,
@@ -169,7 +166,9 @@ pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerC
         // One structured line per request (status, latency) inside a span naming the request.
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| tracing::info_span!("request", method = %req.method(), uri = %req.uri()))
+                .make_span_with(
+                    |req: &Request| tracing::info_span!("request", method = %req.method(), uri = %req.uri()),
+                )
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         );
     App { router, warnings }
@@ -201,7 +200,8 @@ fn method_filter(method: &str) -> Option<MethodFilter> {
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
-    let layer = CorsLayer::new().allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS]).allow_headers(Any);
+    let layer =
+        CorsLayer::new().allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS]).allow_headers(Any);
     if origins.iter().any(|o| o == "*") {
         return layer.allow_origin(Any).expose_headers(Any);
     }
@@ -227,7 +227,11 @@ impl Admission {
 /// Sheds load beyond `max_concurrent_requests` (503 + `Retry-After`, at once, instead of a
 /// queue that grows without bound) and answers 503 for a request that takes longer than
 /// `request_timeout_secs` to start its response.
-async fn admit(axum::extract::State(admission): axum::extract::State<Arc<Admission>>, req: Request, next: axum::middleware::Next) -> Response {
+async fn admit(
+    axum::extract::State(admission): axum::extract::State<Arc<Admission>>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
     let Ok(_permit) = admission.running.try_acquire() else {
         let mut response = json_error(StatusCode::SERVICE_UNAVAILABLE, "the server is busy: retry shortly");
         response.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
@@ -235,16 +239,24 @@ async fn admit(axum::extract::State(admission): axum::extract::State<Arc<Admissi
     };
     match tokio::time::timeout(admission.timeout, next.run(req)).await {
         Ok(response) => response,
-        Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, format!("no answer within {} s", admission.timeout.as_secs())),
+        Err(_) => {
+            json_error(StatusCode::SERVICE_UNAVAILABLE, format!("no answer within {} s", admission.timeout.as_secs()))
+        }
     }
 }
 
 /// A request this very process sent: a reference set whose targets point back at this server
 /// would otherwise make every read call the server again, without end.
 async fn refuse_own_requests(req: Request, next: axum::middleware::Next) -> Response {
-    let own = req.headers().get(cloudify_store::INSTANCE_HEADER).is_some_and(|v| v.as_bytes() == cloudify_store::instance_id().as_bytes());
+    let own = req
+        .headers()
+        .get(cloudify_store::INSTANCE_HEADER)
+        .is_some_and(|v| v.as_bytes() == cloudify_store::instance_id().as_bytes());
     if own {
-        return json_error(StatusCode::LOOP_DETECTED, "this request comes from this server itself (a reference set pointing back at it)");
+        return json_error(
+            StatusCode::LOOP_DETECTED,
+            "this request comes from this server itself (a reference set pointing back at it)",
+        );
     }
     next.run(req).await
 }
@@ -279,20 +291,24 @@ impl PluginRoute {
         } else {
             match axum::body::to_bytes(body, self.max_body).await {
                 Ok(body) => body,
-                Err(_) => return json_error(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {} bytes", self.max_body)),
+                Err(_) => {
+                    return json_error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("request body over {} bytes", self.max_body),
+                    )
+                }
             }
         };
         let peer = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|info| info.0);
         let base_url = self.links.base_url(&parts.headers, peer);
-        let headers = std::iter::once(KV::from((BASE_URL_HEADER.into(), base_url.into())))
-            .chain(
-                parts
-                    .headers
-                    .iter()
-                    .filter(|(name, _)| name.as_str() != BASE_URL_HEADER)
-                    .filter_map(|(name, value)| Some(KV::from((name.as_str().into(), value.to_str().ok()?.into())))),
-            )
-            .collect();
+        let headers =
+            std::iter::once(KV::from((BASE_URL_HEADER.into(), base_url.into())))
+                .chain(
+                    parts.headers.iter().filter(|(name, _)| name.as_str() != BASE_URL_HEADER).filter_map(
+                        |(name, value)| Some(KV::from((name.as_str().into(), value.to_str().ok()?.into()))),
+                    ),
+                )
+                .collect();
         let request = cloudify_sdk::Request {
             method: parts.method.as_str().into(),
             path: parts.uri.path().into(),

@@ -1,7 +1,7 @@
 //! Optional access control: `[[auth.groups]]` put datasets (by id pattern) behind bearer
 //! tokens. Without groups every dataset is public, as in cloudify. Tokens are read from files
 //! or environment variables and only their SHA-256 is kept. A request's access is set for the
-//! whole of its handling ([`Caller::scope`]), so that every way a plugin reaches datasets (the
+//! whole of its handling (a task-local set by [`guard`]), so that every way a plugin reaches datasets (the
 //! list, metadata, chunks) sees only what the caller may read.
 
 use std::{collections::HashMap, sync::Arc};
@@ -78,11 +78,15 @@ impl Auth {
                 .collect::<Result<_, _>>()?;
             let mut texts = Vec::new();
             if let Some(file) = &group.tokens_file {
-                let text = std::fs::read_to_string(file).map_err(|e| format!("auth group '{}': {}: {e}", group.name, file.display()))?;
-                texts.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned));
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| format!("auth group '{}': {}: {e}", group.name, file.display()))?;
+                texts.extend(
+                    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned),
+                );
             }
             if let Some(variable) = &group.tokens_env {
-                let text = std::env::var(variable).map_err(|_| format!("auth group '{}': variable {variable} is not set", group.name))?;
+                let text = std::env::var(variable)
+                    .map_err(|_| format!("auth group '{}': variable {variable} is not set", group.name))?;
                 texts.extend(text.split([',', ' ', '\n', '\t']).filter(|t| !t.is_empty()).map(str::to_owned));
             }
             for token in texts {
@@ -127,7 +131,9 @@ impl Caller {
 /// The token a request presents: `Authorization: Bearer …` or `X-API-Key`.
 fn presented(req: &Request) -> Option<&str> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    header("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::trim)).or_else(|| header("x-api-key").map(str::trim))
+    header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::trim))
+        .or_else(|| header("x-api-key").map(str::trim))
 }
 
 /// The dataset id a path names (`/datasets/{id}/...`), percent-decoded.
@@ -184,8 +190,18 @@ mod tests {
         std::fs::write(&file, "# team\nsecret-a\n").unwrap();
         let config = AuthConfig {
             groups: vec![
-                GroupConfig { name: "restricted".into(), datasets: vec!["era5*".into(), "cmip6.*".into()], tokens_file: Some(file), ..GroupConfig::default() },
-                GroupConfig { name: "open".into(), datasets: vec!["cmip6.public*".into()], public: true, ..GroupConfig::default() },
+                GroupConfig {
+                    name: "restricted".into(),
+                    datasets: vec!["era5*".into(), "cmip6.*".into()],
+                    tokens_file: Some(file),
+                    ..GroupConfig::default()
+                },
+                GroupConfig {
+                    name: "open".into(),
+                    datasets: vec!["cmip6.public*".into()],
+                    public: true,
+                    ..GroupConfig::default()
+                },
             ],
         };
         let auth = Auth::new(&config).unwrap().unwrap();

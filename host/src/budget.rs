@@ -1,7 +1,7 @@
 //! The read budget: bytes read from datasets for answers not yet sent, bounded by
 //! `server.max_inflight_bytes` so that memory stays within the configuration at any load.
 //!
-//! A plugin's read through the host ([`crate::host_api`]) takes its size from the budget
+//! A plugin's read through the host (`host_api.rs`) takes its size from the budget
 //! before it starts, waiting while the budget is spent. The grant stays with the request
 //! being handled until its answer's bytes have been sent (or dropped), because the bytes read
 //! live on in the answer: a stored chunk passed through, a decoded one until it is encoded.

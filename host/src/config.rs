@@ -1,13 +1,16 @@
 //! The configuration: one TOML file, every key overridable by a `CLOUDIFY_...` environment
 //! variable (`CLOUDIFY_SERVER__BIND=0.0.0.0:9000`: sections are separated by `__`).
 
-use std::{collections::BTreeMap, path::{Path, PathBuf}};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
+use cloudify_dataset::Limits;
 use figment::{
     providers::{Env, Format, Serialized, Toml},
     Figment,
 };
-use cloudify_dataset::Limits;
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration file.
@@ -246,10 +249,11 @@ impl Config {
         }
         // CLOUDIFY_CONFIG and CLOUDIFY_LOG are command-line settings, not config keys. Where
         // code is loaded from is not the environment's to say, unless the operator opts in.
-        let env_plugin_paths = std::env::var(ENV_PLUGIN_PATHS).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
-        let env = Env::prefixed("CLOUDIFY_")
-            .ignore(&["config", "log", "allow_env_plugin_paths"])
-            .filter(move |key| env_plugin_paths || !PLUGIN_PATH_KEYS.iter().any(|k| key.as_str().eq_ignore_ascii_case(k)));
+        let env_plugin_paths =
+            std::env::var(ENV_PLUGIN_PATHS).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+        let env = Env::prefixed("CLOUDIFY_").ignore(&["config", "log", "allow_env_plugin_paths"]).filter(move |key| {
+            env_plugin_paths || !PLUGIN_PATH_KEYS.iter().any(|k| key.as_str().eq_ignore_ascii_case(k))
+        });
         figment = figment.merge(env.split("__"));
         figment.extract().map_err(Box::new)
     }
@@ -265,6 +269,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type
     fn file_then_environment() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("cloudify.toml");

@@ -75,7 +75,10 @@ fn folder_files(config: &Config) -> Vec<(String, PathBuf)> {
             .map(walkdir::DirEntry::into_path)
             .filter(|path| {
                 is_zarr(path)
-                    || path.extension().and_then(|e| e.to_str()).is_some_and(|ext| folder.extensions.iter().any(|x| x == ext))
+                    || path
+                        .extension()
+                        .and_then(|e| e.to_str())
+                        .is_some_and(|ext| folder.extensions.iter().any(|x| x == ext))
             })
             .collect();
         files.sort();
@@ -139,7 +142,8 @@ impl Opener {
         let confinement = Confinement::of_set(location, &entry.allow_targets)?;
         let opened = cloudify_refs::open(location, &entry.id, &self.stores, &self.limits, &confinement);
         let dataset = tokio::runtime::Handle::current().block_on(opened).map_err(|e| e.to_string())?;
-        let source = VirtualSource::new(dataset, Arc::clone(&self.stores), None, &self.limits).map_err(|e| e.to_string())?;
+        let source =
+            VirtualSource::new(dataset, Arc::clone(&self.stores), None, &self.limits).map_err(|e| e.to_string())?;
         Ok(Arc::new(source))
     }
 
@@ -162,7 +166,8 @@ impl Opener {
         let scanned = scan_remote(location, &entry.id, &self.stores, &self.limits);
         let scan = tokio::runtime::Handle::current().block_on(scanned).map_err(|e| e.to_string())?;
         warn_skipped(&entry.id, &scan.skipped);
-        let source = VirtualSource::new(scan.dataset, Arc::clone(&self.stores), None, &self.limits).map_err(|e| e.to_string())?;
+        let source = VirtualSource::new(scan.dataset, Arc::clone(&self.stores), None, &self.limits)
+            .map_err(|e| e.to_string())?;
         Ok(Arc::new(source))
     }
 
@@ -222,7 +227,8 @@ impl Opener {
     /// A scanned dataset (the root, or the group at `group`) served from its references.
     fn scanned(&self, dataset: VirtualDataset, group: Option<&str>) -> Result<SharedSource, String> {
         let fallback = fallback_for(&dataset, group);
-        let source = VirtualSource::new(dataset, Arc::clone(&self.stores), fallback, &self.limits).map_err(|e| e.to_string())?;
+        let source =
+            VirtualSource::new(dataset, Arc::clone(&self.stores), fallback, &self.limits).map_err(|e| e.to_string())?;
         Ok(Arc::new(source))
     }
 }

@@ -10,7 +10,9 @@ use abi_stable::{
     std_types::{RArc, RResult, RStr, RString, RVec},
 };
 use async_ffi::{FfiFuture, FutureExt as _};
-use cloudify_dataset::{read_region, variable, ChunkRef as DataChunkRef, Error as DataError, SharedSource, VariableMeta};
+use cloudify_dataset::{
+    read_region, variable, ChunkRef as DataChunkRef, Error as DataError, SharedSource, VariableMeta,
+};
 use cloudify_sdk::{
     abi::{BlockingTaskBox, ChunkKey, HostApi, HostApi_TO, Region},
     ChunkRef, ErrorKind, FileStat, Host, HostError, LogLevel,
@@ -66,8 +68,12 @@ impl PluginHost {
     /// A read of bytes that live on in the answer: [`Self::on_runtime`], after taking the
     /// size `bytes` tells from the read budget. The grant goes with the request being handled
     /// until its response is sent.
-    fn budgeted<B, F>(&self, dataset: &str, bytes: B, read: impl FnOnce(SharedSource) -> F + Send + 'static)
-        -> FfiFuture<RResult<RVec<u8>, HostError>>
+    fn budgeted<B, F>(
+        &self,
+        dataset: &str,
+        bytes: B,
+        read: impl FnOnce(SharedSource) -> F + Send + 'static,
+    ) -> FfiFuture<RResult<RVec<u8>, HostError>>
     where
         B: std::future::Future<Output = u64> + Send + 'static,
         F: std::future::Future<Output = Result<RVec<u8>, DataError>> + Send + 'static,
@@ -93,7 +99,8 @@ fn internal() -> HostError {
 /// Runs `call`, or `fallback` if it panics.
 fn guarded<T>(service: &str, fallback: impl FnOnce() -> T, call: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|panic| {
-        let message = panic.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| panic.downcast_ref::<String>().cloned());
+        let message =
+            panic.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| panic.downcast_ref::<String>().cloned());
         tracing::error!(service, "host service panicked: {}", message.unwrap_or_default());
         fallback()
     })
@@ -165,7 +172,8 @@ impl PluginHost {
         let (name, shape) = (region.variable.to_string(), region.shape.to_vec());
         let bytes = async move {
             let meta = source.and_then(|source| source.metadata().ok());
-            let item = meta.and_then(|meta| variable(&meta, &name).ok().map(|var| var.dtype.size() as u64)).unwrap_or(0);
+            let item =
+                meta.and_then(|meta| variable(&meta, &name).ok().map(|var| var.dtype.size() as u64)).unwrap_or(0);
             shape.iter().try_fold(item, |product, &n| product.checked_mul(n)).unwrap_or(u64::MAX)
         };
         self.budgeted(&region.dataset.clone(), bytes, move |source| async move {
@@ -212,8 +220,13 @@ impl PluginHost {
         })
     }
 
-    fn read_source_file_unguarded(&self, dataset: RStr<'_>, file: RStr<'_>, offset: u64, length: u64)
-        -> FfiFuture<RResult<RVec<u8>, HostError>> {
+    fn read_source_file_unguarded(
+        &self,
+        dataset: RStr<'_>,
+        file: RStr<'_>,
+        offset: u64,
+        length: u64,
+    ) -> FfiFuture<RResult<RVec<u8>, HostError>> {
         let file = file.as_str().to_owned();
         self.budgeted(dataset.as_str(), async move { length }, move |source| async move {
             source.read_file(&file, offset, length).await.map(RVec::from)
@@ -250,11 +263,19 @@ impl HostApi for PluginHost {
     }
 
     fn read_raw_chunk(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>> {
-        guarded("read_raw_chunk", || async { RResult::RErr(internal()) }.into_ffi(), || self.read_raw_chunk_unguarded(key))
+        guarded(
+            "read_raw_chunk",
+            || async { RResult::RErr(internal()) }.into_ffi(),
+            || self.read_raw_chunk_unguarded(key),
+        )
     }
 
     fn chunk_reference(&self, key: ChunkKey) -> FfiFuture<RResult<ChunkRef, HostError>> {
-        guarded("chunk_reference", || async { RResult::RErr(internal()) }.into_ffi(), || self.chunk_reference_unguarded(key))
+        guarded(
+            "chunk_reference",
+            || async { RResult::RErr(internal()) }.into_ffi(),
+            || self.chunk_reference_unguarded(key),
+        )
     }
 
     fn read_region(&self, region: Region) -> FfiFuture<RResult<RVec<u8>, HostError>> {
@@ -282,11 +303,25 @@ impl HostApi for PluginHost {
     }
 
     fn stat_source_file(&self, dataset: RStr<'_>, file: RStr<'_>) -> FfiFuture<RResult<FileStat, HostError>> {
-        guarded("stat_source_file", || async { RResult::RErr(internal()) }.into_ffi(), || self.stat_source_file_unguarded(dataset, file))
+        guarded(
+            "stat_source_file",
+            || async { RResult::RErr(internal()) }.into_ffi(),
+            || self.stat_source_file_unguarded(dataset, file),
+        )
     }
 
-    fn read_source_file(&self, dataset: RStr<'_>, file: RStr<'_>, offset: u64, length: u64) -> FfiFuture<RResult<RVec<u8>, HostError>> {
-        guarded("read_source_file", || async { RResult::RErr(internal()) }.into_ffi(), || self.read_source_file_unguarded(dataset, file, offset, length))
+    fn read_source_file(
+        &self,
+        dataset: RStr<'_>,
+        file: RStr<'_>,
+        offset: u64,
+        length: u64,
+    ) -> FfiFuture<RResult<RVec<u8>, HostError>> {
+        guarded(
+            "read_source_file",
+            || async { RResult::RErr(internal()) }.into_ffi(),
+            || self.read_source_file_unguarded(dataset, file, offset, length),
+        )
     }
 
     fn loaded_plugins(&self) -> RVec<RString> {

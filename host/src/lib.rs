@@ -9,14 +9,14 @@ pub mod budget;
 pub mod config;
 pub mod datasets;
 pub mod error;
-pub mod links;
 mod host_api;
+pub mod links;
 pub mod loader;
 mod openapi;
 pub mod refs_scan;
 pub mod registry;
-pub mod serve;
 mod routes;
+pub mod serve;
 pub mod stac_build;
 
 pub use app::{app, AppState};

@@ -74,7 +74,9 @@ impl Links {
         if let Some(url) = &self.public_url {
             return url.clone();
         }
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or_default().trim());
+        let header = |name: &str| {
+            headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or_default().trim())
+        };
         let proxied = peer.is_some_and(|peer| self.trusted_proxies.iter().any(|net| net.contains(&peer.ip())));
         let (scheme, authority) = if proxied {
             let scheme = header("x-forwarded-proto").filter(|p| matches!(*p, "http" | "https")).unwrap_or("http");
@@ -92,7 +94,9 @@ impl Links {
 /// `host` of `host:port` (IPv6 literals keep their brackets).
 fn host_part(authority: &str) -> &str {
     match authority.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !host.ends_with(':') => host,
+        Some((host, port)) if !host.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !host.ends_with(':') => {
+            host
+        }
         _ => authority,
     }
 }
@@ -100,7 +104,8 @@ fn host_part(authority: &str) -> &str {
 /// Letters, digits and the punctuation of host names, IPv6 literals and ports only: nothing
 /// that changes a URL's meaning or a document's syntax (`/`, `@`, `{`, quotes, spaces).
 fn valid_authority(authority: &str) -> bool {
-    !authority.is_empty() && authority.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+    !authority.is_empty()
+        && authority.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 #[cfg(test)]
@@ -119,24 +124,49 @@ mod tests {
 
     #[test]
     fn links_come_from_configuration_and_trusted_headers_only() {
-        let server = ServerConfig { allowed_hosts: vec!["data.example.org".to_owned(), "*.dkrz.de".to_owned()], trusted_proxies: vec!["10.0.0.0/8".to_owned()], ..ServerConfig::default() };
+        let server = ServerConfig {
+            allowed_hosts: vec!["data.example.org".to_owned(), "*.dkrz.de".to_owned()],
+            trusted_proxies: vec!["10.0.0.0/8".to_owned()],
+            ..ServerConfig::default()
+        };
         let links = Links::new(&server, "0.0.0.0:9000").unwrap();
         let client: SocketAddr = "203.0.113.9:5000".parse().unwrap();
         let proxy: SocketAddr = "10.1.2.3:5000".parse().unwrap();
-        assert_eq!(links.base_url(&headers(&[("host", "data.example.org:8080")]), Some(client)), "http://data.example.org:8080");
-        assert_eq!(links.base_url(&headers(&[("host", "eerie.cloud.dkrz.de")]), Some(client)), "http://eerie.cloud.dkrz.de");
+        assert_eq!(
+            links.base_url(&headers(&[("host", "data.example.org:8080")]), Some(client)),
+            "http://data.example.org:8080"
+        );
+        assert_eq!(
+            links.base_url(&headers(&[("host", "eerie.cloud.dkrz.de")]), Some(client)),
+            "http://eerie.cloud.dkrz.de"
+        );
         assert_eq!(links.base_url(&headers(&[("host", "127.0.0.1:9000")]), Some(client)), "http://127.0.0.1:9000");
-        for hostile in ["evil.example.com", "dkrz.de.evil.com", "evil.com/{{ x }}", "data.example.org@evil.com", "xdkrz.de"] {
-            assert_eq!(links.base_url(&headers(&[("host", hostile)]), Some(client)), "http://localhost:9000", "{hostile}");
+        for hostile in
+            ["evil.example.com", "dkrz.de.evil.com", "evil.com/{{ x }}", "data.example.org@evil.com", "xdkrz.de"]
+        {
+            assert_eq!(
+                links.base_url(&headers(&[("host", hostile)]), Some(client)),
+                "http://localhost:9000",
+                "{hostile}"
+            );
         }
-        let forwarded = headers(&[("host", "10.1.2.3"), ("x-forwarded-host", "data.example.org"), ("x-forwarded-proto", "https")]);
+        let forwarded =
+            headers(&[("host", "10.1.2.3"), ("x-forwarded-host", "data.example.org"), ("x-forwarded-proto", "https")]);
         assert_eq!(links.base_url(&forwarded, Some(proxy)), "https://data.example.org");
-        assert_eq!(links.base_url(&forwarded, Some(client)), "http://localhost:9000", "forwarded headers from a client");
+        assert_eq!(
+            links.base_url(&forwarded, Some(client)),
+            "http://localhost:9000",
+            "forwarded headers from a client"
+        );
         let evil_proxy = headers(&[("x-forwarded-host", "evil.com"), ("x-forwarded-proto", "https")]);
         assert_eq!(links.base_url(&evil_proxy, Some(proxy)), "http://localhost:9000");
-        let public = ServerConfig { public_url: Some("https://cloud.example.org/cloudify/".to_owned()), ..ServerConfig::default() };
+        let public = ServerConfig {
+            public_url: Some("https://cloud.example.org/cloudify/".to_owned()),
+            ..ServerConfig::default()
+        };
         let links = Links::new(&public, "127.0.0.1:9000").unwrap();
         assert_eq!(links.base_url(&headers(&[("host", "evil.com")]), None), "https://cloud.example.org/cloudify");
-        assert!(Links::new(&ServerConfig { trusted_proxies: vec!["nope".to_owned()], ..ServerConfig::default() }, "x").is_err());
+        assert!(Links::new(&ServerConfig { trusted_proxies: vec!["nope".to_owned()], ..ServerConfig::default() }, "x")
+            .is_err());
     }
 }

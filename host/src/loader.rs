@@ -126,9 +126,9 @@ pub fn candidate_files(config: &Config, extra_dirs: &[PathBuf]) -> Vec<PathBuf> 
         let mut found: Vec<PathBuf> = entries
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|path| {
-                path.file_name().and_then(|n| n.to_str()).is_some_and(|name| {
-                    name.starts_with(FILE_PREFIX) && name.ends_with(std::env::consts::DLL_SUFFIX)
-                })
+                path.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|name| name.starts_with(FILE_PREFIX) && name.ends_with(std::env::consts::DLL_SUFFIX))
             })
             .collect();
         found.sort();
@@ -143,10 +143,9 @@ pub fn candidate_files(config: &Config, extra_dirs: &[PathBuf]) -> Vec<PathBuf> 
 /// `registry`; dataset providers are added to it.
 pub fn load(config: &Config, files: &[PathBuf], registry: &Arc<Registry>, runtime: &Handle) -> Loaded {
     let mut loaded = Loaded::default();
-    let modules = static_plugins()
-        .into_iter()
-        .map(|module| (Origin::Static, Ok(module)))
-        .chain(files.iter().map(|file| (Origin::File(file.clone()), trusted(file, &config.plugins).and_then(|()| open(file)))));
+    let modules = static_plugins().into_iter().map(|module| (Origin::Static, Ok(module))).chain(
+        files.iter().map(|file| (Origin::File(file.clone()), trusted(file, &config.plugins).and_then(|()| open(file)))),
+    );
     for (origin, module) in modules {
         let refuse = |reason: String| Refusal { origin: origin.to_string(), reason };
         let module = match module {
@@ -240,12 +239,10 @@ fn trusted(file: &Path, plugins: &PluginsConfig) -> Result<(), String> {
 fn open(file: &Path) -> Result<PluginModRef, String> {
     // dlopen does not search the working directory: make relative paths explicit.
     let path = if file.is_relative() { Path::new(".").join(file) } else { file.to_path_buf() };
-    lib_header_from_path(&path)
-        .and_then(|header| header.init_root_module::<PluginModRef>())
-        .map_err(|err| {
-            tracing::debug!(file = %file.display(), "full loader error: {err}");
-            refusal_reason(&err)
-        })
+    lib_header_from_path(&path).and_then(|header| header.init_root_module::<PluginModRef>()).map_err(|err| {
+        tracing::debug!(file = %file.display(), "full loader error: {err}");
+        refusal_reason(&err)
+    })
 }
 
 /// One line out of abi_stable's (sometimes thousands of lines long) loader errors.
@@ -258,7 +255,10 @@ fn refusal_reason(err: &LibraryError) -> String {
             "built against cloudify-sdk {actual_version}, this host needs {expected_version}: rebuild the plugin"
         ),
         LibraryError::AbiInstability(details) => {
-            format!("incompatible plugin ABI (this host has cloudify-sdk {sdk}; rebuild the plugin): {}", first_abi_error(&details.to_string()))
+            format!(
+                "incompatible plugin ABI (this host has cloudify-sdk {sdk}; rebuild the plugin): {}",
+                first_abi_error(&details.to_string())
+            )
         }
         other => {
             let text = other.to_string();
@@ -295,7 +295,13 @@ mod tests {
     fn abi_reports_shrink_to_one_line() {
         let report = "\n  lots of layout\nError:incompatible package versions\nExpected:\n    0.1.0\nFound:\n    0.2.0\n1 error(s)inside:\nError:other";
         assert_eq!(first_abi_error(report), "incompatible package versions: expected 0.1.0, found 0.2.0");
-        assert_eq!(first_abi_error("Error:too many fields Expected: 6 Found: 7"), "too many fields Expected: 6 Found: 7");
-        assert_eq!(first_abi_error("Error:incompatible type size\nExpected: 192\nFound: 224"), "incompatible type size: expected 192, found 224");
+        assert_eq!(
+            first_abi_error("Error:too many fields Expected: 6 Found: 7"),
+            "too many fields Expected: 6 Found: 7"
+        );
+        assert_eq!(
+            first_abi_error("Error:incompatible type size\nExpected: 192\nFound: 224"),
+            "incompatible type size: expected 192, found 224"
+        );
     }
 }

@@ -9,9 +9,9 @@ use cloudify::{
     config::Config,
     datasets::open_all,
     links::Links,
-    registry::Registry,
     loader::{self, candidate_files},
     refs_scan::{scan_references, write_json, write_parquet},
+    registry::Registry,
     stac_build::build_static_catalog,
 };
 use cloudify_store::Stores;
@@ -101,7 +101,6 @@ fn init_logging(format: &str) {
     }
 }
 
-
 /// Tunes glibc's malloc for a server that allocates chunk buffers of 0.1–64 MB, unless the
 /// usual `MALLOC_*` variables say otherwise.
 ///
@@ -173,7 +172,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Stac(StacCommand::Build { out, base_url }) => runtime.block_on(stac_build(config, cli.plugin_dir, &out, base_url)),
+        Command::Stac(StacCommand::Build { out, base_url }) => {
+            runtime.block_on(stac_build(config, cli.plugin_dir, &out, base_url))
+        }
         Command::CheckConfig => match toml::to_string_pretty(&config) {
             Ok(text) => {
                 println!("# configuration OK\n{text}");
@@ -190,7 +191,13 @@ fn main() -> ExitCode {
             let files = candidate_files(&config, &cli.plugin_dir);
             let loaded = loader::load(&config, &files, &registry, runtime.handle());
             for plugin in &loaded.plugins {
-                println!("{} {} ({}){}", plugin.name, plugin.version, plugin.origin, if plugin.description.is_empty() { String::new() } else { format!(": {}", plugin.description) });
+                println!(
+                    "{} {} ({}){}",
+                    plugin.name,
+                    plugin.version,
+                    plugin.origin,
+                    if plugin.description.is_empty() { String::new() } else { format!(": {}", plugin.description) }
+                );
                 for route in &plugin.routes {
                     let prefix = if route.scope == cloudify_sdk::Scope::Dataset { "/datasets/{id}" } else { "" };
                     println!("    {} {prefix}{}", route.method, route.path);
@@ -254,7 +261,12 @@ async fn serve(config: Config, plugin_dirs: Vec<PathBuf>) -> ExitCode {
 
 /// `cloudify stac build`: the datasets and plugins as `serve` would load them, asked
 /// in-process.
-async fn stac_build(mut config: Config, plugin_dirs: Vec<PathBuf>, out: &std::path::Path, base_url: Option<String>) -> ExitCode {
+async fn stac_build(
+    mut config: Config,
+    plugin_dirs: Vec<PathBuf>,
+    out: &std::path::Path,
+    base_url: Option<String>,
+) -> ExitCode {
     let table = config.plugin.entry("stac".to_owned()).or_insert_with(|| serde_json::json!({}));
     if let Some(base_url) = base_url {
         table["public_url"] = serde_json::Value::String(base_url);
@@ -277,7 +289,12 @@ async fn stac_build(mut config: Config, plugin_dirs: Vec<PathBuf>, out: &std::pa
     let app = app(Arc::clone(&registry), loaded.plugins, &config.server, links);
     match build_static_catalog(&app.router, out).await {
         Ok(written) => {
-            println!("wrote {} ({} collection, {} items)", written.catalog.display(), written.collections, written.items);
+            println!(
+                "wrote {} ({} collection, {} items)",
+                written.catalog.display(),
+                written.collections,
+                written.items
+            );
             ExitCode::SUCCESS
         }
         Err(err) => {

@@ -51,13 +51,12 @@ fn http_method(method: &str) -> HttpMethod {
 }
 
 fn derived_operation(route: &RouteDoc) -> Operation {
-    let mut op = OperationBuilder::new()
-        .summary(Some(route.summary.clone()))
-        .tag(route.tag.clone())
-        .response(
-            "200",
-            ResponseBuilder::new().description("Success").content(route.content_type.clone(), ContentBuilder::new().build()),
-        );
+    let mut op = OperationBuilder::new().summary(Some(route.summary.clone())).tag(route.tag.clone()).response(
+        "200",
+        ResponseBuilder::new()
+            .description("Success")
+            .content(route.content_type.clone(), ContentBuilder::new().build()),
+    );
     for (name, rest) in parameters(&route.path) {
         let description = if name == "id" {
             "Dataset id, as listed by /datasets".to_owned()

@@ -95,7 +95,10 @@ pub async fn scan_references(
             eprintln!("cloudify: {}: variable '{variable}' left out: {reason}", file.display());
         }
         for (group, _) in &scanned.groups {
-            eprintln!("cloudify: {}: group '{group}' left out: a reference set describes the root group", file.display());
+            eprintln!(
+                "cloudify: {}: group '{group}' left out: a reference set describes the root group",
+                file.display()
+            );
         }
         parts.push(scanned.dataset);
     }

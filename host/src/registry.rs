@@ -115,7 +115,8 @@ impl Registry {
     /// All dataset ids the caller may read: configured ones first, then each provider's,
     /// without repeats.
     pub fn ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.datasets.read().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect();
+        let mut ids: Vec<String> =
+            self.datasets.read().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect();
         for provider in self.providers.read().unwrap_or_else(PoisonError::into_inner).iter() {
             for id in provider.source.list() {
                 if !ids.iter().any(|known| *known == *id) {
@@ -138,7 +139,11 @@ impl Registry {
         }
         let providers = self.providers.read().unwrap_or_else(PoisonError::into_inner);
         let provider = providers.iter().find(|p| p.source.list().iter().any(|listed| listed == id))?;
-        let source = ProviderSource { id: id.to_owned(), plugin: provider.plugin.clone(), provider: Arc::clone(&provider.source) };
+        let source = ProviderSource {
+            id: id.to_owned(),
+            plugin: provider.plugin.clone(),
+            provider: Arc::clone(&provider.source),
+        };
         Some(Arc::new(source))
     }
 }
@@ -156,8 +161,9 @@ impl Source for ProviderSource {
         let json = self.provider.metadata(RStr::from_str(&self.id)).into_result().map_err(|err| {
             Error::Read(format!("plugin {} failed to describe dataset '{}': {err}", self.plugin, self.id))
         })?;
-        let meta: DatasetMeta = serde_json::from_str(&json)
-            .map_err(|err| Error::Read(format!("plugin {} sent invalid metadata for '{}': {err}", self.plugin, self.id)))?;
+        let meta: DatasetMeta = serde_json::from_str(&json).map_err(|err| {
+            Error::Read(format!("plugin {} sent invalid metadata for '{}': {err}", self.plugin, self.id))
+        })?;
         Ok(Arc::new(meta))
     }
 
@@ -168,9 +174,10 @@ impl Source for ProviderSource {
         let var = variable(&meta, name)?;
         check_chunk_index(name, var, index)?;
         let key = ChunkKey { dataset: self.id.as_str().into(), variable: name.into(), index: index.into() };
-        let bytes = self.provider.read_chunk(key).await.into_result().map_err(|err| {
-            Error::Read(format!("plugin {} failed to read {}/{name}: {err}", self.plugin, self.id))
-        })?;
+        let bytes =
+            self.provider.read_chunk(key).await.into_result().map_err(|err| {
+                Error::Read(format!("plugin {} failed to read {}/{name}: {err}", self.plugin, self.id))
+            })?;
         let expected = var.chunk_bytes();
         if bytes.len() as u64 != expected {
             return Err(Error::Read(format!(

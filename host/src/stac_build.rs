@@ -21,8 +21,21 @@ use serde_json::{json, Value};
 use tower::ServiceExt as _;
 
 /// Links that say where a document sits in the tree; the static tree gets its own.
-const TREE_RELS: [&str; 13] =
-    ["self", "root", "parent", "child", "item", "items", "collection", "conformance", "data", "search", "service-desc", "service-doc", "next"];
+const TREE_RELS: [&str; 13] = [
+    "self",
+    "root",
+    "parent",
+    "child",
+    "item",
+    "items",
+    "collection",
+    "conformance",
+    "data",
+    "search",
+    "service-desc",
+    "service-doc",
+    "next",
+];
 
 /// What was written.
 #[derive(Debug)]
@@ -53,7 +66,9 @@ async fn get(router: &Router, path: &str) -> Result<Value, String> {
 fn relink(doc: &mut Value, tree: Vec<Value>) {
     let kept: Vec<Value> = doc["links"]
         .as_array()
-        .map(|links| links.iter().filter(|l| !TREE_RELS.contains(&l["rel"].as_str().unwrap_or_default())).cloned().collect())
+        .map(|links| {
+            links.iter().filter(|l| !TREE_RELS.contains(&l["rel"].as_str().unwrap_or_default())).cloned().collect()
+        })
         .unwrap_or_default();
     doc["links"] = Value::Array(tree.into_iter().chain(kept).collect());
 }
@@ -98,13 +113,19 @@ pub async fn build_static_catalog(router: &Router, out: &Path) -> Result<Written
         let mut page = get(router, &format!("/stac/collections/{cid}/items?limit=10000")).await?;
         loop {
             items.extend(page["features"].as_array().cloned().unwrap_or_default());
-            let next = page["links"].as_array().and_then(|links| links.iter().find(|l| l["rel"] == "next")).and_then(|l| l["href"].as_str());
+            let next = page["links"]
+                .as_array()
+                .and_then(|links| links.iter().find(|l| l["rel"] == "next"))
+                .and_then(|l| l["href"].as_str());
             // Next links are absolute (the public URL); the router wants the path.
             let Some(next) = next.and_then(|href| href.find("/stac/").map(|at| href[at..].to_owned())) else { break };
             page = get(router, &next).await?;
         }
         let mut collection = collection.clone();
-        let mut tree = vec![link("root", "../catalog.json", "application/json"), link("parent", "../catalog.json", "application/json")];
+        let mut tree = vec![
+            link("root", "../catalog.json", "application/json"),
+            link("parent", "../catalog.json", "application/json"),
+        ];
         for item in &mut items {
             let id = segment(item["id"].as_str().unwrap_or_default())?.to_owned();
             tree.push(link("item", &format!("./{id}/{id}.json"), "application/geo+json"));

@@ -242,7 +242,7 @@ pub struct FileStat {
     pub modified: i64,
 }
 
-/// Log levels for [`HostApi::log`].
+/// Log levels for [`crate::HostExt::log`].
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogLevel {
@@ -307,8 +307,13 @@ pub trait HostApi: Send + Sync + Clone {
     /// Size and modification time of `file`, one of the dataset's source files.
     fn stat_source_file(&self, dataset: RStr<'_>, file: RStr<'_>) -> FfiFuture<RResult<FileStat, HostError>>;
     /// `length` bytes at `offset` of `file`, one of the dataset's source files.
-    fn read_source_file(&self, dataset: RStr<'_>, file: RStr<'_>, offset: u64, length: u64)
-        -> FfiFuture<RResult<RVec<u8>, HostError>>;
+    fn read_source_file(
+        &self,
+        dataset: RStr<'_>,
+        file: RStr<'_>,
+        offset: u64,
+        length: u64,
+    ) -> FfiFuture<RResult<RVec<u8>, HostError>>;
     /// Names of the plugins loaded, in load order; complete once the host has loaded them
     /// all (so from any request handler, not from `init`).
     fn loaded_plugins(&self) -> RVec<RString>;

@@ -53,7 +53,13 @@ pub trait HostExt {
     ///
     /// # Errors
     /// As [`HostExt::chunk`]; also too large or out-of-range selections.
-    fn region(&self, dataset: &str, variable: &str, start: &[u64], shape: &[u64]) -> impl Future<Output = Result<RVec<u8>>> + Send;
+    fn region(
+        &self,
+        dataset: &str,
+        variable: &str,
+        start: &[u64],
+        shape: &[u64],
+    ) -> impl Future<Output = Result<RVec<u8>>> + Send;
     /// Paths or URLs of the files the dataset's stored chunks are read from.
     ///
     /// # Errors
@@ -68,8 +74,13 @@ pub trait HostExt {
     ///
     /// # Errors
     /// As [`HostExt::file_stat`]; also a range past the end.
-    fn read_file(&self, dataset: &str, file: &str, offset: u64, length: u64)
-        -> impl Future<Output = Result<RVec<u8>>> + Send;
+    fn read_file(
+        &self,
+        dataset: &str,
+        file: &str,
+        offset: u64,
+        length: u64,
+    ) -> impl Future<Output = Result<RVec<u8>>> + Send;
     /// Names of the plugins loaded (to link only to endpoints that exist); complete from
     /// request handlers on.
     fn plugins(&self) -> Vec<String>;
@@ -125,8 +136,15 @@ impl HostExt for Host {
         async move { fut.await.into_result().map_err(Error::Host) }
     }
 
-    fn region(&self, dataset: &str, variable: &str, start: &[u64], shape: &[u64]) -> impl Future<Output = Result<RVec<u8>>> + Send {
-        let region = Region { dataset: dataset.into(), variable: variable.into(), start: start.into(), shape: shape.into() };
+    fn region(
+        &self,
+        dataset: &str,
+        variable: &str,
+        start: &[u64],
+        shape: &[u64],
+    ) -> impl Future<Output = Result<RVec<u8>>> + Send {
+        let region =
+            Region { dataset: dataset.into(), variable: variable.into(), start: start.into(), shape: shape.into() };
         let fut = self.read_region(region);
         async move { fut.await.into_result().map_err(Error::Host) }
     }
@@ -141,8 +159,13 @@ impl HostExt for Host {
         async move { fut.await.into_result().map_err(Error::Host) }
     }
 
-    fn read_file(&self, dataset: &str, file: &str, offset: u64, length: u64)
-        -> impl Future<Output = Result<RVec<u8>>> + Send {
+    fn read_file(
+        &self,
+        dataset: &str,
+        file: &str,
+        offset: u64,
+        length: u64,
+    ) -> impl Future<Output = Result<RVec<u8>>> + Send {
         let fut = HostApi::read_source_file(self, RStr::from_str(dataset), RStr::from_str(file), offset, length);
         async move { fut.await.into_result().map_err(Error::Host) }
     }

@@ -75,7 +75,8 @@ impl Response {
         if len <= PIECE {
             return Self::bytes(status, content_type, RVec::from((*body).as_ref()));
         }
-        let mut response = Self::new(status).with_header("content-type", content_type).with_header("content-length", &len.to_string());
+        let mut response =
+            Self::new(status).with_header("content-type", content_type).with_header("content-length", &len.to_string());
         response.body = Body::Stream(BodyStream_TO::from_value(Pieces { body, at: 0 }, TD_Opaque));
         response
     }

@@ -50,7 +50,7 @@
 //! The package version of this crate is the ABI version, `0.x.y`:
 //!
 //! * `y` is bumped for prefix-compatible additions only: a new field appended after the
-//!   last prefix field of [`PluginMod`], a new method appended to a `#[sabi_trait]` after its
+//!   last prefix field of [`abi::PluginMod`], a new method appended to a `#[sabi_trait]` after its
 //!   `last_prefix_field`. Plugins built against `0.x.y` load in any host `0.x.z` with `z >= y`
 //!   that knows the fields they use; a host checks with the prefix accessors.
 //! * `x` is bumped for anything else (a changed struct, a new enum variant, a changed
@@ -75,22 +75,22 @@
 #[allow(non_local_definitions)]
 pub mod abi;
 mod error;
-mod http;
 mod handler;
 mod host;
+mod http;
 pub mod hyperslab;
 pub mod meta;
-pub mod strings;
 mod plugin;
 mod provider;
+pub mod strings;
 
 pub use abi::{ChunkRef, ErrorKind, FileStat, Host, HostError, LogLevel, Request, Response, Scope};
 /// The byte buffer that crosses the boundary without a copy (chunk bytes, bodies).
 pub use abi_stable::std_types::RVec;
 pub use error::{Error, Result};
 pub use handler::handler;
-pub use http::BASE_URL_HEADER;
 pub use host::HostExt;
+pub use http::BASE_URL_HEADER;
 pub use plugin::{InitOutcome, Plugin, Route};
 pub use provider::{dataset_source, Provider};
 

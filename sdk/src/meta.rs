@@ -6,7 +6,7 @@
 //! The JSON is the contract; these serde types are a convenience for Rust plugins.
 
 use indexmap::IndexMap;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 /// Metadata of one dataset.
@@ -22,12 +22,31 @@ pub struct DatasetMeta {
     /// Names of unlimited (record) dimensions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unlimited: Vec<String>,
-    /// Variables in file order, coordinates included.
+    /// Variables in file order, coordinates included. Variables of an element type this SDK
+    /// does not know (sent by a newer host or plugin) are left out when reading.
+    #[serde(deserialize_with = "known_variables")]
     pub variables: IndexMap<String, VariableMeta>,
     /// When the source data last changed (Unix seconds; the newest file of a multi-file
     /// dataset), for HTTP `Last-Modified`; `None` when unknown (remote sources, memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_modified: Option<i64>,
+}
+
+/// The variables of a dataset, without those whose `dtype` names a type this SDK does not
+/// know: `DataType` grows with new versions (as `char` and `string` did), and a plugin built
+/// before serves the variables it understands instead of refusing the whole dataset.
+fn known_variables<'de, D: Deserializer<'de>>(deserializer: D) -> Result<IndexMap<String, VariableMeta>, D::Error> {
+    let raw = IndexMap::<String, Value>::deserialize(deserializer)?;
+    let mut known = IndexMap::with_capacity(raw.len());
+    for (name, value) in raw {
+        let unknown_type =
+            value.get("dtype").and_then(Value::as_str).is_some_and(|name| DataType::from_name(name).is_none());
+        if unknown_type {
+            continue;
+        }
+        known.insert(name, VariableMeta::deserialize(value).map_err(serde::de::Error::custom)?);
+    }
+    Ok(known)
 }
 
 /// Metadata of one variable (array).
@@ -88,6 +107,11 @@ pub enum DataType {
 }
 
 impl DataType {
+    /// The type named `name` in the metadata JSON (`float32`, `string`, ...).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(name)).ok()
+    }
+
     /// Bytes per element; 0 for variable-length strings (see [`DataType::is_variable_length`]).
     pub fn size(self) -> usize {
         match self {
@@ -210,6 +234,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn variables_of_unknown_types_are_left_out_and_the_rest_is_read() {
+        let json = r#"{"id":"d","dimensions":{"x":2},"variables":{
+            "z":{"dtype":"complex64","dimensions":["x"],"shape":[2],"chunks":[2],"novel":1},
+            "v":{"dtype":"int16","dimensions":["x"],"shape":[2],"chunks":[1]}}}"#;
+        let meta: DatasetMeta = serde_json::from_str(json).unwrap();
+        assert_eq!(meta.variables.keys().collect::<Vec<_>>(), ["v"]);
+        assert_eq!(DataType::from_name("string"), Some(DataType::String));
+        // A known type with a broken description is still an error, not silently dropped.
+        let broken = r#"{"id":"d","dimensions":{},"variables":{"v":{"dtype":"int16","shape":"x"}}}"#;
+        assert!(serde_json::from_str::<DatasetMeta>(broken).is_err());
+    }
+
+    #[test]
     fn json_round_trip_keeps_order_and_names() {
         let json = r#"{"id":"d","dimensions":{"time":2,"lat":3},"variables":{
             "tas":{"dtype":"float32","dimensions":["time","lat"],"shape":[2,3],"chunks":[1,3],
@@ -241,7 +278,8 @@ mod tests {
 
     #[test]
     fn strings_are_named_as_xarray_and_numpy_name_them() {
-        let var: VariableMeta = serde_json::from_str(r#"{"dtype":"string","dimensions":["station"],"shape":[3],"chunks":[3]}"#).unwrap();
+        let var: VariableMeta =
+            serde_json::from_str(r#"{"dtype":"string","dimensions":["station"],"shape":[3],"chunks":[3]}"#).unwrap();
         assert_eq!((var.dtype.name(), var.dtype.numpy_le()), ("object", "|O"));
         assert!(var.dtype.is_variable_length() && !DataType::Char.is_variable_length());
         assert_eq!(var.chunk_bytes(), 0);

@@ -165,4 +165,3 @@ where
         Err(panic) => RResult::RErr(format!("plugin {name} panicked in init: {}", panic_message(&*panic)).into()),
     }
 }
-

@@ -31,8 +31,12 @@ pub trait Provider: Send + Sync + 'static {
     ///
     /// # Errors
     /// A [`HostError`] saying what was wrong with the key or the read.
-    fn read_chunk(&self, dataset: &str, variable: &str, index: &[u64])
-        -> impl Future<Output = Result<Vec<u8>, HostError>> + Send + 'static;
+    fn read_chunk(
+        &self,
+        dataset: &str,
+        variable: &str,
+        index: &[u64],
+    ) -> impl Future<Output = Result<Vec<u8>, HostError>> + Send + 'static;
 }
 
 /// Wraps a [`Provider`] for [`crate::Plugin::dataset_source`], with every call panic-safe.
@@ -48,11 +52,7 @@ fn panicked(panic: &(dyn std::any::Any + Send)) -> HostError {
 
 impl<P: Provider> DatasetSource for Guarded<P> {
     fn list(&self) -> RVec<RString> {
-        catch_unwind(AssertUnwindSafe(|| self.0.list()))
-            .unwrap_or_default()
-            .into_iter()
-            .map(RString::from)
-            .collect()
+        catch_unwind(AssertUnwindSafe(|| self.0.list())).unwrap_or_default().into_iter().map(RString::from).collect()
     }
 
     fn metadata(&self, dataset: RStr<'_>) -> RResult<RString, HostError> {
@@ -71,9 +71,7 @@ impl<P: Provider> DatasetSource for Guarded<P> {
         match catch_unwind(AssertUnwindSafe(call)) {
             Ok(fut) => AssertUnwindSafe(fut)
                 .catch_unwind()
-                .map(|outcome| {
-                    outcome.unwrap_or_else(|panic| Err(panicked(&*panic))).map(RVec::from).into()
-                })
+                .map(|outcome| outcome.unwrap_or_else(|panic| Err(panicked(&*panic))).map(RVec::from).into())
                 .into_ffi(),
             Err(panic) => {
                 let err = panicked(&*panic);

@@ -65,7 +65,8 @@ pub fn decode(chunk: &[u8]) -> Result<Vec<&[u8]>, Malformed> {
     let mut at = 4;
     for _ in 0..count {
         let len = word(at)?;
-        let item = chunk.get(at + 4..at + 4 + len).ok_or_else(|| Malformed(format!("item at byte {at} runs past the end")))?;
+        let item =
+            chunk.get(at + 4..at + 4 + len).ok_or_else(|| Malformed(format!("item at byte {at} runs past the end")))?;
         items.push(item);
         at += 4 + len;
     }

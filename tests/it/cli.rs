@@ -14,7 +14,10 @@ fn plugins_command_lists_plugins_routes_and_refusals() {
         .unwrap();
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.lines().any(|l| l.starts_with("hello 0.1.0 (") && l.contains("libcloudify_plugin_hello.so")), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("hello 0.1.0 (") && l.contains("libcloudify_plugin_hello.so")),
+        "{text}"
+    );
     assert!(text.contains("    GET /hello\n") && text.contains("    GET /datasets/{id}/hello\n"), "{text}");
     assert!(text.lines().any(|l| l.starts_with("intake 0.1.0")), "{text}");
     let refused: Vec<&str> = text.lines().filter(|l| l.starts_with("refused ")).collect();
@@ -64,7 +67,8 @@ fn the_example_config_is_valid_and_complete() {
     // Every key the server knows is in the example: its effective config equals the defaults'.
     let defaults = Command::new(cloudify_bin()).arg("check-config").env_remove("CLOUDIFY_CONFIG").output().unwrap();
     // Plugin tables are the plugins' own business (their defaults live in the plugins).
-    let host_part = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap().split("\n[plugin").next().unwrap().trim_end().to_owned();
+    let host_part =
+        |bytes: Vec<u8>| String::from_utf8(bytes).unwrap().split("\n[plugin").next().unwrap().trim_end().to_owned();
     assert_eq!(host_part(out.stdout), host_part(defaults.stdout));
 }
 
@@ -84,12 +88,17 @@ fn stac_build_writes_a_static_catalog_without_a_server() {
     };
     let done = build(&[]);
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
-    let read = |path: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(out.path().join(path)).unwrap()).unwrap() };
+    let read = |path: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.path().join(path)).unwrap()).unwrap()
+    };
     let catalog = read("catalog.json");
     assert_eq!(catalog["type"], "Catalog");
     assert_eq!(catalog["links"][1]["href"], "./cloudify-all/collection.json");
     let collection = read("cloudify-all/collection.json");
-    assert_eq!(collection["links"][2], serde_json::json!({"rel": "item", "href": "./demo/demo.json", "type": "application/geo+json"}));
+    assert_eq!(
+        collection["links"][2],
+        serde_json::json!({"rel": "item", "href": "./demo/demo.json", "type": "application/geo+json"})
+    );
     let item = read("cloudify-all/demo/demo.json");
     assert_eq!(item["assets"]["zstore"]["href"], "https://data.example.org/datasets/demo/zarr");
     assert_eq!(item["links"][0]["href"], "../../catalog.json");
@@ -127,15 +136,27 @@ fn plugins_load_only_from_where_the_operator_says_and_as_pinned() {
     let env_dirs = format!("[{}]", folder.display());
     let listing = plugins_listing(dir.path(), "", &[("CLOUDIFY_PLUGINS__DIRS", &env_dirs)]);
     assert!(!listing.contains("hello"), "{listing}");
-    let listing = plugins_listing(dir.path(), "", &[("CLOUDIFY_PLUGINS__DIRS", &env_dirs), ("CLOUDIFY_ALLOW_ENV_PLUGIN_PATHS", "1")]);
+    let listing = plugins_listing(
+        dir.path(),
+        "",
+        &[("CLOUDIFY_PLUGINS__DIRS", &env_dirs), ("CLOUDIFY_ALLOW_ENV_PLUGIN_PATHS", "1")],
+    );
     assert!(listing.lines().any(|l| l.starts_with("hello 0.1.0")), "{listing}");
 
     // A digest that differs refuses the file before it is opened; the right one loads it.
-    let listing = plugins_listing(dir.path(), &format!("{dirs}[plugins.sha256]\n\"libcloudify_plugin_hello.so\" = \"{}\"\n", "0".repeat(64)), &[]);
+    let listing = plugins_listing(
+        dir.path(),
+        &format!("{dirs}[plugins.sha256]\n\"libcloudify_plugin_hello.so\" = \"{}\"\n", "0".repeat(64)),
+        &[],
+    );
     assert!(listing.contains("differs from the pinned"), "{listing}");
     let digest = String::from_utf8(Command::new("sha256sum").arg(&hello).output().unwrap().stdout).unwrap();
     let digest = digest.split_whitespace().next().unwrap();
-    let listing = plugins_listing(dir.path(), &format!("{dirs}[plugins.sha256]\n\"libcloudify_plugin_hello.so\" = \"{digest}\"\n"), &[]);
+    let listing = plugins_listing(
+        dir.path(),
+        &format!("{dirs}[plugins.sha256]\n\"libcloudify_plugin_hello.so\" = \"{digest}\"\n"),
+        &[],
+    );
     assert!(listing.lines().any(|l| l.starts_with("hello 0.1.0")), "{listing}");
     let listing = plugins_listing(dir.path(), &format!("{dirs}require_sha256 = true\n"), &[]);
     assert!(listing.contains("no sha256 pinned"), "{listing}");

@@ -25,7 +25,8 @@ fn raw(server: &Server, request: &[u8]) -> String {
 
 #[test]
 fn slow_headers_time_out_and_cannot_hold_every_connection() {
-    let server = Server::start(&[("CLOUDIFY_SERVER__HEADER_TIMEOUT_SECS", "1"), ("CLOUDIFY_SERVER__MAX_CONNECTIONS", "16")]);
+    let server =
+        Server::start(&[("CLOUDIFY_SERVER__HEADER_TIMEOUT_SECS", "1"), ("CLOUDIFY_SERVER__MAX_CONNECTIONS", "16")]);
     let mut idle: Vec<TcpStream> = (0..64)
         .map(|_| {
             let mut stream = TcpStream::connect(address(&server)).unwrap();
@@ -45,16 +46,27 @@ fn slow_headers_time_out_and_cannot_hold_every_connection() {
 
 #[test]
 fn requests_beyond_the_limit_are_shed_and_slow_ones_time_out() {
-    let server = Server::start(&[("CLOUDIFY_SERVER__MAX_CONCURRENT_REQUESTS", "2"), ("CLOUDIFY_SERVER__REQUEST_TIMEOUT_SECS", "3")]);
+    let server = Server::start(&[
+        ("CLOUDIFY_SERVER__MAX_CONCURRENT_REQUESTS", "2"),
+        ("CLOUDIFY_SERVER__REQUEST_TIMEOUT_SECS", "3"),
+    ]);
     let url = server.url.clone();
     let slow: Vec<_> = (0..2)
         .map(|_| {
             let url = url.clone();
-            std::thread::spawn(move || ureq::get(format!("{url}/faulty/slow?ms=1500")).call().map(|r| r.status().as_u16()))
+            std::thread::spawn(move || {
+                ureq::get(format!("{url}/faulty/slow?ms=1500")).call().map(|r| r.status().as_u16())
+            })
         })
         .collect();
     std::thread::sleep(Duration::from_millis(400));
-    let shed = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent().get(format!("{url}/health")).call().unwrap();
+    let shed = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+        .get(format!("{url}/health"))
+        .call()
+        .unwrap();
     assert_eq!(shed.status(), 503);
     assert_eq!(shed.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
     for request in slow {
@@ -72,7 +84,12 @@ fn requests_beyond_the_limit_are_shed_and_slow_ones_time_out() {
 fn bodies_on_get_are_not_read_and_other_bodies_are_bounded() {
     let server = Server::start(&[("CLOUDIFY_SERVER__MAX_REQUEST_BODY", "1048576")]);
     let body = vec![b'x'; 2 << 20];
-    let get = [format!("GET /faulty/echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes(), body.clone()].concat();
+    let get = [
+        format!("GET /faulty/echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+            .into_bytes(),
+        body.clone(),
+    ]
+    .concat();
     let answer = raw(&server, &get);
     assert!(answer.starts_with("HTTP/1.1 200"), "{}", &answer[..answer.len().min(200)]);
     let post = [format!("POST /stac/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes(), body].concat();
@@ -86,21 +103,42 @@ fn links_follow_the_configuration_not_the_client() {
     let server = Server::start(&[]);
     let own = server.url.clone();
     let base = |host: &str, extra: &str| {
-        let answer = raw(&server, format!("GET /faulty/echo HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n").as_bytes());
+        let answer = raw(
+            &server,
+            format!("GET /faulty/echo HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n").as_bytes(),
+        );
         let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
         serde_json::from_str::<serde_json::Value>(body).unwrap()["base_url"].as_str().unwrap().to_owned()
     };
     assert_eq!(base("localhost:1234", ""), "http://localhost:1234");
     assert_eq!(base("evil.example.com", ""), own, "an unknown Host falls back to the listen address");
-    assert_eq!(base("localhost", "X-Forwarded-Host: evil.example.com\r\nX-Forwarded-Proto: https\r\n"), "http://localhost", "no trusted proxy");
-    assert_eq!(base("localhost", "X-Cloudify-Base-Url: http://evil.example.com\r\n"), "http://localhost", "the host's header cannot be forged");
-    let refs = raw(&server, b"GET /datasets/demo/kerchunk.json HTTP/1.1\r\nHost: evil.example.com\r\nConnection: close\r\n\r\n");
+    assert_eq!(
+        base("localhost", "X-Forwarded-Host: evil.example.com\r\nX-Forwarded-Proto: https\r\n"),
+        "http://localhost",
+        "no trusted proxy"
+    );
+    assert_eq!(
+        base("localhost", "X-Cloudify-Base-Url: http://evil.example.com\r\n"),
+        "http://localhost",
+        "the host's header cannot be forged"
+    );
+    let refs = raw(
+        &server,
+        b"GET /datasets/demo/kerchunk.json HTTP/1.1\r\nHost: evil.example.com\r\nConnection: close\r\n\r\n",
+    );
     assert!(refs.starts_with("HTTP/1.1 200") && !refs.contains("evil"), "{}", &refs[..refs.len().min(300)]);
     // STAC items are cached once, whatever the base URL; each answer carries its own.
     for port in [1111, 2222, 1111] {
-        let item = raw(&server, format!("GET /datasets/demo/stac HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n").as_bytes());
+        let item = raw(
+            &server,
+            format!("GET /datasets/demo/stac HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
         assert!(item.contains(&format!("\"http://localhost:{port}/datasets/demo/zarr\"")), "{item}");
-        assert!(!item.contains("cloudify-base") && !item.contains(if port == 1111 { "2222" } else { "1111" }), "{item}");
+        assert!(
+            !item.contains("cloudify-base") && !item.contains(if port == 1111 { "2222" } else { "1111" }),
+            "{item}"
+        );
     }
     let intake = raw(&server, b"GET /intake.yaml HTTP/1.1\r\nHost: {{evil}}\r\nConnection: close\r\n\r\n");
     assert!(intake.starts_with("HTTP/1.1 200") && !intake.contains("evil"), "{intake}");
@@ -119,7 +157,9 @@ fn links_follow_the_configuration_not_the_client() {
 #[test]
 fn hostile_paths_are_decoded_once_and_answered_in_json() {
     let server = Server::start(&[]);
-    let get = |path: &str| raw(&server, format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes());
+    let get = |path: &str| {
+        raw(&server, format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
+    };
     for path in ["/datasets/%ff/info", "/datasets/%ff/zarr/.zmetadata", "/datasets/demo/zarr/%ff"] {
         let answer = get(path);
         assert!(answer.starts_with("HTTP/1.1 400") || answer.starts_with("HTTP/1.1 404"), "{path}: {answer}");
@@ -156,7 +196,8 @@ fn clients_that_do_not_read_cannot_make_memory_grow_past_the_read_budget() {
     }
     std::fs::write(dir.path().join("big.json"), serde_json::json!({"version": 1, "refs": refs}).to_string()).unwrap();
     let config = dir.path().join("cloudify.toml");
-    std::fs::write(&config, format!("[[datasets]]\nid = \"big\"\npath = \"{}/big.json\"\n", dir.path().display())).unwrap();
+    std::fs::write(&config, format!("[[datasets]]\nid = \"big\"\npath = \"{}/big.json\"\n", dir.path().display()))
+        .unwrap();
     let server = crate::util::Server::start_with(
         &crate::util::cloudify_bin(),
         &["--config", config.to_str().unwrap()],
@@ -170,7 +211,10 @@ fn clients_that_do_not_read_cannot_make_memory_grow_past_the_read_budget() {
     let clients: Vec<(usize, TcpStream)> = (0..48)
         .map(|n| {
             let mut stream = TcpStream::connect(address(&server)).unwrap();
-            let request = format!("GET /datasets/big/kerchunk/v/{} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", n % 8);
+            let request = format!(
+                "GET /datasets/big/kerchunk/v/{} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                n % 8
+            );
             stream.write_all(request.as_bytes()).unwrap();
             (n % 8, stream)
         })

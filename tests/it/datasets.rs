@@ -35,8 +35,13 @@ fn configured_files_and_folders_are_served_and_broken_ones_skipped() {
         ),
     )
     .unwrap();
-    let args = ["--config", config.to_str().unwrap(), "--plugin-dir", crate::util::fixtures().plugin_dir.to_str().unwrap()];
-    let server = Server::start_with(&crate::util::cloudify_bin(), &args, &[("CLOUDIFY_CACHE__DIR", dir.path().join("cache").to_str().unwrap())]);
+    let args =
+        ["--config", config.to_str().unwrap(), "--plugin-dir", crate::util::fixtures().plugin_dir.to_str().unwrap()];
+    let server = Server::start_with(
+        &crate::util::cloudify_bin(),
+        &args,
+        &[("CLOUDIFY_CACHE__DIR", dir.path().join("cache").to_str().unwrap())],
+    );
     let ids = server.get("/datasets").json();
     assert_eq!(ids, json!(["demo", "tas4", "vanishing", "series", "nc3_classic", "nc4_packed", "store", "ramp"]));
     let store = server.get("/datasets/store/faulty/region/tas?start=0,0,0&shape=5,30,40");
@@ -69,9 +74,16 @@ fn configured_files_and_folders_are_served_and_broken_ones_skipped() {
     drop(server);
 
     // A restart reads every scan from the reference cache.
-    let again = Server::start_with(&crate::util::cloudify_bin(), &args, &[("CLOUDIFY_CACHE__DIR", dir.path().join("cache").to_str().unwrap())]);
+    let again = Server::start_with(
+        &crate::util::cloudify_bin(),
+        &args,
+        &[("CLOUDIFY_CACHE__DIR", dir.path().join("cache").to_str().unwrap())],
+    );
     assert!(again.log().contains("scanned=1 cached=5"), "{}", again.log());
-    assert_eq!(again.get("/datasets/nc3_classic/keys").json(), json!(["lat", "lon", "time", "ts", "flag", "name", "code", "scalar"]));
+    assert_eq!(
+        again.get("/datasets/nc3_classic/keys").json(),
+        json!(["lat", "lon", "time", "ts", "flag", "name", "code", "scalar"])
+    );
 }
 
 /// An S3-compatible server (moto, from the test venv) on 127.0.0.1, stopped when dropped.
@@ -116,7 +128,9 @@ fn datasets_in_s3_are_served() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("cloudify.toml");
     let mut text = String::new();
-    for (id, key) in [("nc3", "nc3_classic.nc"), ("v2", "chunked_v2.zarr"), ("v3", "chunked_v3.zarr"), ("nc4", "nc4_chunked.nc")] {
+    for (id, key) in
+        [("nc3", "nc3_classic.nc"), ("v2", "chunked_v2.zarr"), ("v3", "chunked_v3.zarr"), ("nc4", "nc4_chunked.nc")]
+    {
         text.push_str(&format!("[[datasets]]\nid = \"{id}\"\npath = \"s3://climate/{key}\"\n\n"));
     }
     // Python kerchunk's references of the NetCDF4 file, pointed at its copy in S3: a NetCDF4
@@ -126,7 +140,10 @@ fn datasets_in_s3_are_served() {
     let refs_file = dir.path().join("nc4_in_s3.json");
     std::fs::write(&refs_file, refs.replace(&format!("\"{local}\""), "\"s3://climate/nc4_chunked.nc\"")).unwrap();
     // A local set reads its own folder only, unless the operator widens it.
-    text.push_str(&format!("[[datasets]]\nid = \"nc4_refs\"\npath = \"{}\"\nallow_targets = [\"s3://climate/\"]\n\n", refs_file.display()));
+    text.push_str(&format!(
+        "[[datasets]]\nid = \"nc4_refs\"\npath = \"{}\"\nallow_targets = [\"s3://climate/\"]\n\n",
+        refs_file.display()
+    ));
     std::fs::write(&config, text).unwrap();
     let env = [
         ("AWS_ENDPOINT", endpoint.as_str()),
@@ -135,9 +152,15 @@ fn datasets_in_s3_are_served() {
         ("AWS_SECRET_ACCESS_KEY", "test"),
         ("AWS_REGION", "us-east-1"),
     ];
-    let args = ["--config", config.to_str().unwrap(), "--plugin-dir", crate::util::fixtures().plugin_dir.to_str().unwrap()];
+    let args =
+        ["--config", config.to_str().unwrap(), "--plugin-dir", crate::util::fixtures().plugin_dir.to_str().unwrap()];
     let server = Server::start_with(&crate::util::cloudify_bin(), &args, &env);
-    assert_eq!(server.get("/datasets").json(), json!(["demo", "nc3", "v2", "v3", "nc4_refs", "ramp"]), "{}", server.log());
+    assert_eq!(
+        server.get("/datasets").json(),
+        json!(["demo", "nc3", "v2", "v3", "nc4_refs", "ramp"]),
+        "{}",
+        server.log()
+    );
     assert!(server.log().contains("local paths only"), "NetCDF4 in S3 is refused with the reason");
     let ts = server.get("/datasets/nc3/faulty/region/ts?start=0,0,0&shape=4,6,8");
     assert!(ts.body == f32s_file("nc3_classic.nc.ts.bin"), "NetCDF classic from S3 equals netCDF4-python");

@@ -63,15 +63,21 @@ fn hostile_files_and_sets_are_refused_and_the_rest_is_served() {
     let floats: Vec<u8> = [1.5f32, 2.5, 3.5, 4.5].iter().flat_map(|f| f.to_be_bytes()).collect();
     std::fs::write(published.join("good.nc"), classic(0, &[("x", 4)], &[("v", &[0], 5, None)], &floats)).unwrap();
     // Four billion records claimed by a 100-byte file.
-    std::fs::write(published.join("records.nc"), classic(0xFFFF_FFF0, &[("t", 0)], &[("v", &[0], 5, None)], &floats)).unwrap();
+    std::fs::write(published.join("records.nc"), classic(0xFFFF_FFF0, &[("t", 0)], &[("v", &[0], 5, None)], &floats))
+        .unwrap();
     // (2^32 - 1)^2 doubles: the element count wraps a u64.
-    std::fs::write(published.join("wraps.nc"), classic(0, &[("a", u32::MAX), ("b", u32::MAX)], &[("v", &[0, 1], 6, None)], &[])).unwrap();
+    std::fs::write(
+        published.join("wraps.nc"),
+        classic(0, &[("a", u32::MAX), ("b", u32::MAX)], &[("v", &[0, 1], 6, None)], &[]),
+    )
+    .unwrap();
     // Data that would start inside the header.
     std::fs::write(published.join("inside.nc"), classic(0, &[("x", 4)], &[("v", &[0], 5, Some(8))], &floats)).unwrap();
     // A valid NetCDF4 file of a 2^36 dimension chunked by one element.
     let script = "import netCDF4, sys\nds = netCDF4.Dataset(sys.argv[1], 'w')\nds.createDimension('x', 2**36)\n\
                   ds.createVariable('v', 'f4', ('x',), chunksizes=(1,))\nds.close()\n";
-    let status = std::process::Command::new(python()).args(["-c", script]).arg(published.join("bigdim.nc")).status().unwrap();
+    let status =
+        std::process::Command::new(python()).args(["-c", script]).arg(published.join("bigdim.nc")).status().unwrap();
     assert!(status.success());
 
     let data = published.join("data.bin");
@@ -95,12 +101,16 @@ fn hostile_files_and_sets_are_refused_and_the_rest_is_served() {
     write_json(&published.join("gen.json"), &gen);
     let mut jinja = reference_set(&[1], &[1], json!({}));
     jinja["templates"] = json!({"u": "data.bin"});
-    jinja["refs"]["v/0"] = json!(["{% for a in range(100000) %}{% for b in range(100000) %}{{ u }}{% endfor %}{% endfor %}", 0, 2]);
+    jinja["refs"]["v/0"] =
+        json!(["{% for a in range(100000) %}{% for b in range(100000) %}{{ u }}{% endfor %}{% endfor %}", 0, 2]);
     write_json(&published.join("jinja.json"), &jinja);
 
     let mut config = format!("[[folders]]\npath = \"{}\"\n\n", published.display());
     for name in sets.iter().map(|(name, _)| *name).chain(["gen", "jinja"]) {
-        config.push_str(&format!("[[datasets]]\nid = \"set_{name}\"\npath = \"{}/{name}.json\"\n\n", published.display()));
+        config.push_str(&format!(
+            "[[datasets]]\nid = \"set_{name}\"\npath = \"{}/{name}.json\"\n\n",
+            published.display()
+        ));
     }
     let config_file = dir.path().join("cloudify.toml");
     std::fs::write(&config_file, config).unwrap();
@@ -115,11 +125,23 @@ fn hostile_files_and_sets_are_refused_and_the_rest_is_served() {
     for served in ["demo", "good", "set_ok"] {
         assert!(ids.contains(&served), "{served} in {ids:?}\n{log}");
     }
-    for refused in ["records", "wraps", "inside", "set_passwd", "set_escape", "set_whole", "set_ssrf", "set_tebibyte", "set_gen", "set_jinja"] {
+    for refused in [
+        "records",
+        "wraps",
+        "inside",
+        "set_passwd",
+        "set_escape",
+        "set_whole",
+        "set_ssrf",
+        "set_tebibyte",
+        "set_gen",
+        "set_jinja",
+    ] {
         assert!(!ids.contains(&refused), "{refused} is served: {ids:?}\n{log}");
     }
     let reason = |id: &str, words: &str| {
-        let line = log.lines().find(|l| l.contains(&format!("dataset={id} ")) || l.contains(&format!("dataset=\"{id}\"")));
+        let line =
+            log.lines().find(|l| l.contains(&format!("dataset={id} ")) || l.contains(&format!("dataset=\"{id}\"")));
         assert!(line.is_some_and(|l| l.contains(words)), "{id} refused for '{words}':\n{log}");
     };
     reason("records", "of a");
@@ -140,7 +162,10 @@ fn hostile_files_and_sets_are_refused_and_the_rest_is_served() {
         assert!(info["variables"].is_object() && info["variables"].get("v").is_none(), "{info}");
     }
     assert!(log.lines().any(|l| l.contains("bigdim") && l.contains("[68719476736] chunks is over the limit")), "{log}");
-    assert!(log.lines().any(|l| l.contains("shape.json") && l.contains("[1099511627776] chunks is over the limit")), "{log}");
+    assert!(
+        log.lines().any(|l| l.contains("shape.json") && l.contains("[1099511627776] chunks is over the limit")),
+        "{log}"
+    );
 
     // What is served reads the right bytes, and the secret was never read.
     let good = server.get("/datasets/good/faulty/region/v?start=0&shape=4");
@@ -243,12 +268,16 @@ fn datasets_behind_tokens_are_hidden_from_everyone_else() {
     std::fs::write(&config_file, config).unwrap();
     let args = ["--config", config_file.to_str().unwrap(), "--plugin-dir", fixtures().plugin_dir.to_str().unwrap()];
     let server = Server::start_with(&cloudify_bin(), &args, &[("TEST_TOKENS", "tok-1, tok-2")]);
-    let ids = |reply: crate::util::Reply| reply.json().as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let ids = |reply: crate::util::Reply| {
+        reply.json().as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
 
     // Anonymous: the protected dataset is in no list, and its routes ask for a token.
     assert!(!ids(server.get("/datasets")).contains(&"demo".to_owned()));
     assert!(ids(server.get("/datasets")).contains(&"good".to_owned()));
-    for path in ["/datasets/demo/info", "/datasets/demo/zarr/.zmetadata", "/datasets/demo/kerchunk.json", "/datasets/demo/stac"] {
+    for path in
+        ["/datasets/demo/info", "/datasets/demo/zarr/.zmetadata", "/datasets/demo/kerchunk.json", "/datasets/demo/stac"]
+    {
         let reply = server.get(path);
         assert_eq!(reply.status, 401, "{path}");
         assert!(reply.json()["error"].is_string(), "{path}");

@@ -14,7 +14,8 @@ fn stored_chunks_references_and_file_ranges_agree() {
     let refs = server.get("/datasets/demo/kerchunk.json").json();
     assert_eq!(refs["version"], 1);
     let reference = &refs["refs"]["tas/0.0.0"];
-    let (url, offset, length) = (reference[0].as_str().unwrap(), reference[1].as_u64().unwrap(), reference[2].as_u64().unwrap());
+    let (url, offset, length) =
+        (reference[0].as_str().unwrap(), reference[1].as_u64().unwrap(), reference[2].as_u64().unwrap());
     let file_path = url.strip_prefix(&server.url).expect("local files are referenced at this server");
     let range = server.get_with(file_path, ("range", &format!("bytes={offset}-{}", offset + length - 1)));
     assert_eq!(range.status, 206);
@@ -29,7 +30,9 @@ fn stored_chunks_references_and_file_ranges_agree() {
 #[test]
 fn bad_keys_files_and_ranges_are_json_errors() {
     let server = Server::start(&[]);
-    for path in ["/datasets/demo/kerchunk/tas/99.0.0", "/datasets/demo/kerchunk/nope/.zarray", "/datasets/demo/files/nope.nc"] {
+    for path in
+        ["/datasets/demo/kerchunk/tas/99.0.0", "/datasets/demo/kerchunk/nope/.zarray", "/datasets/demo/files/nope.nc"]
+    {
         let reply = server.get(path);
         assert_eq!(reply.status, 404, "{path}");
         assert!(reply.json()["error"].is_string(), "{path}");

@@ -122,7 +122,15 @@ fn openapi_lists_plugin_routes() {
     let doc = server.get("/openapi.json").json();
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
-    for path in ["/hello", "/datasets/{id}/hello", "/datasets/{id}/faulty/chunk/{var}/{key}", "/intake.yaml", "/datasets/{id}/catalog.yaml", "/datasets", "/datasets/{id}/info"] {
+    for path in [
+        "/hello",
+        "/datasets/{id}/hello",
+        "/datasets/{id}/faulty/chunk/{var}/{key}",
+        "/intake.yaml",
+        "/datasets/{id}/catalog.yaml",
+        "/datasets",
+        "/datasets/{id}/info",
+    ] {
         assert!(paths.contains_key(path), "{path} missing from {:?}", paths.keys().collect::<Vec<_>>());
     }
     assert_eq!(paths["/hello"]["get"]["tags"], json!(["hello"]));
@@ -139,7 +147,15 @@ fn openapi_lists_plugin_routes() {
 #[test]
 fn head_answers_every_get_route_without_a_body() {
     let server = Server::start(&[]);
-    for path in ["/datasets", "/datasets/demo/info", "/datasets/demo/", "/hello", "/datasets/demo/hello", "/intake.yaml", "/openapi.json"] {
+    for path in [
+        "/datasets",
+        "/datasets/demo/info",
+        "/datasets/demo/",
+        "/hello",
+        "/datasets/demo/hello",
+        "/intake.yaml",
+        "/openapi.json",
+    ] {
         let get = server.get(path);
         let head = server.head(path);
         assert_eq!(head.status, 200, "HEAD {path}");
@@ -152,7 +168,13 @@ fn head_answers_every_get_route_without_a_body() {
 #[test]
 fn unknown_datasets_are_404_json_on_host_and_plugin_routes() {
     let server = Server::start(&[]);
-    for path in ["/datasets/nope/info", "/datasets/nope/", "/datasets/nope/keys", "/datasets/nope/hello", "/datasets/nope/catalog.yaml"] {
+    for path in [
+        "/datasets/nope/info",
+        "/datasets/nope/",
+        "/datasets/nope/keys",
+        "/datasets/nope/hello",
+        "/datasets/nope/catalog.yaml",
+    ] {
         let reply = server.get(path);
         assert_eq!(reply.status, 404, "{path}");
         assert_eq!(reply.json(), json!({"error": "Dataset 'nope' not found"}), "{path}");

@@ -11,7 +11,8 @@ fn manifest() -> BTreeMap<String, Value> {
 }
 
 fn open(path: &Path) -> VirtualSource {
-    let scan = cloudify_netcdf::scan(path, "test", &Limits::default()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let scan =
+        cloudify_netcdf::scan(path, "test", &Limits::default()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let fallback = scan.fallback();
     VirtualSource::new(scan.dataset, Arc::new(Stores::new()), fallback, &Limits::default()).unwrap()
 }
@@ -80,7 +81,12 @@ async fn read_strings(source: &VirtualSource, name: &str) -> Value {
         let items = cloudify_dataset::strings::decode(&chunk).unwrap();
         assert_eq!(items.len() as u64, var.chunks.iter().product::<u64>(), "{name}: a full chunk");
         for (i, item) in items.into_iter().enumerate() {
-            let at: Vec<u64> = unravel(i as u64, &var.chunks).iter().zip(&index).zip(&var.chunks).map(|((p, c), n)| c * n + p).collect();
+            let at: Vec<u64> = unravel(i as u64, &var.chunks)
+                .iter()
+                .zip(&index)
+                .zip(&var.chunks)
+                .map(|((p, c), n)| c * n + p)
+                .collect();
             if at.iter().zip(&var.shape).all(|(p, n)| p < n) {
                 out[ravel(&at, &var.shape)] = Value::from(std::str::from_utf8(item).unwrap());
             }
@@ -100,7 +106,9 @@ async fn fallback_variables_and_missing_chunks() {
     assert!(matches!(contiguous.chunk_ref("orog", &[0, 0]).await.unwrap(), ChunkRef::Range { length: 1536, .. }));
 
     // Compact layout: the values inline, as little-endian bytes.
-    let ChunkRef::Inline(code) = contiguous.chunk_ref("code", &[0, 0]).await.unwrap() else { panic!("compact data inline") };
+    let ChunkRef::Inline(code) = contiguous.chunk_ref("code", &[0, 0]).await.unwrap() else {
+        panic!("compact data inline")
+    };
     assert_eq!(&code[..8], [(-50i32).to_le_bytes(), (-49i32).to_le_bytes()].concat());
 
     let sparse = open(&dir.join("nc4_sparse.nc"));
@@ -108,8 +116,13 @@ async fn fallback_variables_and_missing_chunks() {
     assert!(matches!(sparse.chunk_ref("checked", &[1, 1]).await.unwrap(), ChunkRef::Range { length: 404, .. }));
     assert_eq!(sparse.metadata().unwrap().variables["checked"].codecs.last().unwrap()["name"], "numcodecs.fletcher32");
     assert_eq!(sparse.chunk_ref("sparse", &[0, 1]).await.unwrap(), ChunkRef::Missing);
-    let missing: Vec<f32> =
-        sparse.read_chunk("sparse", &[0, 1]).await.unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    let missing: Vec<f32> = sparse
+        .read_chunk("sparse", &[0, 1])
+        .await
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
     assert!(missing.iter().all(|&v| v == -999.0));
     let meta = sparse.metadata().unwrap();
     assert_eq!(meta.variables["big"].codecs[0]["configuration"]["endian"], "big");
@@ -131,7 +144,10 @@ async fn fallback_variables_and_missing_chunks() {
     for read in reads {
         read.await.unwrap().unwrap();
     }
-    assert!(matches!(read_region(&*strings, "flag", &[0, 0], &[1, 1], u64::MAX).await, Err(cloudify_dataset::Error::Unsupported { .. })));
+    assert!(matches!(
+        read_region(&*strings, "flag", &[0, 0], &[1, 1], u64::MAX).await,
+        Err(cloudify_dataset::Error::Unsupported { .. })
+    ));
 }
 
 /// Our chunk references equal Python kerchunk's (`SingleHdf5ToZarr`, `NetCDF3ToZarr`).
@@ -168,7 +184,11 @@ async fn chunk_references_equal_kerchunk() {
                     // Compact data: kerchunk leaves the chunk out (and so reads zeros).
                     (ChunkRef::Inline(_), None) if name == "code" => {}
                     (ChunkRef::Range { offset, length, .. }, Some(Value::Array(theirs))) => {
-                        assert_eq!((offset, length), (theirs[1].as_u64().unwrap(), theirs[2].as_u64().unwrap()), "{file}: {key}");
+                        assert_eq!(
+                            (offset, length),
+                            (theirs[1].as_u64().unwrap(), theirs[2].as_u64().unwrap()),
+                            "{file}: {key}"
+                        );
                         compared += 1;
                     }
                     (ChunkRef::Missing, None) => {}
@@ -184,22 +204,34 @@ async fn chunk_references_equal_kerchunk() {
 fn damaged_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let good = netcdf_files();
-    let cases: [(&str, Box<dyn Fn(&Path)>, &str); 4] = [
-        ("truncated3.nc", Box::new(|p: &Path| {
-            let bytes = std::fs::read(good.join("nc3_classic.nc")).unwrap();
-            std::fs::write(p, &bytes[..bytes.len() - 100]).unwrap();
-        }), "truncated"),
-        ("truncated4.nc", Box::new(|p: &Path| {
-            let bytes = std::fs::read(good.join("nc4_chunked.nc")).unwrap();
-            std::fs::write(p, &bytes[..bytes.len() / 3]).unwrap();
-        }), "corrupt"),
+    type Damage = Box<dyn Fn(&Path)>;
+    let cases: [(&str, Damage, &str); 4] = [
+        (
+            "truncated3.nc",
+            Box::new(|p: &Path| {
+                let bytes = std::fs::read(good.join("nc3_classic.nc")).unwrap();
+                std::fs::write(p, &bytes[..bytes.len() - 100]).unwrap();
+            }),
+            "truncated",
+        ),
+        (
+            "truncated4.nc",
+            Box::new(|p: &Path| {
+                let bytes = std::fs::read(good.join("nc4_chunked.nc")).unwrap();
+                std::fs::write(p, &bytes[..bytes.len() / 3]).unwrap();
+            }),
+            "corrupt",
+        ),
         ("text.nc", Box::new(|p: &Path| std::fs::write(p, b"just some text, no NetCDF").unwrap()), "not a NetCDF file"),
         ("header.nc", Box::new(|p: &Path| std::fs::write(p, b"CDF\x01\x00\x00").unwrap()), "corrupt"),
     ];
     for (name, make, message) in cases {
         let path = dir.path().join(name);
         make(&path);
-        let err = cloudify_netcdf::scan(&path, "x", &Limits::default()).err().unwrap_or_else(|| panic!("{name} scanned")).to_string();
+        let err = cloudify_netcdf::scan(&path, "x", &Limits::default())
+            .err()
+            .unwrap_or_else(|| panic!("{name} scanned"))
+            .to_string();
         assert!(err.contains(message), "{name}: {err}");
     }
     let err = cloudify_netcdf::scan(&dir.path().join("missing.nc"), "x", &Limits::default()).err().unwrap().to_string();
@@ -218,7 +250,9 @@ async fn a_yearly_series_joins_along_time_like_open_mfdataset() {
     let joined = cloudify_dataset::concat(parts, "time", &stores, &Limits::default()).await.unwrap();
     assert_eq!(joined.files.len(), 10);
     // `time` is chunked by 512 in files of 12 steps: it is read once and kept inline.
-    assert!(matches!(&joined.chunks["time"], VariableChunks::Stored(c) if matches!(c[..], [cloudify_dataset::StoredChunk::Inline(_)])));
+    assert!(
+        matches!(&joined.chunks["time"], VariableChunks::Stored(c) if matches!(c[..], [cloudify_dataset::StoredChunk::Inline(_)]))
+    );
     let source = VirtualSource::new(joined, Arc::clone(&stores), None, &Limits::default()).unwrap();
     let meta = source.metadata().unwrap();
     assert_eq!(meta.dimensions["time"], 120);
@@ -247,7 +281,8 @@ async fn a_yearly_series_joins_along_time_like_open_mfdataset() {
     assert!(cloudify_dataset::concat(parts, "time", &stores, &Limits::default()).await.is_err());
     // Strings along the joined dimension are left out; the rest joins.
     let strings = cloudify_netcdf::scan(&dir.join("nc4_strings.nc"), "s", &Limits::default()).unwrap().dataset;
-    let joined = cloudify_dataset::concat(vec![strings.clone(), strings], "station", &stores, &Limits::default()).await.unwrap();
+    let joined =
+        cloudify_dataset::concat(vec![strings.clone(), strings], "station", &stores, &Limits::default()).await.unwrap();
     assert_eq!(joined.meta.variables.keys().collect::<Vec<_>>(), ["label", "temp"]);
     assert_eq!(joined.meta.variables["temp"].shape, [10]);
 }
@@ -256,10 +291,18 @@ async fn a_yearly_series_joins_along_time_like_open_mfdataset() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zarr_stores_equal_the_netcdf_they_were_written_from() {
     let dir = netcdf_files();
-    let stores: BTreeMap<String, String> = serde_json::from_str(&std::fs::read_to_string(dir.join("zarr-stores.json")).unwrap()).unwrap();
+    let stores: BTreeMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("zarr-stores.json")).unwrap()).unwrap();
     let manifest = manifest();
     for (store, origin) in stores {
-        let source = cloudify_zarr::ZarrSource::open(dir.join(&store).to_str().unwrap(), "z", Arc::new(Stores::new()), &Limits::default()).await.unwrap();
+        let source = cloudify_zarr::ZarrSource::open(
+            dir.join(&store).to_str().unwrap(),
+            "z",
+            Arc::new(Stores::new()),
+            &Limits::default(),
+        )
+        .await
+        .unwrap();
         let meta = source.metadata().unwrap();
         assert_eq!(meta.dimensions.get("lat"), Some(&30), "{store}: {meta:?}");
         assert_eq!(meta.variables["tas"].dimensions, ["time", "lat", "lon"], "{store}");
@@ -272,7 +315,9 @@ async fn zarr_stores_equal_the_netcdf_they_were_written_from() {
             let got = read_region(&source, name, &vec![0; shape.len()], &shape, u64::MAX).await.unwrap();
             assert!(got == want, "{store}: {name} differs from netCDF4-python on {origin}");
         }
-        let ChunkRef::Range { url, offset: 0, length } = source.chunk_ref("tas", &[0, 1, 1]).await.unwrap() else { panic!() };
+        let ChunkRef::Range { url, offset: 0, length } = source.chunk_ref("tas", &[0, 1, 1]).await.unwrap() else {
+            panic!()
+        };
         assert!(length > 0 && (url.ends_with("tas/0.1.1") || url.ends_with("tas/c/0/1/1")), "{url}");
         assert!(!source.read_raw_chunk("tas", &[0, 1, 1]).await.unwrap().is_empty());
         assert!(source.read_chunk("tas", &[9, 0, 0]).await.is_err());
@@ -306,7 +351,9 @@ async fn netcdf_classic_and_zarr_over_http_range_requests() {
     let stores = Arc::new(Stores::new());
     let manifest = manifest();
     for file in ["nc3_classic.nc", "nc3_64bit.nc", "nc3_single_record.nc", "cdf5.nc"] {
-        let scan = cloudify_netcdf::scan_remote(&format!("{url}/{file}"), "remote", &stores, &Limits::default()).await.unwrap();
+        let scan = cloudify_netcdf::scan_remote(&format!("{url}/{file}"), "remote", &stores, &Limits::default())
+            .await
+            .unwrap();
         let source = VirtualSource::new(scan.dataset, Arc::clone(&stores), None, &Limits::default()).unwrap();
         for (name, expected) in manifest[file]["variables"].as_object().unwrap() {
             let shape: Vec<u64> = serde_json::from_value(expected["shape"].clone()).unwrap();
@@ -315,13 +362,22 @@ async fn netcdf_classic_and_zarr_over_http_range_requests() {
             assert!(got == want, "{file}: {name} over HTTP differs from netCDF4-python");
         }
     }
-    let err = cloudify_netcdf::scan_remote(&format!("{url}/nc4_chunked.nc"), "x", &stores, &Limits::default()).await.err().unwrap().to_string();
+    let err = cloudify_netcdf::scan_remote(&format!("{url}/nc4_chunked.nc"), "x", &stores, &Limits::default())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("local paths only"), "{err}");
-    assert!(cloudify_netcdf::scan_remote(&format!("{url}/missing.nc"), "x", &stores, &Limits::default()).await.is_err());
+    assert!(cloudify_netcdf::scan_remote(&format!("{url}/missing.nc"), "x", &stores, &Limits::default())
+        .await
+        .is_err());
 
     let tas = std::fs::read(dir.join("nc4_chunked.nc.tas.bin")).unwrap();
     for store in ["chunked_v2.zarr", "chunked_v3.zarr"] {
-        let source = cloudify_zarr::ZarrSource::open(&format!("{url}/{store}"), "z", Arc::clone(&stores), &Limits::default()).await.unwrap();
+        let source =
+            cloudify_zarr::ZarrSource::open(&format!("{url}/{store}"), "z", Arc::clone(&stores), &Limits::default())
+                .await
+                .unwrap();
         let got = read_region(&source, "tas", &[0, 0, 0], &[5, 30, 40], u64::MAX).await.unwrap();
         assert!(got == tas, "{store} over HTTP differs from netCDF4-python");
     }

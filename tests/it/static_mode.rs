@@ -18,7 +18,10 @@ fn static_all_serves_the_same_plugins_without_shared_libraries() {
     assert_eq!(plugins["zarr"]["path"], "static");
     assert_eq!(plugins["kerchunk"]["path"], "static");
     assert_eq!(plugins["stac"]["path"], "static");
-    assert_eq!(static_server.get("/datasets/demo/stac").json()["assets"]["zstore"]["href"], format!("{}/datasets/demo/zarr", static_server.url));
+    assert_eq!(
+        static_server.get("/datasets/demo/stac").json()["assets"]["zstore"]["href"],
+        format!("{}/datasets/demo/zarr", static_server.url)
+    );
     let documents = [
         "/stac",
         "/stac/conformance",
@@ -37,15 +40,13 @@ fn static_all_serves_the_same_plugins_without_shared_libraries() {
     for chunk in ["/datasets/demo/zarr/tas/0.0.0", "/datasets/demo/kerchunk/tas/0.0.0"] {
         assert_eq!(static_server.get(chunk).body, dynamic_server.get(chunk).body);
     }
-    let paths = |s: &Server| s.get("/openapi.json").json()["paths"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    let paths =
+        |s: &Server| s.get("/openapi.json").json()["paths"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(paths(&static_server), paths(&dynamic_server));
 
     // With the shared library also in reach, the compiled-in copy wins and the file is refused.
-    let both = Server::start_with(
-        &static_bin,
-        &["--plugin-dir", cloudify_bin().parent().unwrap().to_str().unwrap()],
-        &[],
-    );
+    let both =
+        Server::start_with(&static_bin, &["--plugin-dir", cloudify_bin().parent().unwrap().to_str().unwrap()], &[]);
     assert_eq!(both.get("/plugins").json()["intake"]["path"], "static");
     assert!(both.log().contains("plugin 'intake' is already loaded from static"), "{}", both.log());
 }

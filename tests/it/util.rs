@@ -23,7 +23,11 @@ pub fn profile_dir() -> PathBuf {
 /// The server binary next to this test; built by `cargo build --release --workspace`.
 pub fn cloudify_bin() -> PathBuf {
     let bin = profile_dir().join("cloudify");
-    assert!(bin.is_file(), "{} missing: run `cargo build --release --workspace` first (tests/run.sh does)", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} missing: run `cargo build --release --workspace` first (tests/run.sh does)",
+        bin.display()
+    );
     bin
 }
 
@@ -91,10 +95,13 @@ pub fn fixtures() -> &'static Fixtures {
         copy_dir(&repo().join("sdk"), &next.join("sdk"));
         copy_dir(&repo().join("examples/hello-plugin"), &next.join("examples/hello-plugin"));
         let sdk_toml = next.join("sdk/Cargo.toml");
-        let text = std::fs::read_to_string(&sdk_toml).unwrap().replacen("version = \"0.2.0\"", "version = \"0.1.0\"", 1);
+        let text =
+            std::fs::read_to_string(&sdk_toml).unwrap().replacen("version = \"0.2.0\"", "version = \"0.1.0\"", 1);
         std::fs::write(&sdk_toml, text).unwrap();
         let hello_toml = next.join("examples/hello-plugin/Cargo.toml");
-        let text = std::fs::read_to_string(&hello_toml).unwrap().replace("cloudify_plugin_hello\"", "cloudify_plugin_hello_next\"");
+        let text = std::fs::read_to_string(&hello_toml)
+            .unwrap()
+            .replace("cloudify_plugin_hello\"", "cloudify_plugin_hello_next\"");
         std::fs::write(&hello_toml, text).unwrap();
         let _ = std::fs::remove_file(next.join("examples/hello-plugin/Cargo.lock"));
         cargo_build(&hello_toml, &[], &fixture_target);
@@ -168,12 +175,16 @@ impl Server {
         let mut child = cmd.spawn().expect("server starts");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
-        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
             let (log, tx) = (Arc::clone(&log), tx.clone());
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     if let Some(at) = line.find("listening on http://") {
-                        let url = line[at + "listening on ".len()..].split_whitespace().next().unwrap_or_default().to_owned();
+                        let url =
+                            line[at + "listening on ".len()..].split_whitespace().next().unwrap_or_default().to_owned();
                         let _ = tx.send(url);
                     }
                     log.lock().unwrap().push_str(&(line + "\n"));
@@ -210,7 +221,9 @@ impl Server {
     }
 
     pub fn get_with(&self, path: &str, header: (&str, &str)) -> Reply {
-        Reply::from(self.agent.get(format!("{}{path}", self.url)).header(header.0, header.1).call().expect("request succeeds"))
+        Reply::from(
+            self.agent.get(format!("{}{path}", self.url)).header(header.0, header.1).call().expect("request succeeds"),
+        )
     }
 
     pub fn head(&self, path: &str) -> Reply {
@@ -266,7 +279,8 @@ pub fn i32s(bytes: &[u8]) -> Vec<i32> {
 impl Server {
     /// The `Access-Control-Allow-Origin` answered to a request from `origin`.
     pub fn agent_get_origin(&self, path: &str, origin: &str) -> Option<String> {
-        let response = self.agent.get(format!("{}{path}", self.url)).header("origin", origin).call().expect("request succeeds");
+        let response =
+            self.agent.get(format!("{}{path}", self.url)).header("origin", origin).call().expect("request succeeds");
         response.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()).map(str::to_owned)
     }
 }
@@ -294,7 +308,11 @@ impl Server {
 /// The interop venv's Python (`scripts/setup.sh --python` makes it), or `TEST_PYTHON`.
 pub fn python() -> PathBuf {
     let python = std::env::var_os("TEST_PYTHON").map_or_else(|| repo().join(".venv/bin/python"), PathBuf::from);
-    assert!(python.is_file(), "{} missing: run `scripts/setup.sh --python` first (tests/run.sh does)", python.display());
+    assert!(
+        python.is_file(),
+        "{} missing: run `scripts/setup.sh --python` first (tests/run.sh does)",
+        python.display()
+    );
     python
 }
 

@@ -32,12 +32,13 @@ fn bad_chunk_keys_are_404_json_and_the_server_keeps_serving() {
 
 #[test]
 fn the_served_codec_and_cache_size_follow_the_config() {
-    let server = Server::start(&[("CLOUDIFY_PLUGIN__ZARR__CODEC", "zstd"), ("CLOUDIFY_PLUGIN__ZARR__CACHE_BYTES", "0")]);
+    let server =
+        Server::start(&[("CLOUDIFY_PLUGIN__ZARR__CODEC", "zstd"), ("CLOUDIFY_PLUGIN__ZARR__CACHE_BYTES", "0")]);
     let zarray = server.get("/datasets/demo/zarr/tas/.zarray").json();
     assert_eq!(zarray["compressor"], serde_json::json!({"id": "zstd", "level": 1}));
     // Without the cache, the same chunk is encoded again to the same bytes.
     let (a, b) = (server.get("/datasets/demo/zarr/tas/1.0.0"), server.get("/datasets/demo/zarr/tas/1.0.0"));
-    assert_eq!((a.status, a.body.len() > 0), (200, true));
+    assert_eq!((a.status, !a.body.is_empty()), (200, true));
     assert_eq!(a.body, b.body);
     let again = server.get_with("/datasets/demo/zarr/tas/.zarray", ("if-none-match", "*"));
     assert_eq!((again.status, again.body.len()), (304, 0));
@@ -46,7 +47,11 @@ fn the_served_codec_and_cache_size_follow_the_config() {
 #[test]
 fn an_invalid_zarr_config_refuses_the_plugin_in_one_line() {
     let server = Server::start(&[("CLOUDIFY_PLUGIN__ZARR__CODEC", "lzma")]);
-    assert!(server.log().lines().any(|l| l.contains("plugin zarr: invalid plugin config") && l.contains("lzma")), "{}", server.log());
+    assert!(
+        server.log().lines().any(|l| l.contains("plugin zarr: invalid plugin config") && l.contains("lzma")),
+        "{}",
+        server.log()
+    );
     assert_eq!(server.get("/datasets/demo/zarr/.zmetadata").status, 404);
     assert_eq!(server.get("/datasets/demo/info").status, 200);
 }

@@ -173,7 +173,14 @@ mod tests {
 
     #[test]
     fn day_numbers_round_trip_in_every_calendar() {
-        for calendar in [Calendar::Standard, Calendar::ProlepticGregorian, Calendar::Julian, Calendar::NoLeap, Calendar::AllLeap, Calendar::Day360] {
+        for calendar in [
+            Calendar::Standard,
+            Calendar::ProlepticGregorian,
+            Calendar::Julian,
+            Calendar::NoLeap,
+            Calendar::AllLeap,
+            Calendar::Day360,
+        ] {
             let start = calendar.day_number(-10, 1, 1).unwrap();
             for n in start..start + 800_000 {
                 let (y, m, d) = calendar.date(n);

@@ -58,7 +58,11 @@ pub struct DateTime {
 impl std::fmt::Display for DateTime {
     /// ISO 8601: `2000-02-30T12:00:00`, with `.ffffff` when there are microseconds.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", self.year, self.month, self.day, self.hour, self.minute, self.second)?;
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )?;
         if self.microsecond != 0 {
             write!(f, ".{:06}", self.microsecond)?;
         }
@@ -85,7 +89,11 @@ fn exact_micros(value: f64, unit: i64) -> Option<i128> {
         let shift = -exp as u32;
         let (quotient, remainder) = (product >> shift, product & ((1 << shift) - 1));
         let half = 1i128 << (shift - 1);
-        if remainder > half || (remainder == half && quotient % 2 == 1) { quotient + 1 } else { quotient }
+        if remainder > half || (remainder == half && quotient % 2 == 1) {
+            quotient + 1
+        } else {
+            quotient
+        }
     };
     Some(if negative { -magnitude } else { magnitude })
 }
@@ -98,7 +106,8 @@ fn exact_micros(value: f64, unit: i64) -> Option<i128> {
 pub fn decode(values: &[f64], units: &str, calendar: Option<&str>) -> Result<Vec<DateTime>> {
     let calendar = Calendar::parse(calendar.unwrap_or("standard"))?;
     let units = TimeUnits::parse(units)?;
-    let origin = calendar.day_number(calendar.astronomical_year(units.since.year), units.since.month, units.since.day)?;
+    let origin =
+        calendar.day_number(calendar.astronomical_year(units.since.year), units.since.month, units.since.day)?;
     let origin_micros = i128::from(origin) * MICROS_PER_DAY + units.since_micros_of_day();
     values
         .iter()

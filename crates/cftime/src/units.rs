@@ -86,7 +86,7 @@ impl TimeUnits {
         let lower = units.trim().to_ascii_lowercase();
         let (unit, rest) = lower.split_once(" since ").ok_or_else(bad)?;
         let unit = Unit::parse(unit.trim())?;
-        let rest = rest.trim().replace('T', " ").replace('t', " ");
+        let rest = rest.trim().replace(['T', 't'], " ");
         let mut parts = rest.split_whitespace();
         let date = parts.next().ok_or_else(bad)?;
         // A leading '-' is a negative year, the others separate the fields.
@@ -104,7 +104,9 @@ impl TimeUnits {
             if part.is_empty() || part == "utc" || part == "z" {
                 continue;
             }
-            if let Some(offset) = part.strip_prefix('+').map(|o| (1, o)).or_else(|| part.strip_prefix('-').map(|o| (-1, o))) {
+            if let Some(offset) =
+                part.strip_prefix('+').map(|o| (1, o)).or_else(|| part.strip_prefix('-').map(|o| (-1, o)))
+            {
                 let (sign, text) = offset;
                 let (h, m) = text.split_once(':').unwrap_or((text, "0"));
                 zone = sign * (number::<i128>(h, units)? * 3600 + number::<i128>(m, units)? * 60) * 1_000_000;

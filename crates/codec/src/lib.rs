@@ -16,7 +16,10 @@ use std::{borrow::Cow, num::NonZeroU64};
 use cloudify_sdk::{meta::DataType as MetaType, strings};
 use serde_json::Value;
 use zarrs::{
-    array::{data_type, ArrayBytes, ArrayBytesOffsets, ArrayToBytesCodecTraits, CodecChain, CodecOptions, DataType, FillValue},
+    array::{
+        data_type, ArrayBytes, ArrayBytesOffsets, ArrayToBytesCodecTraits, CodecChain, CodecOptions, DataType,
+        FillValue,
+    },
     metadata::v3::MetadataV3,
 };
 
@@ -87,7 +90,8 @@ impl ChunkCodec {
     /// # Errors
     /// [`Error::Unsupported`] for an unknown codec, [`Error::EmptyChunk`] for a zero extent.
     pub fn new(codecs: &[Value], dtype: MetaType, chunk_shape: &[u64], fill: &[u8]) -> Result<Self> {
-        let unsupported = |reason: String| Error::Unsupported { chain: Value::from(codecs.to_vec()).to_string(), reason };
+        let unsupported =
+            |reason: String| Error::Unsupported { chain: Value::from(codecs.to_vec()).to_string(), reason };
         let metadata: Vec<MetadataV3> = codecs
             .iter()
             .map(|c| serde_json::from_value(c.clone()).map_err(|e| unsupported(e.to_string())))
@@ -98,7 +102,13 @@ impl ChunkCodec {
             .map(|&n| NonZeroU64::new(n))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| Error::EmptyChunk(chunk_shape.to_vec()))?;
-        Ok(Self { chain, shape, data_type: zarrs_type(dtype), fill: FillValue::from(fill.to_vec()), strings: dtype.is_variable_length() })
+        Ok(Self {
+            chain,
+            shape,
+            data_type: zarrs_type(dtype),
+            fill: FillValue::from(fill.to_vec()),
+            strings: dtype.is_variable_length(),
+        })
     }
 
     /// Decodes one stored chunk to the full chunk of values.
@@ -158,7 +168,13 @@ mod tests {
 
     #[test]
     fn big_endian_bytes_decode_to_little_endian_values() {
-        let codec = ChunkCodec::new(&[json!({"name": "bytes", "configuration": {"endian": "big"}})], MetaType::Int16, &[3], &[0, 0]).unwrap();
+        let codec = ChunkCodec::new(
+            &[json!({"name": "bytes", "configuration": {"endian": "big"}})],
+            MetaType::Int16,
+            &[3],
+            &[0, 0],
+        )
+        .unwrap();
         let decoded = codec.decode(&[0x01, 0x02, 0xff, 0xfe, 0x00, 0x07]).unwrap();
         let values: Vec<i16> = decoded.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
         assert_eq!(values, [0x0102, -2, 7]);
@@ -181,7 +197,10 @@ mod tests {
 
     #[test]
     fn strings_round_trip_through_vlen_utf8() {
-        let chain = [json!({"name": "vlen-utf8", "configuration": {}}), json!({"name": "zstd", "configuration": {"level": 1, "checksum": false}})];
+        let chain = [
+            json!({"name": "vlen-utf8", "configuration": {}}),
+            json!({"name": "zstd", "configuration": {"level": 1, "checksum": false}}),
+        ];
         let codec = ChunkCodec::new(&chain, MetaType::String, &[2, 2], b"").unwrap();
         let chunk = strings::encode(["Hamburg", "", "Zürich", "Bonn"]);
         let encoded = codec.encode(&chunk).unwrap();

@@ -13,7 +13,9 @@ use cloudify_sdk::hyperslab::unravel;
 use cloudify_store::Stores;
 use serde_json::json;
 
-use crate::{read_region, DatasetMeta, Error, Limits, Result, StoredChunk, VariableChunks, VirtualDataset, VirtualSource};
+use crate::{
+    read_region, DatasetMeta, Error, Limits, Result, StoredChunk, VariableChunks, VirtualDataset, VirtualSource,
+};
 
 /// The largest variable read into memory when its chunks do not line up across files.
 pub(crate) const MAX_INLINE_BYTES: u64 = 64 << 20;
@@ -35,8 +37,15 @@ fn check_same(first: &DatasetMeta, other: &DatasetMeta, dim: &str, file: &str) -
         let b = &other.variables[name];
         let along = a.dimensions.iter().position(|d| d == dim);
         let same_grid = a.shape.iter().zip(&b.shape).enumerate().all(|(d, (x, y))| Some(d) == along || x == y);
-        if a.dtype != b.dtype || a.dimensions != b.dimensions || !same_grid || a.chunks != b.chunks || a.codecs != b.codecs {
-            return Err(mismatch(format!("variable '{name}' of {file} differs from the first file's (type, dimensions, grid, chunks or codecs)")));
+        if a.dtype != b.dtype
+            || a.dimensions != b.dimensions
+            || !same_grid
+            || a.chunks != b.chunks
+            || a.codecs != b.codecs
+        {
+            return Err(mismatch(format!(
+                "variable '{name}' of {file} differs from the first file's (type, dimensions, grid, chunks or codecs)"
+            )));
         }
     }
     Ok(())
@@ -52,7 +61,12 @@ fn check_same(first: &DatasetMeta, other: &DatasetMeta, dim: &str, file: &str) -
 /// variable along `dim` is read through a fallback reader; read errors of the inlined
 /// variables; [`Error::OverLimit`] when the joined chunk grid is over `limits`. Strings along
 /// `dim` read through the library are left out with a warning.
-pub async fn concat(mut parts: Vec<VirtualDataset>, dim: &str, stores: &Arc<Stores>, limits: &Limits) -> Result<VirtualDataset> {
+pub async fn concat(
+    mut parts: Vec<VirtualDataset>,
+    dim: &str,
+    stores: &Arc<Stores>,
+    limits: &Limits,
+) -> Result<VirtualDataset> {
     let Some(first) = parts.first() else {
         return Err(mismatch("no files".to_owned()));
     };
@@ -76,7 +90,11 @@ pub async fn concat(mut parts: Vec<VirtualDataset>, dim: &str, stores: &Arc<Stor
         .map(|(name, _)| name.clone())
         .collect();
     for name in &unjoinable {
-        tracing::warn!(variable = name, dimension = dim, "strings read through libnetcdf are not joined across files: left out");
+        tracing::warn!(
+            variable = name,
+            dimension = dim,
+            "strings read through libnetcdf are not joined across files: left out"
+        );
         for part in &mut parts {
             part.meta.variables.shift_remove(name);
             part.chunks.shift_remove(name);

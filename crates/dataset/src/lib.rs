@@ -15,8 +15,8 @@ mod virtual_source;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-pub use cloudify_sdk::{hyperslab, strings};
 pub use cloudify_sdk::meta::{DataType, DatasetMeta, VariableMeta};
+pub use cloudify_sdk::{hyperslab, strings};
 
 pub use chunk_cache::{CachedSource, ChunkCache};
 pub use concat::concat;

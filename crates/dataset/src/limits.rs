@@ -66,17 +66,18 @@ impl Limits {
             .and_then(|n| n.checked_mul(var.dtype.size().max(1) as u64))
             .filter(|&bytes| bytes <= self.max_chunk_bytes)
             .ok_or_else(|| {
-                format!("variable '{name}': chunks of {:?} are over the limit of {} bytes", var.chunks, self.max_chunk_bytes)
-            })?;
-        let count = product(&var.chunk_grid())
-            .filter(|&n| n <= self.max_chunks_per_variable)
-            .ok_or_else(|| {
                 format!(
-                    "variable '{name}': a grid of {:?} chunks is over the limit of {}",
-                    var.chunk_grid(),
-                    self.max_chunks_per_variable
+                    "variable '{name}': chunks of {:?} are over the limit of {} bytes",
+                    var.chunks, self.max_chunk_bytes
                 )
             })?;
+        let count = product(&var.chunk_grid()).filter(|&n| n <= self.max_chunks_per_variable).ok_or_else(|| {
+            format!(
+                "variable '{name}': a grid of {:?} chunks is over the limit of {}",
+                var.chunk_grid(),
+                self.max_chunks_per_variable
+            )
+        })?;
         Ok(count)
     }
 
@@ -85,7 +86,10 @@ impl Limits {
     /// # Errors
     /// The first variable that fails [`Limits::check_variable`], or a total over
     /// `max_chunks_per_dataset`.
-    pub fn check_dataset<'a>(&self, variables: impl IntoIterator<Item = (&'a String, &'a VariableMeta)>) -> Result<u64, String> {
+    pub fn check_dataset<'a>(
+        &self,
+        variables: impl IntoIterator<Item = (&'a String, &'a VariableMeta)>,
+    ) -> Result<u64, String> {
         let mut total = 0u64;
         for (name, var) in variables {
             total = total.saturating_add(self.check_variable(name, var)?);
@@ -102,7 +106,10 @@ impl Limits {
     /// A count over `max_chunk_bytes`.
     pub fn check_stored(&self, name: &str, length: u64) -> Result<(), String> {
         if length > self.max_chunk_bytes {
-            return Err(format!("variable '{name}': a stored chunk of {length} bytes is over the limit of {}", self.max_chunk_bytes));
+            return Err(format!(
+                "variable '{name}': a stored chunk of {length} bytes is over the limit of {}",
+                self.max_chunk_bytes
+            ));
         }
         Ok(())
     }
@@ -139,7 +146,10 @@ mod tests {
         // 2^36 chunks of one element: a tiny file, a chunk table of terabytes.
         assert!(limits.check_variable("v", &var(&[1 << 36], &[1])).unwrap_err().contains("over the limit"));
         // 2^32 × 2^32 wraps a u64 element count.
-        assert!(limits.check_variable("v", &var(&[1 << 32, 1 << 32], &[1 << 32, 1 << 32])).unwrap_err().contains("overflows"));
+        assert!(limits
+            .check_variable("v", &var(&[1 << 32, 1 << 32], &[1 << 32, 1 << 32]))
+            .unwrap_err()
+            .contains("overflows"));
         assert!(limits.check_variable("v", &var(&[1 << 40], &[1 << 40])).unwrap_err().contains("bytes"));
         assert!(limits.check_variable("v", &var(&[4], &[0])).unwrap_err().contains("chunk length of 0"));
         assert!(limits.check_variable("v", &var(&[4], &[4, 1])).is_err());

@@ -48,10 +48,19 @@ impl MemorySource {
         let elem = var.dtype.size();
         let mut out = fill_chunk(var);
         let origin: Vec<u64> = index.iter().zip(&var.chunks).map(|(i, c)| i * c).collect();
-        let count: Vec<u64> = origin.iter().zip(&var.shape).zip(&var.chunks).map(|((o, n), c)| (*c).min(n - o)).collect();
+        let count: Vec<u64> =
+            origin.iter().zip(&var.shape).zip(&var.chunks).map(|((o, n), c)| (*c).min(n - o)).collect();
         let data = self.arrays.get(name).ok_or_else(|| Error::Read(format!("array '{name}' missing")))?;
         let zeros = vec![0; index.len()];
-        copy_block(data, Layout { shape: &var.shape, elem }, &origin, &mut out, Layout { shape: &var.chunks, elem }, &zeros, &count);
+        copy_block(
+            data,
+            Layout { shape: &var.shape, elem },
+            &origin,
+            &mut out,
+            Layout { shape: &var.chunks, elem },
+            &zeros,
+            &count,
+        );
         Ok(out)
     }
 }

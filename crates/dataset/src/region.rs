@@ -3,8 +3,8 @@
 
 use futures::StreamExt as _;
 
-pub(crate) use cloudify_sdk::hyperslab::{copy_block, Layout};
 use cloudify_sdk::hyperslab::pad;
+pub(crate) use cloudify_sdk::hyperslab::{copy_block, Layout};
 
 use crate::{variable, Error, Result, Source, VariableMeta};
 
@@ -48,7 +48,6 @@ pub fn pad_chunk(block: &[u8], count: &[u64], var: &VariableMeta) -> Vec<u8> {
     pad(block, count, &var.chunks, &fill_element(var))
 }
 
-
 /// Reads `shape` elements of `name` from `start`, assembled from chunk reads, as
 /// little-endian C-order values. `limit` caps the bytes produced.
 ///
@@ -60,14 +59,21 @@ pub async fn read_region(source: &dyn Source, name: &str, start: &[u64], shape: 
     let meta = source.metadata()?;
     let var = variable(&meta, name)?;
     if var.dtype.is_variable_length() {
-        return Err(Error::Unsupported { what: format!("regions of '{name}', whose strings vary in length: read its chunks") });
+        return Err(Error::Unsupported {
+            what: format!("regions of '{name}', whose strings vary in length: read its chunks"),
+        });
     }
     let bad = |reason: String| Error::BadSelection { variable: name.to_owned(), reason };
     if start.len() != var.shape.len() || shape.len() != var.shape.len() {
         return Err(bad(format!("expected {} dimensions", var.shape.len())));
     }
     if let Some(d) = (0..start.len()).find(|&d| start[d].checked_add(shape[d]).is_none_or(|end| end > var.shape[d])) {
-        return Err(bad(format!("dimension {d} selects {}..{} of {}", start[d], start[d].saturating_add(shape[d]), var.shape[d])));
+        return Err(bad(format!(
+            "dimension {d} selects {}..{} of {}",
+            start[d],
+            start[d].saturating_add(shape[d]),
+            var.shape[d]
+        )));
     }
     let elem = var.dtype.size();
     let bytes = shape.iter().try_fold(elem as u64, |acc, &n| acc.checked_mul(n)).unwrap_or(u64::MAX);

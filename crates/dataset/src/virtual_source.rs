@@ -104,13 +104,19 @@ impl VirtualSource {
                 Some(VariableChunks::Stored(chunks)) => {
                     let expected = limits.check_variable(name, var).map_err(Error::OverLimit)?;
                     if chunks.len() as u64 != expected {
-                        return Err(Error::Read(format!("variable '{name}': {} chunk entries for a grid of {expected}", chunks.len())));
+                        return Err(Error::Read(format!(
+                            "variable '{name}': {} chunk entries for a grid of {expected}",
+                            chunks.len()
+                        )));
                     }
                     for chunk in chunks {
                         if let StoredChunk::Range { file, length, .. } = chunk {
                             limits.check_stored(name, *length).map_err(Error::OverLimit)?;
                             if *file as usize >= dataset.files.len() {
-                                return Err(Error::Read(format!("variable '{name}': a chunk in file #{file} of {}", dataset.files.len())));
+                                return Err(Error::Read(format!(
+                                    "variable '{name}': a chunk in file #{file} of {}",
+                                    dataset.files.len()
+                                )));
                             }
                         }
                     }
@@ -158,8 +164,10 @@ impl VirtualSource {
     async fn fetch(&self, chunk: &StoredChunk) -> Result<Option<Vec<u8>>> {
         match chunk {
             StoredChunk::Range { file, offset, length } => {
-                let location = self.dataset.files.get(*file as usize).ok_or_else(|| Error::Read(format!("no file #{file}")))?;
-                let bytes = self.stores.read_range(location, *offset, *length).await.map_err(|e| Error::Read(e.to_string()))?;
+                let location =
+                    self.dataset.files.get(*file as usize).ok_or_else(|| Error::Read(format!("no file #{file}")))?;
+                let bytes =
+                    self.stores.read_range(location, *offset, *length).await.map_err(|e| Error::Read(e.to_string()))?;
                 // Zero-copy when the store read into a buffer of its own (local files do).
                 Ok(Some(Vec::from(bytes)))
             }
@@ -178,7 +186,8 @@ impl Source for VirtualSource {
     async fn read_chunk(&self, name: &str, index: &[u64]) -> Result<Vec<u8>> {
         let (var, chunk) = self.stored(name, index)?;
         let Some(chunk) = chunk else {
-            let fallback = self.fallback.clone().ok_or_else(|| Error::Unsupported { what: format!("reading '{name}'") })?;
+            let fallback =
+                self.fallback.clone().ok_or_else(|| Error::Unsupported { what: format!("reading '{name}'") })?;
             let (name, var, index) = (name.to_owned(), var.clone(), index.to_vec());
             return tokio::task::spawn_blocking(move || fallback.read_chunk(&name, &var, &index))
                 .await
@@ -202,7 +211,9 @@ impl Source for VirtualSource {
             Some(chunk) => self.fetch(chunk).await?.ok_or_else(|| Error::Unsupported {
                 what: format!("chunk {index:?} of '{name}' was never written (it is all fill value)"),
             }),
-            None => Err(Error::Unsupported { what: format!("raw chunks of '{name}', which is read through the source library") }),
+            None => Err(Error::Unsupported {
+                what: format!("raw chunks of '{name}', which is read through the source library"),
+            }),
         }
     }
 

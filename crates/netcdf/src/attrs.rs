@@ -35,7 +35,7 @@ pub(crate) fn default_fill(dtype: DataType) -> Value {
         DataType::Uint32 => json!(4_294_967_295u64),
         DataType::Int64 => json!(-9_223_372_036_854_775_806i64),
         DataType::Uint64 => json!(18_446_744_073_709_551_614u64),
-        DataType::Float32 => json!(f64::from(9.969_209_968_386_869e36_f32)),
+        DataType::Float32 => json!(f64::from(9.969_21e36_f32)),
         DataType::Float64 => json!(9.969_209_968_386_869e36),
         DataType::Char => json!(0),
         DataType::String => json!(""),

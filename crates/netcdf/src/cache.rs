@@ -63,19 +63,21 @@ pub fn scan_cached(path: &Path, id: &str, dir: &Path, limits: &Limits) -> Result
                 for (path, group) in &mut entry.groups {
                     group.meta.id = crate::group_id(id, path);
                 }
-                return Ok((Scan { dataset: entry.dataset, skipped: entry.skipped, groups: entry.groups }, Origin::Cached));
+                return Ok((
+                    Scan { dataset: entry.dataset, skipped: entry.skipped, groups: entry.groups },
+                    Origin::Cached,
+                ));
             }
             Err(err) => tracing::warn!(cache = %file.display(), "ignoring unreadable cache entry: {err}"),
         }
     }
     let fresh = scan(path, id, limits)?;
     let entry = Entry { dataset: fresh.dataset, skipped: fresh.skipped, groups: fresh.groups };
-    let stored = std::fs::create_dir_all(dir)
-        .and_then(|()| {
-            let tmp = dir.join(format!("{key}.json.tmp{}", std::process::id()));
-            std::fs::write(&tmp, serde_json::to_vec(&entry).unwrap_or_default())?;
-            std::fs::rename(&tmp, &file)
-        });
+    let stored = std::fs::create_dir_all(dir).and_then(|()| {
+        let tmp = dir.join(format!("{key}.json.tmp{}", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_vec(&entry).unwrap_or_default())?;
+        std::fs::rename(&tmp, &file)
+    });
     if let Err(err) = stored {
         tracing::warn!(cache = %dir.display(), "reference cache not writable: {err}");
     }

@@ -70,7 +70,9 @@ fn header(path: &Path, file_len: u64) -> Result<cloudify_netcdf3::Header> {
         let have = bytes.len() as u64;
         (&mut file).take(want - have).read_to_end(&mut bytes).map_err(io)?;
         match cloudify_netcdf3::parse(&bytes) {
-            Err(cloudify_netcdf3::Error::Truncated { at, needed }) => want = grow_header_read(&shown, bytes.len() as u64, at, needed, file_len)?,
+            Err(cloudify_netcdf3::Error::Truncated { at, needed }) => {
+                want = grow_header_read(&shown, bytes.len() as u64, at, needed, file_len)?
+            }
             Err(err) => return Err(Error::Corrupt { path: shown, reason: err.to_string() }),
             Ok(header) => return Ok(header),
         }
@@ -78,7 +80,8 @@ fn header(path: &Path, file_len: u64) -> Result<cloudify_netcdf3::Header> {
 }
 
 pub(crate) fn scan(path: &Path, location: &str, id: &str, limits: &Limits) -> Result<Scan> {
-    let file_len = std::fs::metadata(path).map_err(|e| Error::Io { path: location.to_owned(), reason: e.to_string() })?.len();
+    let file_len =
+        std::fs::metadata(path).map_err(|e| Error::Io { path: location.to_owned(), reason: e.to_string() })?.len();
     let header = header(path, file_len)?;
     from_header(&header, file_len, location, id, limits)
 }
@@ -102,7 +105,10 @@ pub(crate) fn from_header(
         // four billion records.
         let end = header.data_end(var).ok_or_else(|| corrupt(format!("variable {} overflows", var.name)))?;
         if end > file_len {
-            return Err(corrupt(format!("variable {} ends at byte {end} of a {file_len}-byte file (truncated?)", var.name)));
+            return Err(corrupt(format!(
+                "variable {} ends at byte {end} of a {file_len}-byte file (truncated?)",
+                var.name
+            )));
         }
         let dtype = dtype(var.nc_type);
         let shape = header.shape(var);

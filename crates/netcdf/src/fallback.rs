@@ -31,10 +31,13 @@ impl FallbackReader for NetcdfFallback {
             Some(group) => format!("{group}/{name}"),
             None => name.to_owned(),
         };
-        let variable = file.variable(&path).ok_or_else(|| Error::Read(format!("{}: no variable {path}", self.path.display())))?;
+        let variable =
+            file.variable(&path).ok_or_else(|| Error::Read(format!("{}: no variable {path}", self.path.display())))?;
         let start: Vec<u64> = index.iter().zip(&var.chunks).map(|(i, c)| i * c).collect();
-        let count: Vec<u64> = start.iter().zip(&var.shape).zip(&var.chunks).map(|((s, n), c)| (*c).min(n - s)).collect();
-        let extents: Vec<Range<usize>> = start.iter().zip(&count).map(|(&s, &c)| s as usize..(s + c) as usize).collect();
+        let count: Vec<u64> =
+            start.iter().zip(&var.shape).zip(&var.chunks).map(|((s, n), c)| (*c).min(n - s)).collect();
+        let extents: Vec<Range<usize>> =
+            start.iter().zip(&count).map(|(&s, &c)| s as usize..(s + c) as usize).collect();
         // libnetcdf hands strings out as C pointers, one per element.
         let values = variable.get_raw_values(extents.as_slice()).map_err(read)?;
         if var.dtype.is_variable_length() {

@@ -119,12 +119,12 @@ fn locate(ds: &Dataset, var: &VariableMeta, count: u64) -> VariableChunks {
                 if info.filter_mask != 0 {
                     return fallback("some chunks skip filters");
                 }
-                let flat = info
-                    .offset
-                    .iter()
-                    .zip(&var.chunks)
-                    .zip(&grid)
-                    .fold(0u64, |acc, ((&offset, &size), &n)| acc * n + offset / size) as usize;
+                let flat =
+                    info.offset
+                        .iter()
+                        .zip(&var.chunks)
+                        .zip(&grid)
+                        .fold(0u64, |acc, ((&offset, &size), &n)| acc * n + offset / size) as usize;
                 match chunks.get_mut(flat) {
                     Some(slot) => *slot = StoredChunk::Range { file: 0, offset: info.addr, length: info.size },
                     None => return fallback("chunk outside the grid"),
@@ -188,7 +188,8 @@ impl Scanner<'_> {
         let mut chunks = IndexMap::new();
         // The group's own dimensions, then those its variables take from enclosing groups.
         let mut dimensions: IndexMap<String, u64> = group.dimensions().map(|d| (d.name(), d.len() as u64)).collect();
-        let mut unlimited: Vec<String> = group.dimensions().filter(netcdf::Dimension::is_unlimited).map(|d| d.name()).collect();
+        let mut unlimited: Vec<String> =
+            group.dimensions().filter(netcdf::Dimension::is_unlimited).map(|d| d.name()).collect();
         for var in group.variables() {
             let name = var.name();
             for dim in var.dimensions() {
@@ -240,7 +241,9 @@ impl Scanner<'_> {
             }
             let located = match h5.dataset(&in_group(&name)) {
                 // The chunks hold references into the file's global heap, not the strings.
-                Ok(_) if dtype.is_variable_length() => VariableChunks::Fallback { reason: "variable-length strings".to_owned() },
+                Ok(_) if dtype.is_variable_length() => {
+                    VariableChunks::Fallback { reason: "variable-length strings".to_owned() }
+                }
                 // Compact data lives in the object header (64 KiB at most): kept inline, as the
                 // little-endian values libnetcdf reads.
                 Ok(ds) if matches!(ds.layout(), Layout::Compact) => {

@@ -123,14 +123,17 @@ pub async fn scan_remote(location: &str, id: &str, stores: &cloudify_store::Stor
         if head.starts_with(b"\x89HDF\r\n\x1a\n") {
             return Err(Error::Io {
                 path: location.to_owned(),
-                reason: "NetCDF4/HDF5 files are read from local paths only (libhdf5); copy it or serve it as Zarr".to_owned(),
+                reason: "NetCDF4/HDF5 files are read from local paths only (libhdf5); copy it or serve it as Zarr"
+                    .to_owned(),
             });
         }
         if !head.starts_with(b"CDF") {
             return Err(Error::NotNetcdf { path: location.to_owned() });
         }
         match cloudify_netcdf3::parse(&head) {
-            Err(cloudify_netcdf3::Error::Truncated { at, needed }) => want = classic::grow_header_read(location, want, at, needed, size)?,
+            Err(cloudify_netcdf3::Error::Truncated { at, needed }) => {
+                want = classic::grow_header_read(location, want, at, needed, size)?
+            }
             Err(err) => return Err(Error::Corrupt { path: location.to_owned(), reason: err.to_string() }),
             Ok(header) => return classic::from_header(&header, size, location, id, limits),
         }
@@ -156,7 +159,9 @@ pub fn scan(path: &Path, id: &str, limits: &Limits) -> Result<Scan> {
         b"\x89HDF\r\n\x1a\n" => hdf::scan(path, &location, id, limits),
         _ => Err(Error::NotNetcdf { path: shown }),
     }?;
-    let modified = modified.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).and_then(|d| i64::try_from(d.as_secs()).ok());
+    let modified = modified
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_secs()).ok());
     for dataset in std::iter::once(&mut scan.dataset).chain(scan.groups.iter_mut().map(|(_, group)| group)) {
         dataset.meta.last_modified = modified;
     }
@@ -174,7 +179,12 @@ mod tests {
     fn fuzz_classic_scan() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fuzz.nc");
-        let limits = Limits { max_chunk_bytes: 1 << 20, max_chunks_per_variable: 1 << 12, max_chunks_per_dataset: 1 << 14, ..Limits::default() };
+        let limits = Limits {
+            max_chunk_bytes: 1 << 20,
+            max_chunks_per_variable: 1 << 12,
+            max_chunks_per_dataset: 1 << 14,
+            ..Limits::default()
+        };
         bolero::check!().for_each(|input: &[u8]| {
             let version = [1u8, 2, 5][usize::from(input.first().copied().unwrap_or(0)) % 3];
             let mut bytes = vec![b'C', b'D', b'F', version];

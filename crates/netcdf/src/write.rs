@@ -39,7 +39,13 @@ fn typed<T: Copy>(bytes: &[u8], from_le: fn(&[u8]) -> T) -> Vec<T> {
     bytes.chunks_exact(std::mem::size_of::<T>()).map(from_le).collect()
 }
 
-fn add<T>(file: &mut FileMut, name: &str, var: &VariableMeta, data: &[u8], from_le: fn(&[u8]) -> T) -> netcdf::Result<()>
+fn add<T>(
+    file: &mut FileMut,
+    name: &str,
+    var: &VariableMeta,
+    data: &[u8],
+    from_le: fn(&[u8]) -> T,
+) -> netcdf::Result<()>
 where
     T: NcTypeDescriptor + Copy,
 {

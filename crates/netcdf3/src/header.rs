@@ -145,7 +145,9 @@ impl Header {
         let records: Vec<&Variable> = self.variables.iter().filter(|v| v.is_record).collect();
         match records.as_slice() {
             [only] => self.slab_bytes(only),
-            all => all.iter().try_fold(0u64, |acc, v| acc.checked_add(self.slab_bytes(v)?.checked_next_multiple_of(4)?)),
+            all => {
+                all.iter().try_fold(0u64, |acc, v| acc.checked_add(self.slab_bytes(v)?.checked_next_multiple_of(4)?))
+            }
         }
     }
 

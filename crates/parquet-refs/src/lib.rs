@@ -63,7 +63,9 @@ pub struct ParquetSet {
 
 /// Chunks per axis of an array from its `.zarray` (`[1]` for scalars, as fsspec counts).
 fn grid(zarray: &Value) -> Vec<u64> {
-    let numbers = |key: &str| -> Vec<u64> { zarray[key].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default() };
+    let numbers = |key: &str| -> Vec<u64> {
+        zarray[key].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default()
+    };
     let grid: Vec<u64> = numbers("shape").iter().zip(numbers("chunks")).map(|(s, c)| s.div_ceil(c.max(1))).collect();
     if grid.is_empty() {
         vec![1]
@@ -150,7 +152,8 @@ pub fn write_rows(rows: &[Row]) -> Result<Vec<u8>, String> {
 pub fn read_rows(file: Bytes) -> Result<Vec<Row>, String> {
     // The parquet reader panics on some corrupt files (a dictionary-encoded page without its
     // dictionary, found by fuzz_parquet_records): a corrupt set is an error, not a crash.
-    std::panic::catch_unwind(move || rows_of(file)).unwrap_or_else(|_| Err("corrupt parquet file (the parquet reader failed)".to_owned()))
+    std::panic::catch_unwind(move || rows_of(file))
+        .unwrap_or_else(|_| Err("corrupt parquet file (the parquet reader failed)".to_owned()))
 }
 
 fn rows_of(file: Bytes) -> Result<Vec<Row>, String> {
@@ -248,7 +251,12 @@ pub fn record_count(zarray: &Value, record_size: u64) -> Option<u64> {
 ///
 /// # Errors
 /// A file of another layout.
-pub fn array_rows(var: &str, zarray: &Value, record_size: u64, records: &[Option<Bytes>]) -> Result<Vec<(String, Row)>, String> {
+pub fn array_rows(
+    var: &str,
+    zarray: &Value,
+    record_size: u64,
+    records: &[Option<Bytes>],
+) -> Result<Vec<(String, Row)>, String> {
     let grid = grid(zarray);
     let total = chunk_count(zarray).ok_or_else(|| format!("array {var}: its chunk count overflows"))?;
     let separator = zarray["dimension_separator"].as_str().unwrap_or(".");
@@ -293,7 +301,10 @@ mod tests {
         assert_eq!(record_count(&serde_json::json!({"shape": [u64::MAX, u64::MAX], "chunks": [1, 1]}), 2), None);
         let mut files: Vec<Option<Bytes>> = set.files.values().map(|f| Some(Bytes::from(f.clone()))).collect();
         let read = array_rows("v", &zarray, 2, &files).unwrap();
-        let expected = [("v/0.0", Row::Range { url: "/f".to_owned(), offset: 1, length: Some(2) }), ("v/2.0", Row::Inline(vec![0, 1]))];
+        let expected = [
+            ("v/0.0", Row::Range { url: "/f".to_owned(), offset: 1, length: Some(2) }),
+            ("v/2.0", Row::Inline(vec![0, 1])),
+        ];
         assert_eq!(read, expected.clone().map(|(k, r)| (k.to_owned(), r)));
         // A record file the set lacks holds no references.
         files[0] = None;
@@ -305,7 +316,12 @@ mod tests {
     /// record file of any bytes gives rows or an error, never a panic.
     #[test]
     fn fuzz_parquet_records() {
-        let seed = write_rows(&[Row::Range { url: "/f".to_owned(), offset: 1, length: Some(2) }, Row::Missing, Row::Inline(vec![1])]).unwrap();
+        let seed = write_rows(&[
+            Row::Range { url: "/f".to_owned(), offset: 1, length: Some(2) },
+            Row::Missing,
+            Row::Inline(vec![1]),
+        ])
+        .unwrap();
         let zarray = json!({"shape": [10, 4], "chunks": [2, 2]});
         bolero::check!().for_each(|input: &[u8]| {
             // Inputs starting with an even byte overwrite bytes of a valid file (position,

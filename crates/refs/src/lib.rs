@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use cloudify_dataset::{hyperslab::unravel, DataType, DatasetMeta, Limits, StoredChunk, VariableChunks, VirtualDataset};
+use cloudify_dataset::{
+    hyperslab::unravel, DataType, DatasetMeta, Limits, StoredChunk, VariableChunks, VirtualDataset,
+};
 use cloudify_parquet_refs::Row;
 use cloudify_store::{Confinement, Stores};
 use indexmap::IndexMap;
@@ -52,7 +54,9 @@ pub enum Entry {
 /// Inline data: `base64:` text, else the text's own bytes.
 fn inline(text: &str) -> Result<Vec<u8>, String> {
     match text.strip_prefix("base64:") {
-        Some(encoded) => base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|e| format!("bad base64: {e}")),
+        Some(encoded) => {
+            base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|e| format!("bad base64: {e}"))
+        }
         None => Ok(text.as_bytes().to_vec()),
     }
 }
@@ -102,7 +106,11 @@ fn entry(value: &Value, templates: &Templates) -> Result<Entry, String> {
             let url = templates.render(url, &none)?;
             match parts.as_slice() {
                 [_] => Ok(Entry::Range { url, offset: 0, length: None }),
-                [_, offset, length] => Ok(Entry::Range { url, offset: integer(offset, "offset")?, length: Some(integer(length, "length")?) }),
+                [_, offset, length] => Ok(Entry::Range {
+                    url,
+                    offset: integer(offset, "offset")?,
+                    length: Some(integer(length, "length")?),
+                }),
                 _ => Err(format!("a reference of {} parts", parts.len())),
             }
         }
@@ -135,7 +143,12 @@ fn dimension_values(spec: &Value, max: u64) -> Result<Vec<Value>, String> {
 
 /// Expands one `gen` entry: a key, URL, offset and length template over the product of its
 /// dimensions.
-fn expand_gen(gen: &Value, templates: &Templates, out: &mut IndexMap<String, Entry>, limits: &Limits) -> Result<(), String> {
+fn expand_gen(
+    gen: &Value,
+    templates: &Templates,
+    out: &mut IndexMap<String, Entry>,
+    limits: &Limits,
+) -> Result<(), String> {
     let text = |key: &str| -> String {
         match &gen[key] {
             Value::String(s) => s.clone(),
@@ -220,7 +233,8 @@ async fn read_parquet(root: &str, stores: &Stores, limits: &Limits) -> Result<In
         let Some(var) = key.strip_suffix("/.zarray") else { continue };
         // Checked before the loop over record files: the shape is the set's to choose.
         let chunks = cloudify_parquet_refs::chunk_count(zarray).filter(|&n| n <= limits.max_chunks_per_variable);
-        let chunks = chunks.ok_or_else(|| format!("array {var}: more chunks than the limit of {}", limits.max_chunks_per_variable))?;
+        let chunks = chunks
+            .ok_or_else(|| format!("array {var}: more chunks than the limit of {}", limits.max_chunks_per_variable))?;
         let mut files = Vec::new();
         for record in 0..chunks.div_ceil(record_size) {
             match stores.read_all_at_most(&format!("{root}/{var}/refs.{record}.parq"), max_bytes).await {
@@ -288,7 +302,8 @@ pub async fn open(
     let entries = if is_parquet(location) {
         read_parquet(location.trim_end_matches('/'), stores, limits).await.map_err(fail)?
     } else {
-        let text = stores.read_all_at_most(location, limits.max_reference_set_bytes).await.map_err(|e| fail(e.to_string()))?;
+        let text =
+            stores.read_all_at_most(location, limits.max_reference_set_bytes).await.map_err(|e| fail(e.to_string()))?;
         parse_json(&text, limits).map_err(fail)?
     };
     let mut meta = describe(&entries, location, id, limits).await?;
@@ -325,11 +340,16 @@ pub async fn open(
                         Some(length) => *length,
                         None => {
                             let size = stores.stat(&files[file]).await.map_err(|e| fail(e.to_string()))?.size;
-                            size.checked_sub(*offset).ok_or_else(|| fail(format!("{}: offset {offset} past its end", files[file])))?
+                            size.checked_sub(*offset)
+                                .ok_or_else(|| fail(format!("{}: offset {offset} past its end", files[file])))?
                         }
                     };
                     limits.check_stored(name, length).map_err(fail)?;
-                    StoredChunk::Range { file: u32::try_from(file).map_err(|_| fail("too many files".to_owned()))?, offset: *offset, length }
+                    StoredChunk::Range {
+                        file: u32::try_from(file).map_err(|_| fail("too many files".to_owned()))?,
+                        offset: *offset,
+                        length,
+                    }
                 }
             });
         }
@@ -353,11 +373,15 @@ async fn describe(entries: &IndexMap<String, Entry>, location: &str, id: &str, l
                     bytes = as_bytes;
                 }
             }
-            memory.put(&StorePath::from(key.as_str()), PutPayload::from(bytes)).await.map_err(|e| fail(e.to_string()))?;
+            memory
+                .put(&StorePath::from(key.as_str()), PutPayload::from(bytes))
+                .await
+                .map_err(|e| fail(e.to_string()))?;
         }
     }
     let storage = Arc::new(AsyncObjectStore::new(memory));
-    let mut meta = cloudify_zarr::describe_storage(storage, location, id, limits).await.map_err(|e| fail(e.to_string()))?;
+    let mut meta =
+        cloudify_zarr::describe_storage(storage, location, id, limits).await.map_err(|e| fail(e.to_string()))?;
     for name in characters {
         if let Some(var) = meta.variables.get_mut(&name) {
             var.dtype = DataType::Char;
@@ -393,7 +417,10 @@ mod tests {
                      "z/0": ["/data/whole.bin"], "w/.zattrs": {"a": 1}}}"#;
         let limits = Limits::default();
         let entries = parse_json(v1, &limits).unwrap();
-        assert_eq!(entries["x/2"], Entry::Range { url: "https://h/data/f.nc".to_owned(), offset: 1020, length: Some(10) });
+        assert_eq!(
+            entries["x/2"],
+            Entry::Range { url: "https://h/data/f.nc".to_owned(), offset: 1020, length: Some(10) }
+        );
         assert_eq!(entries["y/0"], Entry::Range { url: "https://h/data/f.nc".to_owned(), offset: 5, length: Some(6) });
         assert_eq!(entries["y/1"], Entry::Inline(vec![0, 1, 255]));
         assert_eq!(entries["z/0"], Entry::Range { url: "/data/whole.bin".to_owned(), offset: 0, length: None });
@@ -416,7 +443,14 @@ mod tests {
     /// A reference set from fuzzed parts: shapes, chunk shapes, a data type, references of
     /// every kind (ranges, whole objects, inline data, targets inside and outside the set's
     /// folder) and a `gen` entry with a template.
-    fn fuzzed_set(shape: &[u16], chunks: &[u16], dtype: u8, refs: &[(Vec<u8>, u32, u32, u8)], gen_stop: i32, template: &str) -> Value {
+    fn fuzzed_set(
+        shape: &[u16],
+        chunks: &[u16],
+        dtype: u8,
+        refs: &[(Vec<u8>, u32, u32, u8)],
+        gen_stop: i32,
+        template: &str,
+    ) -> Value {
         const DTYPES: [&str; 8] = ["<i2", ">f4", "|u1", "<f8", "|S1", "<U4", "|O", "bogus"];
         const URLS: [&str; 4] = ["data.bin", "../outside.bin", "/etc/passwd", "http://127.0.0.1:9/x"];
         let shape: Vec<u64> = shape.iter().take(4).map(|&n| u64::from(n)).collect();
@@ -445,7 +479,8 @@ mod tests {
     #[test]
     fn fuzz_reference_sets() {
         // Inputs share only the runtime and the stores; a panic fails the test anyway.
-        let runtime = std::panic::AssertUnwindSafe(tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap());
+        let runtime =
+            std::panic::AssertUnwindSafe(tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap());
         let dir = tempfile::tempdir().unwrap();
         let folder = dir.path().join("sets");
         std::fs::create_dir(&folder).unwrap();
@@ -454,16 +489,31 @@ mod tests {
         let set = folder.join("set.json");
         let location = set.to_str().unwrap().to_owned();
         let stores = std::panic::AssertUnwindSafe(Arc::new(Stores::new()));
-        let limits = Limits { max_chunk_bytes: 1 << 16, max_chunks_per_variable: 1 << 10, max_chunks_per_dataset: 1 << 12,
-            max_references: 1 << 12, max_template_steps: 10_000, ..Limits::default() };
+        let limits = Limits {
+            max_chunk_bytes: 1 << 16,
+            max_chunks_per_variable: 1 << 10,
+            max_chunks_per_dataset: 1 << 12,
+            max_references: 1 << 12,
+            max_template_steps: 10_000,
+            ..Limits::default()
+        };
         let confinement = Confinement::of_set(&location, &[]).unwrap();
         let outside = std::fs::canonicalize(dir.path().join("outside.bin")).unwrap();
         bolero::check!().with_type::<(Vec<u16>, Vec<u16>, u8, Vec<(Vec<u8>, u32, u32, u8)>, i32, String)>().for_each(
             |(shape, chunks, dtype, refs, gen_stop, template)| {
                 std::fs::write(&set, fuzzed_set(shape, chunks, *dtype, refs, *gen_stop, template).to_string()).unwrap();
-                let Ok(dataset) = runtime.block_on(open(&location, "f", &stores, &limits, &confinement)) else { return };
+                let Ok(dataset) = runtime.block_on(open(&location, "f", &stores, &limits, &confinement)) else {
+                    return;
+                };
                 assert!(limits.check_dataset(&dataset.meta.variables).is_ok());
-                assert!(dataset.files.iter().all(|f| f.starts_with(std::fs::canonicalize(&folder).unwrap().to_str().unwrap())), "{:?}", dataset.files);
+                assert!(
+                    dataset
+                        .files
+                        .iter()
+                        .all(|f| f.starts_with(std::fs::canonicalize(&folder).unwrap().to_str().unwrap())),
+                    "{:?}",
+                    dataset.files
+                );
                 assert!(!dataset.files.iter().any(|f| std::path::Path::new(f) == outside));
             },
         );

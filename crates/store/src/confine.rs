@@ -108,7 +108,12 @@ impl Confinement {
         let own = if crate::Stores::is_remote(location) {
             let url = Url::parse(location).map_err(|e| format!("{location}: {e}"))?;
             let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-            Root::Prefix { scheme: url.scheme().to_owned(), host, port: url.port_or_known_default(), path: "/".to_owned() }
+            Root::Prefix {
+                scheme: url.scheme().to_owned(),
+                host,
+                port: url.port_or_known_default(),
+                path: "/".to_owned(),
+            }
         } else {
             let path = PathBuf::from(location.strip_prefix("file://").unwrap_or(location));
             let path = if path.is_absolute() { path } else { std::env::current_dir().unwrap_or_default().join(path) };
@@ -145,7 +150,10 @@ impl Confinement {
         for root in &self.roots {
             match root {
                 Root::Prefix { scheme, host: root_host, port: root_port, path }
-                    if scheme == url.scheme() && *root_host == host && *root_port == port && url.path().starts_with(path.as_str()) =>
+                    if scheme == url.scheme()
+                        && *root_host == host
+                        && *root_port == port
+                        && url.path().starts_with(path.as_str()) =>
                 {
                     return Ok(url.to_string());
                 }
@@ -187,7 +195,9 @@ mod tests {
         let real = std::fs::canonicalize(sets.join("a.nc")).unwrap();
         assert_eq!(confined.check(sets.join("a.nc").to_str().unwrap()).unwrap(), real.to_str().unwrap());
         assert_eq!(confined.check(&format!("file://{}", sets.join("a.nc").display())).unwrap(), real.to_str().unwrap());
-        for outside in ["/etc/passwd", &format!("{}/../../etc/passwd", sets.display()), sets.join("link.nc").to_str().unwrap()] {
+        for outside in
+            ["/etc/passwd", &format!("{}/../../etc/passwd", sets.display()), sets.join("link.nc").to_str().unwrap()]
+        {
             assert!(confined.check(outside).unwrap_err().contains("outside"), "{outside}");
         }
         // Missing files inside the folder are allowed (a read error later), missing ones
@@ -205,7 +215,14 @@ mod tests {
         let confined = Confinement::of_set("https://data.example.org/refs/set.json", &[]).unwrap();
         assert!(confined.check("https://data.example.org/files/a.nc").is_ok());
         assert!(confined.check("https://data.example.org:443/files/a.nc").is_ok());
-        for refused in ["/etc/passwd", "file:///etc/passwd", "https://other.example.org/a.nc", "http://data.example.org/a.nc", "https://data.example.org:8443/a.nc", "http://169.254.169.254/latest/meta-data"] {
+        for refused in [
+            "/etc/passwd",
+            "file:///etc/passwd",
+            "https://other.example.org/a.nc",
+            "http://data.example.org/a.nc",
+            "https://data.example.org:8443/a.nc",
+            "http://169.254.169.254/latest/meta-data",
+        ] {
             assert!(confined.check(refused).is_err(), "{refused}");
         }
         let s3 = Confinement::of_set("s3://bucket/refs/set.json", &["s3://public/cmip6".to_owned()]).unwrap();
@@ -214,7 +231,13 @@ mod tests {
         assert!(s3.check("s3://public/cmip6-private/a.nc").is_err());
         assert!(s3.check("s3://other/a.nc").is_err());
         let any = Confinement::of_set("https://data.example.org/set.json", &["https://*".to_owned()]).unwrap();
-        for internal in ["https://127.0.0.1/a", "https://10.1.2.3/a", "https://[::1]/a", "https://[::ffff:192.168.0.1]/a", "https://localhost/a"] {
+        for internal in [
+            "https://127.0.0.1/a",
+            "https://10.1.2.3/a",
+            "https://[::1]/a",
+            "https://[::ffff:192.168.0.1]/a",
+            "https://localhost/a",
+        ] {
             assert!(any.check(internal).unwrap_err().contains("internal"), "{internal}");
         }
         assert!(any.check("http://93.184.216.34/a").is_err(), "another scheme");

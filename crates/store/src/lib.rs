@@ -19,8 +19,8 @@ use std::{
 
 use bytes::Bytes;
 use object_store::{
-    aws::AmazonS3Builder, http::HttpBuilder, local::LocalFileSystem, path::Path, ClientOptions, ObjectStore, ObjectStoreExt,
-    RetryConfig,
+    aws::AmazonS3Builder, http::HttpBuilder, local::LocalFileSystem, path::Path, ClientOptions, ObjectStore,
+    ObjectStoreExt, RetryConfig,
 };
 use url::Url;
 
@@ -40,7 +40,8 @@ pub fn instance_id() -> &'static str {
         use std::hash::{BuildHasher, Hasher};
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
         hasher.write_u32(std::process::id());
-        hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        hasher
+            .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
         format!("{:016x}", hasher.finish())
     })
 }
@@ -244,10 +245,9 @@ impl Stores {
             return self.read_local(location, path, offset, length).await;
         }
         let (store, path) = self.resolve(location)?;
-        let end = offset.checked_add(length).ok_or_else(|| Error::Read {
-            location: location.to_owned(),
-            reason: "range overflows".to_owned(),
-        })?;
+        let end = offset
+            .checked_add(length)
+            .ok_or_else(|| Error::Read { location: location.to_owned(), reason: "range overflows".to_owned() })?;
         let _permit = self.permit().await;
         let bytes = store.get_range(&path, offset..end).await.map_err(|e| map_err(location, e))?;
         if bytes.len() as u64 != length {
@@ -286,7 +286,8 @@ impl Stores {
             // before sizing a buffer by it.
             let file_len = file.metadata().map_err(|e| io_error(&owned, &e))?.len();
             if offset.checked_add(length).is_none_or(|end| end > file_len) {
-                let reason = format!("expected {length} bytes at offset {offset}, the file holds {file_len} (truncated?)");
+                let reason =
+                    format!("expected {length} bytes at offset {offset}, the file holds {file_len} (truncated?)");
                 return Err(read_error(&owned, reason));
             }
             // Read into spare capacity: no zeroing of buffers that can be tens of MB.
@@ -295,7 +296,8 @@ impl Stores {
                 let at = offset + bytes.len() as u64;
                 match rustix::io::pread(&*file, rustix::buffer::spare_capacity(&mut bytes), at) {
                     Ok(0) => {
-                        let reason = format!("expected {length} bytes at offset {offset}, the file ends before (truncated?)");
+                        let reason =
+                            format!("expected {length} bytes at offset {offset}, the file ends before (truncated?)");
                         return Err(read_error(&owned, reason));
                     }
                     Ok(_) | Err(rustix::io::Errno::INTR) => {}
@@ -368,7 +370,9 @@ mod tests {
     }
 
     /// An HTTP server on loopback answering every request with `answer(path)`; counts requests.
-    async fn serve(answer: impl Fn(&str) -> String + Send + Sync + 'static) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    async fn serve(
+        answer: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -392,7 +396,8 @@ mod tests {
 
     #[tokio::test]
     async fn redirects_are_followed_on_the_same_host_only() {
-        let (secret_port, secret_hits) = serve(|_| "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nSECRET".to_owned()).await;
+        let (secret_port, secret_hits) =
+            serve(|_| "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nSECRET".to_owned()).await;
         let (port, _) = serve(move |path| match path {
             "/moved" => "HTTP/1.1 302 Found\r\nLocation: /data\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned(),
             "/elsewhere" => format!(

@@ -72,12 +72,16 @@ impl ServedCodec {
         };
         let item = dtype.size().max(1);
         let compressor = match self.name {
-            CodecName::BloscLz4 | CodecName::BloscZstd | CodecName::Source => Some(json!({"name": "blosc", "configuration": {
+            CodecName::BloscLz4 | CodecName::BloscZstd | CodecName::Source => {
+                Some(json!({"name": "blosc", "configuration": {
                 "cname": self.blosc_cname(), "clevel": self.level, "shuffle": "shuffle",
-                "typesize": item, "blocksize": 0}})),
+                "typesize": item, "blocksize": 0}}))
+            }
             CodecName::Zstd => Some(json!({"name": "zstd", "configuration": {"level": self.level, "checksum": false}})),
             // v3 has no zlib codec in its core set; gzip is the same DEFLATE in another wrapper.
-            CodecName::Zlib if format == Format::V3 => Some(json!({"name": "gzip", "configuration": {"level": self.level}})),
+            CodecName::Zlib if format == Format::V3 => {
+                Some(json!({"name": "gzip", "configuration": {"level": self.level}}))
+            }
             CodecName::Zlib => Some(json!({"name": "numcodecs.zlib", "configuration": {"level": self.level}})),
             CodecName::None => None,
         };
@@ -120,7 +124,9 @@ pub fn v2_declaration(chain: &[Value], numpy_le: &str) -> Option<(String, Value,
 /// The last of `codecs` when it is a compressor (v2 declares it apart from the filters).
 fn take_compressor(codecs: &mut Vec<Value>) -> Value {
     match codecs.last() {
-        Some(last) if COMPRESSORS.contains(&last["id"].as_str().unwrap_or_default()) => codecs.pop().unwrap_or_default(),
+        Some(last) if COMPRESSORS.contains(&last["id"].as_str().unwrap_or_default()) => {
+            codecs.pop().unwrap_or_default()
+        }
         _ => Value::Null,
     }
 }
@@ -189,13 +195,19 @@ mod tests {
         assert_eq!(v2_declaration(&netcdf3, "<i2"), Some((">i2".to_owned(), Value::Null, Value::Null)));
         assert_eq!(v2_declaration(&netcdf3, "|u1").unwrap().0, "|u1");
         let blosc = ServedCodec::new(CodecName::BloscLz4, None).chain(Format::V3, DataType::Float32);
-        assert_eq!(v2_declaration(&blosc, "<f4").unwrap().2, ServedCodec::new(CodecName::BloscLz4, None).v2_compressor());
+        assert_eq!(
+            v2_declaration(&blosc, "<f4").unwrap().2,
+            ServedCodec::new(CodecName::BloscLz4, None).v2_compressor()
+        );
         assert_eq!(v2_declaration(&[json!({"name": "bytes"}), json!({"name": "crc32c"})], "<f4"), None);
         assert_eq!(v2_declaration(&[json!({"name": "transpose"})], "<f4"), None);
         // Strings: objects with the vlen-utf8 filter, compressed or not.
         let strings = ServedCodec::new(CodecName::Zstd, None).chain(Format::V2, DataType::String);
         let (dtype, filters, compressor) = v2_declaration(&strings, "|O").unwrap();
-        assert_eq!((dtype.as_str(), filters, compressor["id"].as_str()), ("|O", json!([{"id": "vlen-utf8"}]), Some("zstd")));
+        assert_eq!(
+            (dtype.as_str(), filters, compressor["id"].as_str()),
+            ("|O", json!([{"id": "vlen-utf8"}]), Some("zstd"))
+        );
         let plain = v2_declaration(&[json!({"name": "vlen-utf8"})], "|O").unwrap();
         assert_eq!((plain.1, plain.2), (json!([{"id": "vlen-utf8"}]), Value::Null));
     }

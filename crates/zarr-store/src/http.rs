@@ -38,7 +38,13 @@ impl From<Failure> for Response {
 /// A `200` with `doc`, or `304` when the client's copy is current; with validators and
 /// `cache_control` (none when empty). A `doc` nobody else holds (not cached) is sent
 /// without a copy.
-pub fn reply(req: &Request, doc: Arc<Document>, last_modified: Option<SystemTime>, cache_control: &str, content_type: &str) -> Response {
+pub fn reply(
+    req: &Request,
+    doc: Arc<Document>,
+    last_modified: Option<SystemTime>,
+    cache_control: &str,
+    content_type: &str,
+) -> Response {
     let etag = doc.etag.clone();
     let response = if not_modified(req, &etag, last_modified) {
         Response::new(304)
@@ -52,7 +58,12 @@ pub fn reply(req: &Request, doc: Arc<Document>, last_modified: Option<SystemTime
 }
 
 /// `response` with `ETag`, `Last-Modified` (when known) and `Cache-Control` (when not empty).
-pub fn with_validators(mut response: Response, etag: &str, last_modified: Option<SystemTime>, cache_control: &str) -> Response {
+pub fn with_validators(
+    mut response: Response,
+    etag: &str,
+    last_modified: Option<SystemTime>,
+    cache_control: &str,
+) -> Response {
     response = response.with_header("etag", etag);
     if let Some(modified) = last_modified {
         response = response.with_header("last-modified", &httpdate::fmt_http_date(modified));
@@ -116,7 +127,11 @@ mod tests {
         assert!(!not_modified(&request(&[("if-modified-since", &earlier)]), "\"b\"", Some(modified)));
         assert!(!not_modified(&request(&[("if-modified-since", &later)]), "\"b\"", None));
         // If-None-Match wins over If-Modified-Since.
-        assert!(!not_modified(&request(&[("if-none-match", "\"a\""), ("if-modified-since", &later)]), "\"b\"", Some(modified)));
+        assert!(!not_modified(
+            &request(&[("if-none-match", "\"a\""), ("if-modified-since", &later)]),
+            "\"b\"",
+            Some(modified)
+        ));
         assert!(!not_modified(&request(&[]), "\"b\"", Some(modified)));
     }
 
@@ -133,6 +148,10 @@ mod tests {
         assert!(!precondition_failed(&request(&[("if-unmodified-since", &later)]), "\"b\"", Some(modified)));
         assert!(precondition_failed(&request(&[("if-unmodified-since", &earlier)]), "\"b\"", Some(modified)));
         // If-Match wins over If-Unmodified-Since.
-        assert!(!precondition_failed(&request(&[("if-match", "\"b\""), ("if-unmodified-since", &earlier)]), "\"b\"", Some(modified)));
+        assert!(!precondition_failed(
+            &request(&[("if-match", "\"b\""), ("if-unmodified-since", &earlier)]),
+            "\"b\"",
+            Some(modified)
+        ));
     }
 }

@@ -18,7 +18,7 @@ pub enum Key<'k> {
         /// The array the document describes.
         var: Option<&'k str>,
     },
-    /// One chunk of a variable; a v2 scalar's `0` arrives as `[0]` (see [`Key::chunk_index`]).
+    /// One chunk of a variable; a v2 scalar's `0` arrives as `[0]` (see [`chunk_index`]).
     Chunk {
         /// Variable name.
         var: &'k str,
@@ -87,7 +87,19 @@ mod tests {
 
     #[test]
     fn malformed_keys_are_refused() {
-        for key in ["", "/0", "tas", "tas/", "tas/0..1", "tas/-1", "tas/+1", "tas/c/", "tas/c/0//1", "tas/a.b", "tas/99999999999999999999999"] {
+        for key in [
+            "",
+            "/0",
+            "tas",
+            "tas/",
+            "tas/0..1",
+            "tas/-1",
+            "tas/+1",
+            "tas/c/",
+            "tas/c/0//1",
+            "tas/a.b",
+            "tas/99999999999999999999999",
+        ] {
             assert_eq!(parse(key), None, "{key}");
         }
     }

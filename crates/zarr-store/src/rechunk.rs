@@ -56,7 +56,8 @@ mod tests {
 
     #[test]
     fn named_chunks_are_clipped_to_the_dimension() {
-        let rechunk = Rechunk { chunks: IndexMap::from([("time".to_owned(), 100), ("lat".to_owned(), 0)]), target_bytes: None };
+        let rechunk =
+            Rechunk { chunks: IndexMap::from([("time".to_owned(), 100), ("lat".to_owned(), 0)]), target_bytes: None };
         let shape = rechunk.chunk_shape(&dims(&["time", "lat", "lon"]), &[30, 192, 384], &[1, 96, 384], 4);
         assert_eq!(shape, [30, 192, 384]);
     }
@@ -65,7 +66,10 @@ mod tests {
     fn target_bytes_shrinks_leading_axes() {
         let rechunk = Rechunk { chunks: IndexMap::new(), target_bytes: Some(8 << 20) };
         // 192 * 384 * 4 bytes = 294912 per time step: 28 steps fit in 8 MiB.
-        assert_eq!(rechunk.chunk_shape(&dims(&["time", "lat", "lon"]), &[3650, 192, 384], &[1, 192, 384], 4), [28, 192, 384]);
+        assert_eq!(
+            rechunk.chunk_shape(&dims(&["time", "lat", "lon"]), &[3650, 192, 384], &[1, 192, 384], 4),
+            [28, 192, 384]
+        );
         // A single row larger than the target shrinks the next axis too.
         let small = Rechunk { chunks: IndexMap::new(), target_bytes: Some(4000) };
         assert_eq!(small.chunk_shape(&dims(&["y", "x"]), &[10, 1000], &[10, 1000], 8), [1, 500]);

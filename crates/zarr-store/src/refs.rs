@@ -69,7 +69,9 @@ impl ReferenceSet {
     pub fn insert_chunk(&mut self, var: &str, index: &[u64], reference: Reference) {
         let value = match reference {
             Reference::Range { url, offset, length } => json!([url, offset, length]),
-            Reference::Inline(bytes) => Value::from(format!("base64:{}", base64::engine::general_purpose::STANDARD.encode(bytes))),
+            Reference::Inline(bytes) => {
+                Value::from(format!("base64:{}", base64::engine::general_purpose::STANDARD.encode(bytes)))
+            }
         };
         self.refs.insert(v2_chunk_key(var, index), value);
     }

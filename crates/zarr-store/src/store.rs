@@ -106,7 +106,12 @@ impl Store {
     ///
     /// # Errors
     /// A variable whose served codec chain zarrs cannot build (a zero-length chunk, ...).
-    pub fn new(meta: &DatasetMeta, generation: u64, codec: ServedCodec, rechunk: Option<&Rechunk>) -> Result<Self, String> {
+    pub fn new(
+        meta: &DatasetMeta,
+        generation: u64,
+        codec: ServedCodec,
+        rechunk: Option<&Rechunk>,
+    ) -> Result<Self, String> {
         let mut arrays = IndexMap::new();
         let mut v2 = Map::new();
         let mut v3 = Map::new();
@@ -119,13 +124,17 @@ impl Store {
             let stored: Vec<u64> = var.chunks.iter().map(|&c| c.max(1)).collect();
             let chunks = match rechunk {
                 // Strings are served in their stored chunks (regions need fixed-size values).
-                Some(r) if !var.dtype.is_variable_length() => r.chunk_shape(&var.dimensions, &var.shape, &stored, item as u64),
+                Some(r) if !var.dtype.is_variable_length() => {
+                    r.chunk_shape(&var.dimensions, &var.shape, &stored, item as u64)
+                }
                 _ => stored.clone(),
             };
             let rechunked = chunks != stored;
             let fill = fill_bytes(var);
             let build = |chain: &[Value]| {
-                ChunkCodec::new(chain, var.dtype, &chunks, &fill).map(Arc::new).map_err(|err| format!("variable '{name}': {err}"))
+                ChunkCodec::new(chain, var.dtype, &chunks, &fill)
+                    .map(Arc::new)
+                    .map_err(|err| format!("variable '{name}': {err}"))
             };
             let mut encoding = Encoding::of(var, codec, rechunked);
             let v2_encoder = match build(&encoding.v2_chain) {
@@ -137,7 +146,11 @@ impl Store {
                 }
                 Err(err) => return Err(err),
             };
-            let v3_encoder = if encoding.v2_chain == encoding.v3_chain { Arc::clone(&v2_encoder) } else { build(&encoding.v3_chain)? };
+            let v3_encoder = if encoding.v2_chain == encoding.v3_chain {
+                Arc::clone(&v2_encoder)
+            } else {
+                build(&encoding.v3_chain)?
+            };
 
             let (zarray, zattrs) = (v2_array(var, &chunks, &encoding), v2_attributes(var));
             let array_json = v3_array(var, &chunks, &encoding);
@@ -218,15 +231,22 @@ impl Store {
         let unknown_var = |var: &str| Failure::not_found(format!("no variable '{var}' in dataset '{dataset}'"));
         match parse_key(key) {
             None => Err(Failure::not_found(format!("'{key}' is no Zarr metadata or chunk key"))),
-            Some(Key::Metadata { var }) => self.docs.get(key).map(Resolved::Document).ok_or_else(|| unknown_var(var.unwrap_or_default())),
+            Some(Key::Metadata { var }) => {
+                self.docs.get(key).map(Resolved::Document).ok_or_else(|| unknown_var(var.unwrap_or_default()))
+            }
             Some(Key::Chunk { var, index, format }) => {
                 let array = self.arrays.get(var).ok_or_else(|| unknown_var(var))?;
                 let grid = array.grid();
                 let index = chunk_index(&index, format, grid.len()).ok_or_else(|| {
-                    Failure::not_found(format!("chunk key '{key}' does not fit the {} dimensions of '{var}'", grid.len()))
+                    Failure::not_found(format!(
+                        "chunk key '{key}' does not fit the {} dimensions of '{var}'",
+                        grid.len()
+                    ))
                 })?;
                 if index.iter().zip(&grid).any(|(i, n)| i >= n) {
-                    return Err(Failure::not_found(format!("chunk {index:?} is outside the chunk grid {grid:?} of '{var}'")));
+                    return Err(Failure::not_found(format!(
+                        "chunk {index:?} is outside the chunk grid {grid:?} of '{var}'"
+                    )));
                 }
                 Ok(Resolved::Chunk { var, array, index, format })
             }
@@ -275,7 +295,13 @@ fn declared_fill(var: &VariableMeta) -> Option<Value> {
             Value::Number(_) => value.clone(),
             _ => {
                 let f = as_f64(value)?;
-                Value::from(if f.is_nan() { "NaN" } else if f > 0.0 { "Infinity" } else { "-Infinity" })
+                Value::from(if f.is_nan() {
+                    "NaN"
+                } else if f > 0.0 {
+                    "Infinity"
+                } else {
+                    "-Infinity"
+                })
             }
         },
         _ => match value {
@@ -303,7 +329,14 @@ impl Encoding {
         if codec.passes_stored_bytes() && !rechunked {
             if let Some((v2_dtype, v2_filters, v2_compressor)) = v2_declaration(&var.codecs, var.dtype.numpy_le()) {
                 let chain = var.codecs.clone();
-                return Self { v2_dtype, v2_filters, v2_compressor, v2_chain: chain.clone(), v3_chain: chain, stored_bytes: true };
+                return Self {
+                    v2_dtype,
+                    v2_filters,
+                    v2_compressor,
+                    v2_chain: chain.clone(),
+                    v3_chain: chain,
+                    stored_bytes: true,
+                };
             }
         }
         Self::reencoded(var, codec)
@@ -352,7 +385,11 @@ fn fill_bytes(var: &VariableMeta) -> Vec<u8> {
 /// Attributes without a `_FillValue` that the format carries as its fill value.
 fn plain_attributes(var: &VariableMeta) -> Map<String, Value> {
     let keep_fill = declared_fill(var).is_none();
-    var.attributes.iter().filter(|(k, _)| keep_fill || *k != "_FillValue").map(|(k, v)| (k.clone(), v.clone())).collect()
+    var.attributes
+        .iter()
+        .filter(|(k, _)| keep_fill || *k != "_FillValue")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The v3 `data_type`: numpy's names, zarr-python's fixed-length bytes for characters, and
@@ -489,7 +526,10 @@ mod tests {
         assert_eq!(doc(&store, "height/zarr.json")["attributes"], json!({}));
         let name = doc(&store, "name/zarr.json");
         assert_eq!(name["data_type"], json!({"name": "null_terminated_bytes", "configuration": {"length_bytes": 1}}));
-        assert_eq!((name["fill_value"].as_str(), name["attributes"]["_FillValue"].as_str()), (Some("AA=="), Some("eA==")));
+        assert_eq!(
+            (name["fill_value"].as_str(), name["attributes"]["_FillValue"].as_str()),
+            (Some("AA=="), Some("eA=="))
+        );
         let root = doc(&store, "zarr.json");
         assert_eq!(root["consolidated_metadata"]["metadata"]["tas"], tas);
         assert_eq!(root["attributes"]["title"], "t");
@@ -510,7 +550,10 @@ mod tests {
         assert!(store.arrays["tas"].stored_bytes);
         assert_eq!(doc(&store, "tas/zarr.json")["codecs"], json!(netcdf4));
         let zarray = doc(&store, "tas/.zarray");
-        assert_eq!((zarray["filters"][0]["id"].as_str(), zarray["compressor"]["id"].as_str()), (Some("shuffle"), Some("zlib")));
+        assert_eq!(
+            (zarray["filters"][0]["id"].as_str(), zarray["compressor"]["id"].as_str()),
+            (Some("shuffle"), Some("zlib"))
+        );
         assert_eq!(doc(&store, "packed/.zarray")["dtype"], ">i2");
         // crc32c has no v2 form, and a chain zarrs cannot run is no use: both are re-encoded.
         assert!(!store.arrays["mask"].stored_bytes);
@@ -542,11 +585,18 @@ mod tests {
         for codec in [CodecName::Zstd, CodecName::Source] {
             let store = Store::new(&meta, 1, ServedCodec::new(codec, None), Some(&rechunk)).unwrap();
             let zarray = doc(&store, "names/.zarray");
-            assert_eq!((zarray["dtype"].as_str(), &zarray["filters"]), (Some("|O"), &json!([{"id": "vlen-utf8"}])), "{codec:?}");
+            assert_eq!(
+                (zarray["dtype"].as_str(), &zarray["filters"]),
+                (Some("|O"), &json!([{"id": "vlen-utf8"}])),
+                "{codec:?}"
+            );
             assert_eq!((&zarray["chunks"], &zarray["fill_value"]), (&json!([2]), &json!("none")), "not rechunked");
             assert_eq!(doc(&store, "plain/.zarray")["fill_value"], Value::Null);
             let v3 = doc(&store, "names/zarr.json");
-            assert_eq!((v3["data_type"].as_str(), v3["codecs"][0]["name"].as_str()), (Some("string"), Some("vlen-utf8")));
+            assert_eq!(
+                (v3["data_type"].as_str(), v3["codecs"][0]["name"].as_str()),
+                (Some("string"), Some("vlen-utf8"))
+            );
             assert_eq!((&v3["fill_value"], v3["attributes"].get("_FillValue")), (&json!("none"), None));
             assert_eq!(doc(&store, "plain/zarr.json")["fill_value"], "");
             let chunk = cloudify_sdk::strings::encode(["Bonn", "Zürich"]);
@@ -576,11 +626,15 @@ mod tests {
     fn fuzz_store_keys() {
         let meta = meta();
         // Nothing is shared between inputs but what is read.
-        let store = std::panic::AssertUnwindSafe(Store::new(&meta, 1, ServedCodec::new(CodecName::Zstd, None), None).unwrap());
+        let store =
+            std::panic::AssertUnwindSafe(Store::new(&meta, 1, ServedCodec::new(CodecName::Zstd, None), None).unwrap());
         bolero::check!().with_type::<String>().for_each(|key| match store.resolve("d", key) {
             Ok(Resolved::Chunk { var, index, .. }) => {
                 let grid = meta.variables[var].chunk_grid();
-                assert!(index.len() == grid.len() && index.iter().zip(&grid).all(|(i, n)| i < n), "{key}: {index:?} in {grid:?}");
+                assert!(
+                    index.len() == grid.len() && index.iter().zip(&grid).all(|(i, n)| i < n),
+                    "{key}: {index:?} in {grid:?}"
+                );
             }
             Ok(Resolved::Document(_)) => {}
             Err(failure) => assert_eq!(failure.status, 404, "{key}"),

@@ -9,8 +9,8 @@ use std::{collections::HashMap, sync::Arc};
 
 use async_trait::async_trait;
 use cloudify_dataset::{
-    check_chunk_index, variable, ChunkRef, DataType, DatasetMeta, Error as DataError, Limits, Result as DataResult, Source,
-    VariableMeta,
+    check_chunk_index, variable, ChunkRef, DataType, DatasetMeta, Error as DataError, Limits, Result as DataResult,
+    Source, VariableMeta,
 };
 use cloudify_store::Stores;
 use object_store::prefix::PrefixStore;
@@ -84,7 +84,10 @@ fn variable_meta(name: &str, json: &Value, v2_fill: Option<Value>) -> std::resul
     let dtype = if utf32 {
         DataType::String
     } else {
-        json["data_type"].as_str().and_then(dtype).ok_or_else(|| format!("data type {} is not served yet", json["data_type"]))?
+        json["data_type"]
+            .as_str()
+            .and_then(dtype)
+            .ok_or_else(|| format!("data type {} is not served yet", json["data_type"]))?
     };
     let shape: Vec<u64> = serde_json::from_value(json["shape"].clone()).map_err(|e| e.to_string())?;
     let chunks: Vec<u64> = serde_json::from_value(json["chunk_grid"]["configuration"]["chunk_shape"].clone())
@@ -108,7 +111,10 @@ fn variable_meta(name: &str, json: &Value, v2_fill: Option<Value>) -> std::resul
     }
     let (fill_value, codecs) = if utf32 {
         // Served as strings converted on read: the chunks are those strings, not stored bytes.
-        (Value::from(json["fill_value"].as_str().unwrap_or_default()), vec![serde_json::json!({"name": "vlen-utf8", "configuration": {}})])
+        (
+            Value::from(json["fill_value"].as_str().unwrap_or_default()),
+            vec![serde_json::json!({"name": "vlen-utf8", "configuration": {}})],
+        )
     } else {
         (json["fill_value"].clone(), canonical_order(json["codecs"].as_array().cloned().unwrap_or_default()))
     };
@@ -119,7 +125,8 @@ fn variable_meta(name: &str, json: &Value, v2_fill: Option<Value>) -> std::resul
 /// `fixed_length_utf32`, what xarray writes for text), which is served as strings.
 fn utf32_length(json: &Value) -> Option<usize> {
     let data_type = &json["data_type"];
-    (data_type["name"] == "fixed_length_utf32").then(|| data_type["configuration"]["length_bytes"].as_u64().unwrap_or(4) as usize)
+    (data_type["name"] == "fixed_length_utf32")
+        .then(|| data_type["configuration"]["length_bytes"].as_u64().unwrap_or(4) as usize)
 }
 
 /// Fixed-length UTF-32 elements of `length` bytes (NUL-padded) as a chunk of strings.
@@ -139,8 +146,20 @@ fn utf32_to_strings(bytes: &[u8], length: usize) -> DataResult<Vec<u8>> {
 
 /// Codecs that turn bytes into bytes (compressors, shuffles, checksums).
 const BYTES_TO_BYTES: [&str; 14] = [
-    "gzip", "zstd", "blosc", "crc32c", "numcodecs.zlib", "numcodecs.gzip", "numcodecs.zstd", "numcodecs.blosc", "numcodecs.lz4",
-    "numcodecs.bz2", "numcodecs.lzma", "numcodecs.shuffle", "numcodecs.fletcher32", "numcodecs.crc32",
+    "gzip",
+    "zstd",
+    "blosc",
+    "crc32c",
+    "numcodecs.zlib",
+    "numcodecs.gzip",
+    "numcodecs.zstd",
+    "numcodecs.blosc",
+    "numcodecs.lz4",
+    "numcodecs.bz2",
+    "numcodecs.lzma",
+    "numcodecs.shuffle",
+    "numcodecs.fletcher32",
+    "numcodecs.crc32",
 ];
 
 /// The chain in Zarr v3's order: zarrs converts v2 `filters` such as shuffle and zlib to
@@ -174,7 +193,12 @@ fn decode_float_fill(encoded: &str) -> Option<Value> {
 
 /// Names of the root group's arrays from consolidated metadata: Zarr v3's inline
 /// `consolidated_metadata`, or zarr-python's v2 `.zmetadata` file.
-async fn consolidated_names(group_json: &Value, location: &str, stores: &Stores, limits: &Limits) -> Option<Vec<String>> {
+async fn consolidated_names(
+    group_json: &Value,
+    location: &str,
+    stores: &Stores,
+    limits: &Limits,
+) -> Option<Vec<String>> {
     let direct_child = |key: &str| !key.trim_start_matches('/').contains('/');
     if let Some(nodes) = group_json.pointer("/consolidated_metadata/metadata").and_then(Value::as_object) {
         let names = nodes.iter().filter(|(k, v)| direct_child(k) && v["node_type"] == "array").map(|(k, _)| k.clone());
@@ -221,7 +245,9 @@ async fn describe(
         };
         // A v2 array's own fill value: null stays null (v3 conversion would make it 0).
         let v2_fill = match array.metadata() {
-            zarrs::array::ArrayMetadata::V2(v2) => Some(serde_json::to_value(v2).unwrap_or_default()["fill_value"].take()),
+            zarrs::array::ArrayMetadata::V2(v2) => {
+                Some(serde_json::to_value(v2).unwrap_or_default()["fill_value"].take())
+            }
             _ => None,
         };
         let json = v3_json(&array);
@@ -246,7 +272,7 @@ async fn describe(
         attributes: group_json["attributes"].as_object().cloned().unwrap_or_default(),
         dimensions: dimensions.into_iter().collect(),
         unlimited: Vec::new(),
-    last_modified: None,
+        last_modified: None,
         variables,
     };
     (meta, arrays, utf32)
@@ -297,7 +323,11 @@ impl ZarrSource {
         Ok(Self { location: location.trim_end_matches('/').to_owned(), meta: Arc::new(meta), arrays, utf32, stores })
     }
 
-    fn array(&self, name: &str, index: &[u64]) -> DataResult<&Array<dyn zarrs::storage::AsyncReadableListableStorageTraits>> {
+    fn array(
+        &self,
+        name: &str,
+        index: &[u64],
+    ) -> DataResult<&Array<dyn zarrs::storage::AsyncReadableListableStorageTraits>> {
         check_chunk_index(name, variable(&self.meta, name)?, index)?;
         self.arrays.get(name).ok_or_else(|| DataError::Read(format!("array {name} not open")))
     }
@@ -311,8 +341,10 @@ impl Source for ZarrSource {
 
     async fn read_chunk(&self, name: &str, index: &[u64]) -> DataResult<Vec<u8>> {
         let array = self.array(name, index)?;
-        let bytes: ArrayBytes<'static> =
-            array.async_retrieve_chunk(index).await.map_err(|e| DataError::Read(format!("{}/{name}: {e}", self.location)))?;
+        let bytes: ArrayBytes<'static> = array
+            .async_retrieve_chunk(index)
+            .await
+            .map_err(|e| DataError::Read(format!("{}/{name}: {e}", self.location)))?;
         match bytes {
             ArrayBytes::Fixed(bytes) if self.utf32.contains_key(name) => utf32_to_strings(&bytes, self.utf32[name]),
             ArrayBytes::Variable(strings) => {
@@ -326,7 +358,9 @@ impl Source for ZarrSource {
     async fn read_raw_chunk(&self, name: &str, index: &[u64]) -> DataResult<Vec<u8>> {
         let array = self.array(name, index)?;
         if self.utf32.contains_key(name) {
-            return Err(DataError::Unsupported { what: format!("raw chunks of '{name}', whose text is converted on read") });
+            return Err(DataError::Unsupported {
+                what: format!("raw chunks of '{name}', whose text is converted on read"),
+            });
         }
         let encoded = array
             .async_retrieve_encoded_chunk(index)
@@ -378,9 +412,12 @@ mod tests {
             json!({"name": "numcodecs.zlib", "configuration": {"level": 1}}),
             json!({"name": "bytes", "configuration": {"endian": "little"}}),
         ];
-        let names = |chain: &[serde_json::Value]| chain.iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+        let names = |chain: &[serde_json::Value]| {
+            chain.iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+        };
         assert_eq!(names(&canonical_order(kerchunk)), ["bytes", "numcodecs.shuffle", "numcodecs.zlib"]);
-        let with_transpose = vec![json!({"name": "transpose"}), json!({"name": "numcodecs.zlib"}), json!({"name": "bytes"})];
+        let with_transpose =
+            vec![json!({"name": "transpose"}), json!({"name": "numcodecs.zlib"}), json!({"name": "bytes"})];
         assert_eq!(names(&canonical_order(with_transpose)), ["transpose", "bytes", "numcodecs.zlib"]);
         let canonical = vec![json!({"name": "bytes"}), json!({"name": "zstd"})];
         assert_eq!(canonical_order(canonical.clone()), canonical);

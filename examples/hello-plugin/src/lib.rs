@@ -25,7 +25,9 @@ async fn hello(host: Host, _req: Request) -> Response {
 async fn hello_dataset(host: Host, req: Request) -> Response {
     let id = req.dataset_id().unwrap_or_default();
     match host.metadata(id) {
-        Ok(meta) => Response::json(200, &json!({"dataset": id, "variables": meta.variables.keys().collect::<Vec<_>>()})),
+        Ok(meta) => {
+            Response::json(200, &json!({"dataset": id, "variables": meta.variables.keys().collect::<Vec<_>>()}))
+        }
         Err(err) => err.into(),
     }
 }

@@ -40,7 +40,10 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<String>> {
 }
 
 /// `GET /datasets/{id}/keys`: variable names.
-pub(crate) async fn keys(State(state): State<AppState>, DatasetId(id): DatasetId) -> Result<Json<Vec<String>>, AppError> {
+pub(crate) async fn keys(
+    State(state): State<AppState>,
+    DatasetId(id): DatasetId,
+) -> Result<Json<Vec<String>>, AppError> {
     Ok(Json(metadata(&state, &id)?.variables.keys().cloned().collect()))
 }
 
@@ -106,7 +109,8 @@ pub(crate) async fn html(State(state): State<AppState>, DatasetId(id): DatasetId
     let meta = metadata(&state, &id)?;
     let coords = meta.coordinate_names();
     let data_vars: Vec<&str> = meta.variables.keys().map(String::as_str).filter(|n| !coords.contains(n)).collect();
-    let dims: Vec<String> = meta.dimensions.iter().map(|(name, size)| format!("{}: {size}", encode_text(name))).collect();
+    let dims: Vec<String> =
+        meta.dimensions.iter().map(|(name, size)| format!("{}: {size}", encode_text(name))).collect();
     Ok(Html(format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{id}</title>\
          <style>body{{font-family:sans-serif}}td{{padding:0 .6em;vertical-align:top}}dt{{font-weight:bold}}</style></head>\

@@ -41,7 +41,8 @@ const OPENAPI_MEDIA_TYPE: &str = "application/vnd.oai.openapi+json;version=3.1";
 /// for it.
 pub(crate) async fn openapi(State(state): State<AppState>, headers: axum::http::HeaderMap) -> impl IntoResponse {
     let accept = headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let content_type = if accept.contains("application/vnd.oai.openapi+json") { OPENAPI_MEDIA_TYPE } else { "application/json" };
+    let content_type =
+        if accept.contains("application/vnd.oai.openapi+json") { OPENAPI_MEDIA_TYPE } else { "application/json" };
     ([("content-type", content_type)], state.openapi.as_ref().clone())
 }
 

@@ -38,7 +38,9 @@ fn yaml(doc: &Value) -> Response {
 fn describe(host: &Host, id: &str, key: &str) -> String {
     host.metadata(id)
         .ok()
-        .and_then(|meta| ["summary", "title", key].iter().find_map(|k| meta.attributes.get(*k)?.as_str().map(str::to_owned)))
+        .and_then(|meta| {
+            ["summary", "title", key].iter().find_map(|k| meta.attributes.get(*k)?.as_str().map(str::to_owned))
+        })
         .unwrap_or_default()
 }
 

@@ -40,7 +40,8 @@ impl ChunkAccess for HostChunks<'_> {
     fn encoded(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Failure>> + Send {
         let (var, index) = (var.to_owned(), index.to_vec());
         async move {
-            let array = self.store.arrays.get(&var).ok_or_else(|| Failure::not_found(format!("no variable '{var}'")))?;
+            let array =
+                self.store.arrays.get(&var).ok_or_else(|| Failure::not_found(format!("no variable '{var}'")))?;
             encode_values(self.host, self.id, &var, array, &index).await
         }
     }
@@ -68,7 +69,13 @@ impl KerchunkService {
     pub(crate) async fn reference_set(&self, host: &Host, req: &Request) -> Response {
         let answer = async {
             let (store, export) = self.export(host, req).await?;
-            Ok::<_, Failure>(reply(req, Arc::clone(&export.json), store.last_modified, &self.config.cache_control, "application/json"))
+            Ok::<_, Failure>(reply(
+                req,
+                Arc::clone(&export.json),
+                store.last_modified,
+                &self.config.cache_control,
+                "application/json",
+            ))
         };
         answer.await.unwrap_or_else(Response::from)
     }
@@ -79,7 +86,10 @@ impl KerchunkService {
         let answer = async {
             let key = req.param("key").unwrap_or_default();
             let (store, export) = self.export(host, req).await?;
-            let doc = export.parquet.get(key).ok_or_else(|| Failure::not_found(format!("no '{key}' in the parquet reference set")))?;
+            let doc = export
+                .parquet
+                .get(key)
+                .ok_or_else(|| Failure::not_found(format!("no '{key}' in the parquet reference set")))?;
             let kind = if key == ".zmetadata" { "application/json" } else { "application/vnd.apache.parquet" };
             Ok::<_, Failure>(reply(req, Arc::clone(doc), store.last_modified, &self.config.cache_control, kind))
         };
@@ -121,14 +131,16 @@ impl KerchunkService {
                 _ => url,
             }
         };
-        let inlining = Inlining { threshold: self.config.inline_threshold, max_encoded_bytes: self.config.max_inline_bytes };
+        let inlining =
+            Inlining { threshold: self.config.inline_threshold, max_encoded_bytes: self.config.max_inline_bytes };
         let chunks = HostChunks { host, id, store: &store };
         let set = reference_set(&store, &chunks, inlining, target).await?;
         let refs = set.refs().clone();
         let parquet = host.run_blocking(move || cloudify_parquet_refs::write(&refs, RECORD_SIZE)).await?;
         let parquet = parquet.map_err(|message| Failure { status: 500, message })?;
         let document = |bytes: Vec<u8>| Arc::new(Document::new(bytes.into()));
-        let mut files: HashMap<String, Arc<Document>> = parquet.files.into_iter().map(|(k, v)| (k, document(v))).collect();
+        let mut files: HashMap<String, Arc<Document>> =
+            parquet.files.into_iter().map(|(k, v)| (k, document(v))).collect();
         files.insert(".zmetadata".to_owned(), document(parquet.zmetadata));
         let export = Arc::new(Export { json: document(set.to_json()), parquet: files });
         self.exports.insert(key, Arc::clone(&export));

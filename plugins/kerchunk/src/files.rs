@@ -5,8 +5,8 @@
 use std::time::{Duration, SystemTime};
 
 use cloudify_sdk::{Host, HostExt, LogLevel, RVec, Request, Response};
-use futures::Stream;
 use cloudify_zarr_store::{not_modified, precondition_failed, with_validators, Failure};
+use futures::Stream;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::json;
 
@@ -29,7 +29,15 @@ pub(crate) fn file_names(files: &[String]) -> Vec<String> {
     names
         .iter()
         .enumerate()
-        .map(|(i, name)| if names.iter().filter(|n| *n == name).count() > 1 { format!("{i}-{name}") } else { name.clone() })
+        .map(
+            |(i, name)| {
+                if names.iter().filter(|n| *n == name).count() > 1 {
+                    format!("{i}-{name}")
+                } else {
+                    name.clone()
+                }
+            },
+        )
         .collect()
 }
 
@@ -140,7 +148,9 @@ impl KerchunkService {
             Range::Unsatisfiable => {
                 let response = answer(416).with_header("content-range", &format!("bytes */{}", stat.size));
                 return Ok(response.with_header("content-type", "application/json").with_body(
-                    json!({"error": format!("range outside the {} bytes of '{name}'", stat.size)}).to_string().into_bytes(),
+                    json!({"error": format!("range outside the {} bytes of '{name}'", stat.size)})
+                        .to_string()
+                        .into_bytes(),
                 ));
             }
         };

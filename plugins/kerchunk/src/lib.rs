@@ -13,7 +13,7 @@
 //!   `ETag`/`Last-Modified`, `If-Match`/`If-Unmodified-Since` and `If-None-Match`, which
 //!   fsspec and Icechunk's virtual chunks rely on.
 //!
-//! Config (`[plugin.kerchunk]`): see [`config::Config`].
+//! Config (`[plugin.kerchunk]`): see `config.rs` (and the README).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 

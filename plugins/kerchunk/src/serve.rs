@@ -69,7 +69,9 @@ impl KerchunkService {
         let store = self.store(host, id)?;
         let cache_control = &self.config.cache_control;
         match store.resolve(id, &key)? {
-            Resolved::Document(doc) => Ok(reply(req, Arc::clone(doc), store.last_modified, cache_control, "application/json")),
+            Resolved::Document(doc) => {
+                Ok(reply(req, Arc::clone(doc), store.last_modified, cache_control, "application/json"))
+            }
             Resolved::Chunk { var, array, index, .. } => {
                 let doc = self.chunk(host, id, &store, var, array, index).await?;
                 Ok(reply(req, doc, store.last_modified, cache_control, "application/octet-stream"))
@@ -89,7 +91,15 @@ impl KerchunkService {
     }
 
     /// One stored chunk, from the cache or read; concurrent requests share one read.
-    async fn chunk(&self, host: &Host, id: &str, store: &Store, var: &str, array: &Array, index: Vec<u64>) -> Result<Arc<Document>, Failure> {
+    async fn chunk(
+        &self,
+        host: &Host,
+        id: &str,
+        store: &Store,
+        var: &str,
+        array: &Array,
+        index: Vec<u64>,
+    ) -> Result<Arc<Document>, Failure> {
         if !array.stored_bytes {
             return Err(not_stored(id, var, "are stored with codecs that Zarr v2 cannot declare"));
         }
@@ -103,7 +113,8 @@ impl KerchunkService {
         if self.config.cache_bytes == 0 {
             return read.await;
         }
-        let key = ChunkId { dataset: id.to_owned(), generation: store.generation, var: var.to_owned(), index: index.clone() };
+        let key =
+            ChunkId { dataset: id.to_owned(), generation: store.generation, var: var.to_owned(), index: index.clone() };
         self.chunks.try_get_with(key, read).await.map_err(|failure| (*failure).clone())
     }
 }
@@ -112,7 +123,13 @@ impl KerchunkService {
 /// the source chain (the same bytes the library would have written), and a chunk without
 /// stored bytes its values encoded so. Kept in the host's
 /// `RVec`: turning it into a `Vec` would copy it (another binary's allocation).
-pub(crate) async fn stored_chunk(host: &Host, id: &str, var: &str, array: &Array, index: &[u64]) -> Result<RVec<u8>, Failure> {
+pub(crate) async fn stored_chunk(
+    host: &Host,
+    id: &str,
+    var: &str,
+    array: &Array,
+    index: &[u64],
+) -> Result<RVec<u8>, Failure> {
     match host.raw_chunk(id, var, index).await {
         Ok(bytes) => return Ok(bytes),
         Err(cloudify_sdk::Error::Host(err)) if err.kind == ErrorKind::UNSUPPORTED => {}
@@ -125,7 +142,9 @@ pub(crate) async fn stored_chunk(host: &Host, id: &str, var: &str, array: &Array
     match reference {
         ChunkRef::Missing => Ok(encode_values(host, id, var, array, index).await?.into()),
         ChunkRef::Inline(bytes) => Ok(bytes),
-        ChunkRef::Range { .. } => Err(Failure { status: 500, message: format!("chunk {index:?} of '{var}' could not be read") }),
+        ChunkRef::Range { .. } => {
+            Err(Failure { status: 500, message: format!("chunk {index:?} of '{var}' could not be read") })
+        }
         // No stored bytes to pass on (strings read through libnetcdf, computed datasets): the
         // values encoded with the chain the array declares, as kerchunk.json inlines them, so
         // that a whole /kerchunk store opens.
@@ -134,7 +153,13 @@ pub(crate) async fn stored_chunk(host: &Host, id: &str, var: &str, array: &Array
 }
 
 /// Chunk `index` of `var` decoded by the host and encoded with the array's declared chain.
-pub(crate) async fn encode_values(host: &Host, id: &str, var: &str, array: &Array, index: &[u64]) -> Result<Vec<u8>, Failure> {
+pub(crate) async fn encode_values(
+    host: &Host,
+    id: &str,
+    var: &str,
+    array: &Array,
+    index: &[u64],
+) -> Result<Vec<u8>, Failure> {
     let values = host.chunk(id, var, index).await?;
     let encoder = Arc::clone(array.encoder(cloudify_zarr_store::Format::V2));
     let encoded = host.run_blocking(move || encoder.encode(&values)).await?;

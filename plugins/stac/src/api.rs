@@ -56,8 +56,21 @@ fn geojson(status: u16, value: &Value) -> Response {
 }
 
 /// Characters a dataset id cannot carry as they are in a URL path segment.
-const SEGMENT: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'/').add(b'<').add(b'>').add(b'?').add(b'`')
-    .add(b'{').add(b'}').add(b'\\').add(b'^').add(b'|');
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|');
 
 /// `text` as one URL path segment.
 fn segment(text: &str) -> String {
@@ -72,7 +85,9 @@ fn fill(value: &Value, base: &str, id: &str, in_href: bool) -> Value {
             Value::String(text.replace("{base_url}", base).replace("{id}", &id))
         }
         Value::Array(items) => Value::Array(items.iter().map(|v| fill(v, base, id, in_href)).collect()),
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), fill(v, base, id, k == "href"))).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), fill(v, base, id, k == "href"))).collect())
+        }
         other => other.clone(),
     }
 }
@@ -114,7 +129,9 @@ impl StacService {
     pub(crate) fn new(config: Config) -> Self {
         let facts = moka::sync::Cache::builder().max_capacity(100_000).time_to_live(ITEM_TTL).build();
         let items = moka::sync::Cache::builder()
-            .weigher(|_key, (_, item): &(Option<i64>, Arc<Value>)| u32::try_from(item.to_string().len()).unwrap_or(u32::MAX))
+            .weigher(|_key, (_, item): &(Option<i64>, Arc<Value>)| {
+                u32::try_from(item.to_string().len()).unwrap_or(u32::MAX)
+            })
             .max_capacity(ITEM_CACHE_BYTES)
             .time_to_live(ITEM_TTL)
             .build();
@@ -149,7 +166,8 @@ impl StacService {
             .assets
             .iter()
             .filter(|(_, template): &(&String, &AssetTemplate)| {
-                template.plugin.as_ref().is_none_or(|p| plugins.contains(p)) && (!template.stored_chunks || facts.stored_chunks)
+                template.plugin.as_ref().is_none_or(|p| plugins.contains(p))
+                    && (!template.stored_chunks || facts.stored_chunks)
             })
             .map(|(key, template)| (key.clone(), fill(&Value::Object(template.fields.clone()), base, &meta.id, false)))
             .collect()
@@ -160,7 +178,12 @@ impl StacService {
         match tree {
             Tree::Standalone => {
                 let collection = format!("{base}/stac-collection-all.json");
-                Links { self_href: format!("{base}/datasets/{id}/stac"), parent: collection.clone(), root: collection.clone(), collection }
+                Links {
+                    self_href: format!("{base}/datasets/{id}/stac"),
+                    parent: collection.clone(),
+                    root: collection.clone(),
+                    collection,
+                }
             }
             Tree::Api => {
                 let collection = format!("{base}/stac/collections/{cid}");
@@ -315,7 +338,10 @@ impl StacService {
         if cid == self.collection_id() {
             Ok(())
         } else {
-            Err(Response::error(404, format!("collection '{cid}' not found (this server has '{}')", self.collection_id())))
+            Err(Response::error(
+                404,
+                format!("collection '{cid}' not found (this server has '{}')", self.collection_id()),
+            ))
         }
     }
 

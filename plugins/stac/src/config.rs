@@ -125,8 +125,10 @@ impl Config {
     /// # Errors
     /// A message naming the bad key or file.
     pub(crate) fn load(table: Value) -> Result<Self, String> {
-        let settings: Settings = serde_json::from_value(table.clone()).map_err(|err| format!("[plugin.stac]: {err}"))?;
-        let mut profile: Value = serde_json::from_str(DEFAULT_PROFILE).map_err(|err| format!("built-in profile: {err}"))?;
+        let settings: Settings =
+            serde_json::from_value(table.clone()).map_err(|err| format!("[plugin.stac]: {err}"))?;
+        let mut profile: Value =
+            serde_json::from_str(DEFAULT_PROFILE).map_err(|err| format!("built-in profile: {err}"))?;
         if let Some(path) = &settings.profile {
             merge(&mut profile, read_profile(path)?);
         }

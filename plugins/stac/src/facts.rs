@@ -61,13 +61,17 @@ fn text<'a>(var: &'a VariableMeta, name: &str) -> Option<&'a str> {
 
 fn is_latitude(name: &str, var: &VariableMeta) -> bool {
     text(var, "standard_name") == Some("latitude")
-        || text(var, "units").is_some_and(|u| matches!(u, "degrees_north" | "degree_north" | "degree_N" | "degrees_N" | "degreeN" | "degreesN"))
+        || text(var, "units").is_some_and(|u| {
+            matches!(u, "degrees_north" | "degree_north" | "degree_N" | "degrees_N" | "degreeN" | "degreesN")
+        })
         || (text(var, "standard_name").is_none() && matches!(name, "lat" | "latitude" | "nav_lat"))
 }
 
 fn is_longitude(name: &str, var: &VariableMeta) -> bool {
     text(var, "standard_name") == Some("longitude")
-        || text(var, "units").is_some_and(|u| matches!(u, "degrees_east" | "degree_east" | "degree_E" | "degrees_E" | "degreeE" | "degreesE"))
+        || text(var, "units").is_some_and(|u| {
+            matches!(u, "degrees_east" | "degree_east" | "degree_E" | "degrees_E" | "degreeE" | "degreesE")
+        })
         || (text(var, "standard_name").is_none() && matches!(name, "lon" | "longitude" | "nav_lon"))
 }
 
@@ -107,7 +111,10 @@ fn number(value: &Value) -> Option<f64> {
 pub(crate) fn decode(bytes: &[u8], dtype: DataType) -> Vec<f64> {
     macro_rules! each {
         ($t:ty) => {
-            bytes.chunks_exact(size_of::<$t>()).map(|b| <$t>::from_le_bytes(b.try_into().unwrap_or_default()) as f64).collect()
+            bytes
+                .chunks_exact(size_of::<$t>())
+                .map(|b| <$t>::from_le_bytes(b.try_into().unwrap_or_default()) as f64)
+                .collect()
         };
     }
     match dtype {
@@ -130,7 +137,9 @@ pub(crate) fn decode(bytes: &[u8], dtype: DataType) -> Vec<f64> {
 /// and missing values; `None` when it is too large, textual or cannot be read.
 async fn read_values(host: &Host, dataset: &str, name: &str, var: &VariableMeta) -> Option<Vec<f64>> {
     let count: u64 = var.shape.iter().product();
-    if matches!(var.dtype, DataType::Char | DataType::String) || count.saturating_mul(var.dtype.size() as u64) > MAX_COORDINATE_BYTES {
+    if matches!(var.dtype, DataType::Char | DataType::String)
+        || count.saturating_mul(var.dtype.size() as u64) > MAX_COORDINATE_BYTES
+    {
         return None;
     }
     let start = vec![0; var.shape.len()];
@@ -141,10 +150,11 @@ async fn read_values(host: &Host, dataset: &str, name: &str, var: &VariableMeta)
             return None;
         }
     };
-    let missing: Vec<f64> = [var.fill_value.clone(), var.attributes.get("missing_value").cloned().unwrap_or(Value::Null)]
-        .iter()
-        .filter_map(number)
-        .collect();
+    let missing: Vec<f64> =
+        [var.fill_value.clone(), var.attributes.get("missing_value").cloned().unwrap_or(Value::Null)]
+            .iter()
+            .filter_map(number)
+            .collect();
     let scale = var.attributes.get("scale_factor").and_then(number).unwrap_or(1.0);
     let offset = var.attributes.get("add_offset").and_then(number).unwrap_or(0.0);
     Some(
@@ -184,7 +194,8 @@ pub(crate) fn longitude_range(values: &[f64]) -> Option<[f64; 2]> {
     if hi - lo >= 360.0 {
         return Some([-180.0, 180.0]);
     }
-    let mut wrapped: Vec<f64> = values.iter().filter(|v| v.is_finite()).map(|v| (v + 180.0).rem_euclid(360.0) - 180.0).collect();
+    let mut wrapped: Vec<f64> =
+        values.iter().filter(|v| v.is_finite()).map(|v| (v + 180.0).rem_euclid(360.0) - 180.0).collect();
     wrapped.sort_by(f64::total_cmp);
     wrapped.dedup();
     let (first, last) = (*wrapped.first()?, *wrapped.last()?);
@@ -210,7 +221,10 @@ pub(crate) async fn gather(host: &Host, meta: &DatasetMeta) -> Facts {
     // Cell bounds carry the units of their coordinate; the coordinate is the one to find.
     let bounds: Vec<&str> = meta.variables.values().filter_map(|var| text(var, "bounds")).collect();
     let find = |wanted: fn(&str, &VariableMeta) -> bool| {
-        meta.variables.iter().find(|(name, var)| wanted(name, var) && !bounds.contains(&name.as_str())).map(|(name, _)| name.clone())
+        meta.variables
+            .iter()
+            .find(|(name, var)| wanted(name, var) && !bounds.contains(&name.as_str()))
+            .map(|(name, _)| name.clone())
     };
     let (latitude, longitude) = (find(is_latitude), find(is_longitude));
     let mut bbox = None;
@@ -227,7 +241,15 @@ pub(crate) async fn gather(host: &Host, meta: &DatasetMeta) -> Facts {
         let coordinate = meta.variables.get(name).filter(|var| var.dimensions.len() == 1 && var.dimensions[0] == *name);
         let Some(var) = coordinate else {
             let extent = Some([0.0, size.saturating_sub(1) as f64]);
-            dimensions.push(Dimension { name: name.clone(), size, axis: Axis::Index, extent, values: None, unit: None, description: None });
+            dimensions.push(Dimension {
+                name: name.clone(),
+                size,
+                axis: Axis::Index,
+                extent,
+                values: None,
+                unit: None,
+                description: None,
+            });
             continue;
         };
         let axis = axis_of(name, var);
@@ -317,7 +339,15 @@ mod tests {
 
     #[test]
     fn dates_become_valid_rfc3339() {
-        let date = |year, month, day| cloudify_cftime::DateTime { year, month, day, hour: 12, minute: 0, second: 0, microsecond: 0 };
+        let date = |year, month, day| cloudify_cftime::DateTime {
+            year,
+            month,
+            day,
+            hour: 12,
+            minute: 0,
+            second: 0,
+            microsecond: 0,
+        };
         assert_eq!(rfc3339(&date(2001, 2, 30)), "2001-02-28T12:00:00Z");
         assert_eq!(rfc3339(&date(2000, 2, 30)), "2000-02-29T12:00:00Z");
         assert_eq!(rfc3339(&date(1850, 1, 16)), "1850-01-16T12:00:00Z");

@@ -33,7 +33,11 @@ impl Links {
 pub(crate) fn data_variables(meta: &DatasetMeta) -> Vec<&str> {
     let coordinates = meta.coordinate_names();
     let bounds: Vec<&str> = meta.variables.values().filter_map(|var| var.attributes.get("bounds")?.as_str()).collect();
-    meta.variables.keys().map(String::as_str).filter(|name| !coordinates.contains(name) && !bounds.contains(name)).collect()
+    meta.variables
+        .keys()
+        .map(String::as_str)
+        .filter(|name| !coordinates.contains(name) && !bounds.contains(name))
+        .collect()
 }
 
 fn attribute<'a>(meta: &'a DatasetMeta, names: &[&str]) -> Option<&'a str> {
@@ -152,7 +156,8 @@ pub(crate) fn item(meta: &DatasetMeta, facts: &Facts, context: ItemContext<'_>) 
         }
         // STAC needs a time: without a time coordinate, the data's.
         None => {
-            properties.insert("datetime".into(), json!(updated(meta).unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())));
+            properties
+                .insert("datetime".into(), json!(updated(meta).unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())));
         }
     }
     if let Some(updated) = updated(meta) {
@@ -200,7 +205,10 @@ pub(crate) fn extent(items: &[&Value]) -> Value {
     let mut bbox: Option<[f64; 4]> = None;
     let (mut start, mut end): (Option<String>, Option<String>) = (None, None);
     for item in items {
-        if let Some([w, s, e, n]) = item["bbox"].as_array().and_then(|b| <[f64; 4]>::try_from(b.iter().filter_map(Value::as_f64).collect::<Vec<_>>()).ok()) {
+        if let Some([w, s, e, n]) = item["bbox"]
+            .as_array()
+            .and_then(|b| <[f64; 4]>::try_from(b.iter().filter_map(Value::as_f64).collect::<Vec<_>>()).ok())
+        {
             let (w, e) = if w > e { (-180.0, 180.0) } else { (w, e) };
             bbox = Some(bbox.map_or([w, s, e, n], |[bw, bs, be, bn]| [bw.min(w), bs.min(s), be.max(e), bn.max(n)]));
         }
@@ -243,7 +251,12 @@ pub(crate) fn collection(profile: &Profile, items: &[&Value], links: Vec<Value>)
     if !profile.providers.is_empty() {
         collection["providers"] = json!(profile.providers);
     }
-    let mut variables: Vec<&str> = items.iter().filter_map(|i| i["properties"]["variables"].as_array()).flatten().filter_map(Value::as_str).collect();
+    let mut variables: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i["properties"]["variables"].as_array())
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     variables.sort_unstable();
     variables.dedup();
     collection["summaries"] = json!({"variables": variables});

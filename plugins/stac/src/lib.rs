@@ -14,7 +14,7 @@
 //!   `query`, `limit` with `next` links).
 //!
 //! Config (`[plugin.stac]`): `public_url`, `profile` (a JSON/TOML profile file) and profile
-//! keys; see [`config`].
+//! keys; see `config.rs`.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -66,8 +66,16 @@ fn init(host: Host) -> Result<Plugin, String> {
     let landing = Arc::clone(&service);
     Ok(Plugin::new("stac", env!("CARGO_PKG_VERSION"))
         .description("STAC items, a collection and a STAC API with item search")
-        .route(route!(get, Scope::Dataset, "/stac", service, dataset_item).summary("STAC Item of the dataset").content_type("application/geo+json"))
-        .route(route!(get, Scope::Dataset, "/stac/", service, dataset_item).summary("STAC Item of the dataset").content_type("application/geo+json"))
+        .route(
+            route!(get, Scope::Dataset, "/stac", service, dataset_item)
+                .summary("STAC Item of the dataset")
+                .content_type("application/geo+json"),
+        )
+        .route(
+            route!(get, Scope::Dataset, "/stac/", service, dataset_item)
+                .summary("STAC Item of the dataset")
+                .content_type("application/geo+json"),
+        )
         .route(
             route!(get, Scope::App, "/stac-collection-all.json", service, collection_all)
                 .summary("STAC Collection of every dataset")
@@ -86,8 +94,16 @@ fn init(host: Host) -> Result<Plugin, String> {
                 .summary("STAC API conformance classes")
                 .content_type("application/json"),
         )
-        .route(route!(get, Scope::App, "/stac/collections", service, collections).summary("STAC API collections").content_type("application/json"))
-        .route(route!(get, Scope::App, "/stac/collections/{cid}", service, collection).summary("One STAC collection").content_type("application/json"))
+        .route(
+            route!(get, Scope::App, "/stac/collections", service, collections)
+                .summary("STAC API collections")
+                .content_type("application/json"),
+        )
+        .route(
+            route!(get, Scope::App, "/stac/collections/{cid}", service, collection)
+                .summary("One STAC collection")
+                .content_type("application/json"),
+        )
         .route(
             route!(get, Scope::App, "/stac/collections/{cid}/items", service, collection_items)
                 .summary("The collection's items (bbox, datetime, limit)")

@@ -49,8 +49,10 @@ impl Search {
     /// # Errors
     /// A message naming the bad parameter.
     pub(crate) fn from_query(query: &str) -> Result<Self, String> {
-        const PARAMETERS: [&str; 10] = ["bbox", "intersects", "datetime", "ids", "collections", "limit", "query", "token", "sortby", "fields"];
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|err| format!("query string: {err}"))?;
+        const PARAMETERS: [&str; 10] =
+            ["bbox", "intersects", "datetime", "ids", "collections", "limit", "query", "token", "sortby", "fields"];
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(query).map_err(|err| format!("query string: {err}"))?;
         let mut search = Self::default();
         for (key, value) in pairs {
             // An empty value constrains nothing (`?ids=&bbox=`, as forms and generated
@@ -63,11 +65,15 @@ impl Search {
                     let numbers: Result<Vec<f64>, _> = list(&value).iter().map(|n| n.parse::<f64>()).collect();
                     search.bbox = Some(numbers.map_err(|_| format!("bbox '{value}' is not a list of numbers"))?);
                 }
-                "intersects" => search.intersects = Some(serde_json::from_str(&value).map_err(|err| format!("intersects: {err}"))?),
+                "intersects" => {
+                    search.intersects = Some(serde_json::from_str(&value).map_err(|err| format!("intersects: {err}"))?)
+                }
                 "datetime" => search.datetime = Some(value),
                 "ids" => search.ids = Some(list(&value)),
                 "collections" => search.collections = Some(list(&value)),
-                "limit" => search.limit = Some(value.parse().map_err(|_| format!("limit '{value}' is not a whole number"))?),
+                "limit" => {
+                    search.limit = Some(value.parse().map_err(|_| format!("limit '{value}' is not a whole number"))?)
+                }
                 "query" => search.query = Some(serde_json::from_str(&value).map_err(|err| format!("query: {err}"))?),
                 "token" => search.token = Some(value),
                 "sortby" | "fields" => {}
@@ -137,14 +143,17 @@ impl Search {
         let intersects = match &self.intersects {
             None => None,
             Some(value) => {
-                let geometry: geojson::Geometry = serde_json::from_value(value.clone()).map_err(|err| format!("intersects: {err}"))?;
+                let geometry: geojson::Geometry =
+                    serde_json::from_value(value.clone()).map_err(|err| format!("intersects: {err}"))?;
                 Some(geo::Geometry::<f64>::try_from(geometry).map_err(|err| format!("intersects: {err}"))?)
             }
         };
         let datetime = self.datetime.as_deref().map(interval).transpose()?;
         if let Some(query) = &self.query {
             for (property, ops) in query {
-                let Value::Object(ops) = ops else { return Err(format!("query.{property} must be an object of operators")) };
+                let Value::Object(ops) = ops else {
+                    return Err(format!("query.{property} must be an object of operators"));
+                };
                 for op in ops.keys() {
                     if !OPERATORS.contains(&op.as_str()) {
                         return Err(format!("query.{property}: unknown operator '{op}' (one of {OPERATORS:?})"));
@@ -168,7 +177,9 @@ const OPERATORS: [&str; 10] = ["eq", "neq", "lt", "lte", "gt", "gte", "startsWit
 type Instant = DateTime<Utc>;
 
 fn instant(text: &str) -> Result<Instant, String> {
-    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).map_err(|_| format!("datetime '{text}' is not RFC 3339"))
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| format!("datetime '{text}' is not RFC 3339"))
 }
 
 /// `a`, `a/b`, `../b`, `a/..` (open ends may also be empty).
@@ -176,13 +187,11 @@ fn interval(text: &str) -> Result<(Option<Instant>, Option<Instant>), String> {
     let open = |part: &str| if part.is_empty() || part == ".." { Ok(None) } else { instant(part).map(Some) };
     match text.split_once('/') {
         None => instant(text).map(|t| (Some(t), Some(t))),
-        Some((start, end)) => {
-            match (open(start)?, open(end)?) {
-                (None, None) => Err(format!("datetime '{text}' is open at both ends")),
-                (Some(s), Some(e)) if s > e => Err(format!("datetime '{text}' ends before it starts")),
-                bounds => Ok(bounds),
-            }
-        }
+        Some((start, end)) => match (open(start)?, open(end)?) {
+            (None, None) => Err(format!("datetime '{text}' is open at both ends")),
+            (Some(s), Some(e)) if s > e => Err(format!("datetime '{text}' ends before it starts")),
+            bounds => Ok(bounds),
+        },
     }
 }
 
@@ -199,7 +208,11 @@ pub(crate) struct Filter {
 
 /// The longitude ranges of a bbox (two when it crosses the antimeridian).
 fn spans(west: f64, east: f64) -> Vec<[f64; 2]> {
-    if west <= east { vec![[west, east]] } else { vec![[west, 180.0], [-180.0, east]] }
+    if west <= east {
+        vec![[west, east]]
+    } else {
+        vec![[west, 180.0], [-180.0, east]]
+    }
 }
 
 fn boxes_meet(a: [f64; 4], b: [f64; 4]) -> bool {
@@ -258,7 +271,9 @@ impl Filter {
         if !self.wants_collection(item["collection"].as_str().unwrap_or_default()) {
             return false;
         }
-        let item_bbox = item["bbox"].as_array().and_then(|b| <[f64; 4]>::try_from(b.iter().filter_map(Value::as_f64).collect::<Vec<_>>()).ok());
+        let item_bbox = item["bbox"]
+            .as_array()
+            .and_then(|b| <[f64; 4]>::try_from(b.iter().filter_map(Value::as_f64).collect::<Vec<_>>()).ok());
         if let (Some(wanted), Some(bbox)) = (self.bbox, item_bbox) {
             if !boxes_meet(wanted, bbox) {
                 return false;
@@ -377,9 +392,17 @@ mod tests {
         assert!(Search::from_query("limit=0").unwrap().page_size().is_err());
         assert_eq!(Search::from_query("limit=99999999").unwrap().page_size(), Ok(MAX_LIMIT));
         let empty = Search::from_query("bbox=&intersects=&ids=&limit=").unwrap();
-        assert!(empty.bbox.is_none() && empty.intersects.is_none() && empty.ids.is_none() && empty.page_size() == Ok(DEFAULT_LIMIT));
+        assert!(
+            empty.bbox.is_none()
+                && empty.intersects.is_none()
+                && empty.ids.is_none()
+                && empty.page_size() == Ok(DEFAULT_LIMIT)
+        );
         assert!(Search::from_query("unknown=").is_err());
-        let both = Search::from_query("bbox=0,0,1,1&intersects=%7B%22type%22%3A%22Point%22%2C%22coordinates%22%3A%5B0%2C0%5D%7D").unwrap();
+        let both = Search::from_query(
+            "bbox=0,0,1,1&intersects=%7B%22type%22%3A%22Point%22%2C%22coordinates%22%3A%5B0%2C0%5D%7D",
+        )
+        .unwrap();
         assert!(both.filter().unwrap_err().contains("together"));
         assert!(Search::from_query("token=abc").unwrap().offset().is_err());
     }

@@ -51,7 +51,8 @@ mod tests {
 
     #[test]
     fn codec_names_parse_from_toml_style_strings() {
-        let config: Config = serde_json::from_str(r#"{"codec": "blosc-zstd", "rechunk": {"*": {"target_bytes": 1000}}}"#).unwrap();
+        let config: Config =
+            serde_json::from_str(r#"{"codec": "blosc-zstd", "rechunk": {"*": {"target_bytes": 1000}}}"#).unwrap();
         assert_eq!(config.codec, CodecName::BloscZstd);
         assert!(config.rechunk_for("any").is_some());
         assert!(serde_json::from_str::<Config>(r#"{"codec": "lzma"}"#).is_err());

@@ -8,7 +8,7 @@
 //! requests. Every answer carries `ETag`, `Last-Modified` (when the source's time is known) and
 //! `Cache-Control`, and conditional GETs get `304 Not Modified`.
 //!
-//! Config (`[plugin.zarr]`): see [`config::Config`].
+//! Config (`[plugin.zarr]`): see `config.rs` (and the README).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -41,15 +41,13 @@ const OPERATION: &str = r#"{
 fn init(host: Host) -> Result<Plugin, String> {
     let config = host.config().map_err(|err| err.to_string())?;
     let service = Arc::new(ZarrService::new(config));
-    Ok(Plugin::new("zarr", env!("CARGO_PKG_VERSION"))
-        .description("every dataset as Zarr v2 and v3 over HTTP")
-        .route(
-            Route::get(Scope::Dataset, "/zarr/{*key}", move |host, req| {
-                let service = Arc::clone(&service);
-                async move { service.answer(&host, &req).await }
-            })
-            .summary("Zarr v2 and v3 store of the dataset")
-            .content_type("application/octet-stream")
-            .openapi(OPERATION),
-        ))
+    Ok(Plugin::new("zarr", env!("CARGO_PKG_VERSION")).description("every dataset as Zarr v2 and v3 over HTTP").route(
+        Route::get(Scope::Dataset, "/zarr/{*key}", move |host, req| {
+            let service = Arc::clone(&service);
+            async move { service.answer(&host, &req).await }
+        })
+        .summary("Zarr v2 and v3 store of the dataset")
+        .content_type("application/octet-stream")
+        .openapi(OPERATION),
+    ))
 }

@@ -110,7 +110,8 @@ impl ZarrService {
             }
             let values = read_values(host, id, var, array, &index).await?;
             let encoded = host.run_blocking(move || encoder.encode(&values)).await?;
-            let encoded = encoded.map_err(|err| Failure { status: 500, message: format!("chunk of '{var}': {err}") })?;
+            let encoded =
+                encoded.map_err(|err| Failure { status: 500, message: format!("chunk of '{var}': {err}") })?;
             Ok::<_, Failure>(Arc::new(Document::new(encoded.into())))
         };
         if self.config.cache_bytes == 0 {
@@ -138,7 +139,8 @@ async fn read_values(host: &Host, id: &str, var: &str, array: &Array, index: &[u
         return Ok(host.chunk(id, var, index).await?);
     }
     let start: Vec<u64> = index.iter().zip(&array.chunks).map(|(i, c)| i * c).collect();
-    let count: Vec<u64> = start.iter().zip(&array.chunks).zip(&array.shape).map(|((s, c), n)| (*c).min(n - s)).collect();
+    let count: Vec<u64> =
+        start.iter().zip(&array.chunks).zip(&array.shape).map(|((s, c), n)| (*c).min(n - s)).collect();
     let block = host.region(id, var, &start, &count).await?;
     if count == array.chunks {
         return Ok(block);

@@ -51,13 +51,22 @@ async fn main() {
     let started = Instant::now();
     let scan = cloudify_netcdf::scan(Path::new(big), "big", &cloudify_dataset::Limits::default()).expect("scan");
     let scan_time = started.elapsed();
-    let source = Arc::new(VirtualSource::new(scan.dataset, Arc::new(Stores::new()), None, &cloudify_dataset::Limits::default()).expect("source"));
+    let source = Arc::new(
+        VirtualSource::new(scan.dataset, Arc::new(Stores::new()), None, &cloudify_dataset::Limits::default())
+            .expect("source"),
+    );
     let meta = source.metadata().expect("metadata");
     let var = &meta.variables["tas"];
     let grid = var.chunk_grid();
     let (nt, ny, nx) = (grid[0], grid[1], grid[2]);
-    let chunks: Vec<Vec<u64>> = (0..nt).flat_map(|t| (0..ny).flat_map(move |y| (0..nx).map(move |x| vec![t, y, x]))).collect();
-    println!("scan: {} chunks in {:.3} s = {:.1} µs per chunk", chunks.len(), scan_time.as_secs_f64(), scan_time.as_secs_f64() * 1e6 / chunks.len() as f64);
+    let chunks: Vec<Vec<u64>> =
+        (0..nt).flat_map(|t| (0..ny).flat_map(move |y| (0..nx).map(move |x| vec![t, y, x]))).collect();
+    println!(
+        "scan: {} chunks in {:.3} s = {:.1} µs per chunk",
+        chunks.len(),
+        scan_time.as_secs_f64(),
+        scan_time.as_secs_f64() * 1e6 / chunks.len() as f64
+    );
 
     // 2. Read + decode every chunk (byte range, zlib, shuffle), one at a time and 8 at once.
     let decoded = var.chunk_bytes() as f64 * chunks.len() as f64 / 1e6;
@@ -89,6 +98,10 @@ async fn main() {
     let cache = work.join("cache");
     let cold = startup(Path::new(binary), &config, &cache);
     let warm = startup(Path::new(binary), &config, &cache);
-    println!("start-up with {files} files: cold cache {:.2} s, warm cache {:.2} s", cold.as_secs_f64(), warm.as_secs_f64());
+    println!(
+        "start-up with {files} files: cold cache {:.2} s, warm cache {:.2} s",
+        cold.as_secs_f64(),
+        warm.as_secs_f64()
+    );
     let _ = std::fs::remove_dir_all(&work);
 }

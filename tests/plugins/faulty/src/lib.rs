@@ -5,8 +5,9 @@
 use std::future::{ready, Future, Ready};
 
 use cloudify_sdk::{
-    dataset_source, meta::{DataType, DatasetMeta, VariableMeta}, ErrorKind, Host, HostError, HostExt, LogLevel, Plugin,
-    Provider, RVec, Request, Response, Route, Scope,
+    dataset_source,
+    meta::{DataType, DatasetMeta, VariableMeta},
+    ErrorKind, Host, HostError, HostExt, LogLevel, Plugin, Provider, RVec, Request, Response, Route, Scope,
 };
 use futures::StreamExt as _;
 use serde_json::json;
@@ -36,11 +37,14 @@ async fn echo(host: Host, req: Request) -> Response {
     let config: serde_json::Value = host.config().unwrap_or_default();
     let params: serde_json::Map<String, serde_json::Value> =
         req.params.iter().map(|kv| (kv.0.to_string(), kv.1.as_str().into())).collect();
-    Response::json(200, &json!({
-        "method": req.method.as_str(), "path": req.path.as_str(), "query": req.query.as_str(),
-        "params": params, "x_test": req.header("x-test"), "config": config, "datasets": host.datasets(),
-        "base_url": req.base_url(),
-    }))
+    Response::json(
+        200,
+        &json!({
+            "method": req.method.as_str(), "path": req.path.as_str(), "query": req.query.as_str(),
+            "params": params, "x_test": req.header("x-test"), "config": config, "datasets": host.datasets(),
+            "base_url": req.base_url(),
+        }),
+    )
 }
 
 async fn slow(host: Host, req: Request) -> Response {
@@ -61,10 +65,13 @@ async fn panic_async(host: Host, _req: Request) -> Response {
 async fn blocking(host: Host, _req: Request) -> Response {
     let sum = host.run_blocking(|| (1..=100u64).sum::<u64>()).await;
     let panicked = host.run_blocking(|| -> u64 { panic!("boom on the blocking pool") }).await;
-    Response::json(200, &json!({
-        "sum": sum.ok(),
-        "panic": panicked.err().map(|e| e.to_string()),
-    }))
+    Response::json(
+        200,
+        &json!({
+            "sum": sum.ok(),
+            "panic": panicked.err().map(|e| e.to_string()),
+        }),
+    )
 }
 
 async fn stream(_host: Host, _req: Request) -> Response {
@@ -149,14 +156,17 @@ impl Provider for Ramp {
             attributes: json!({"title": "ramp from the faulty plugin"}).as_object().cloned().unwrap_or_default(),
             dimensions: [("x".to_owned(), RAMP_LEN)].into_iter().collect(),
             unlimited: vec![],
-        last_modified: None,
+            last_modified: None,
             variables: [("x".to_owned(), x)].into_iter().collect(),
         })
     }
 
-    fn read_chunk(&self, _dataset: &str, _variable: &str, index: &[u64])
-        -> impl Future<Output = Result<Vec<u8>, HostError>> + Send + 'static
-    {
+    fn read_chunk(
+        &self,
+        _dataset: &str,
+        _variable: &str,
+        index: &[u64],
+    ) -> impl Future<Output = Result<Vec<u8>, HostError>> + Send + 'static {
         let first = index[0] * RAMP_CHUNK;
         let bytes = (first..first + RAMP_CHUNK)
             .flat_map(|i| if i < RAMP_LEN { (i as i32 * 3).to_le_bytes() } else { (-1i32).to_le_bytes() })
