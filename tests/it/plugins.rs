@@ -247,3 +247,11 @@ fn cors_is_open_by_default_and_configurable() {
     assert_eq!(closed.agent_get_origin("/datasets", "https://ok.example").as_deref(), Some("https://ok.example"));
     assert_eq!(closed.agent_get_origin("/datasets", "https://other.example"), None);
 }
+
+#[test]
+fn a_plugin_built_against_the_sdk_of_the_last_bump_loads() {
+    let dir = crate::util::frozen_sdk_plugin_dir().to_str().unwrap().to_owned();
+    let server = Server::start_with(&crate::util::cloudify_bin(), &["--plugin-dir", &dir], &[]);
+    assert!(server.get("/plugins").json().as_object().unwrap().contains_key("hello"), "{}", server.log());
+    assert_eq!(server.get("/hello").status, 200);
+}

@@ -127,6 +127,36 @@ pub fn fixtures() -> &'static Fixtures {
     })
 }
 
+/// A plugin folder holding `examples/hello-plugin` built against the SDK as of its last ABI
+/// bump (`tests/sdk-0.2.0`, a frozen copy): the current host must load it.
+pub fn frozen_sdk_plugin_dir() -> &'static Path {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_dir, plugins) = DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let frozen = dir.path().join("frozen");
+        copy_dir(&repo().join("tests/sdk-0.2.0"), &frozen.join("sdk"));
+        copy_dir(&repo().join("examples/hello-plugin"), &frozen.join("examples/hello-plugin"));
+        let hello_toml = frozen.join("examples/hello-plugin/Cargo.toml");
+        let text = std::fs::read_to_string(&hello_toml)
+            .unwrap()
+            .replace("cloudify_plugin_hello\"", "cloudify_plugin_hello_frozen\"");
+        std::fs::write(&hello_toml, text).unwrap();
+        let _ = std::fs::remove_file(frozen.join("examples/hello-plugin/Cargo.lock"));
+        let fixture_target = profile_dir().parent().unwrap().join("fixtures");
+        cargo_build(&hello_toml, &[], &fixture_target);
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        let so = std::env::consts::DLL_SUFFIX;
+        std::fs::copy(
+            fixture_target.join(format!("release/libcloudify_plugin_hello_frozen{so}")),
+            plugins.join(format!("libcloudify_plugin_hello{so}")),
+        )
+        .unwrap();
+        (dir, plugins)
+    });
+    plugins
+}
+
 /// A cache folder shared by the servers of this test run (the demo file is written once).
 pub fn cache_dir() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
