@@ -17,7 +17,9 @@ fn address(server: &Server) -> String {
 fn raw(server: &Server, request: &[u8]) -> String {
     let mut stream = TcpStream::connect(address(server)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    stream.write_all(request).unwrap();
+    // A server that answers before reading everything may reset the connection under the
+    // write; what was answered is still read below.
+    let _ = stream.write_all(request);
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
     String::from_utf8_lossy(&answer).into_owned()
@@ -90,7 +92,9 @@ fn bodies_on_get_are_not_read_and_other_bodies_are_bounded() {
         body.clone(),
     ]
     .concat();
-    let answer = raw(&server, &get);
+    // The server answers without reading the body and closes: the kernel may then reset the
+    // connection before the answer is read (data left unread), so an empty answer is retried.
+    let answer = (0..5).map(|_| raw(&server, &get)).find(|answer| !answer.is_empty()).unwrap_or_default();
     assert!(answer.starts_with("HTTP/1.1 200"), "{}", &answer[..answer.len().min(200)]);
     let post = [format!("POST /stac/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes(), body].concat();
     let answer = raw(&server, &post);
