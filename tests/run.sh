@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --python
 cargo fmt --all --check
 cargo fmt --manifest-path examples/hello-plugin/Cargo.toml --check
+cargo test --manifest-path examples/hello-plugin/Cargo.toml --locked
 cargo clippy --workspace --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 cargo build --release --workspace --locked

@@ -36,6 +36,13 @@
 //! instead of aborting the server. The safe helpers of [`HostExt`] spare plugin authors the
 //! `RString` types of the raw ABI; [`RVec`] is the byte buffer that crosses without a copy.
 //!
+//! # Testing a plugin
+//!
+//! With the feature `testing` (as a dev-dependency), `testing::MockHost` loads a plugin
+//! into an in-memory host with datasets built from arrays, routes requests to its handlers
+//! as the server does, and runs the conformance checks every plugin must pass
+//! (`TestPlugin::assert_conformance`).
+//!
 //! # Rules that follow from loading code into another process
 //!
 //! * A plugin has its own copy of std, tokio, the tracing subscriber and the panic hook. Do
@@ -62,7 +69,8 @@
 //! * 0.2.0: the raw ABI (the `#[sabi_trait]`s, `PluginMod`, `abi_stable`, `async_ffi`) moved
 //!   under [`abi`]; the crate root is the safe layer. [`Response::stream`] replaces
 //!   hand-built `BodyStream`s and catches panics while producing the body; the host's services
-//!   catch their own panics. [`HostExt::metadata_json`].
+//!   catch their own panics. [`HostExt::metadata_json`]. Feature `testing` (`MockHost`, the
+//!   conformance suite): no ABI change.
 //! * 0.1.0: the first ABI.
 
 #![warn(missing_docs, unreachable_pub)]
@@ -83,6 +91,8 @@ pub mod meta;
 mod plugin;
 mod provider;
 pub mod strings;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use abi::{ChunkRef, ErrorKind, FileStat, Host, HostError, LogLevel, Request, Response, Scope};
 /// The byte buffer that crosses the boundary without a copy (chunk bytes, bodies).

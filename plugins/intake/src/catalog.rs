@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 /// `[plugin.intake]`.
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-struct Config {
+pub(crate) struct Config {
     /// URL clients reach the server at; default from the request headers.
     public_url: Option<String>,
     /// Loading method a catalog entry uses by default: `zarr` or `kerchunk`. Default `zarr`.
@@ -22,10 +22,21 @@ impl Default for Config {
 
 const METHODS: [&str; 2] = ["zarr", "kerchunk"];
 
-fn base_url(host: &Host, req: &Request) -> Result<(String, Config), Response> {
-    let config: Config = host.config().map_err(Response::from)?;
-    let base = config.public_url.clone().unwrap_or_else(|| req.base_url());
-    Ok((base.trim_end_matches('/').to_owned(), config))
+impl Config {
+    /// The plugin's table, checked: a wrong method refuses the plugin at start, not every
+    /// request later.
+    pub(crate) fn load(host: &Host) -> Result<Self, String> {
+        let config: Self = host.config().map_err(|err| err.to_string())?;
+        if !METHODS.contains(&config.default_method.as_str()) {
+            return Err(format!("default_method must be one of {METHODS:?}, not {:?}", config.default_method));
+        }
+        Ok(config)
+    }
+
+    fn base_url(&self, req: &Request) -> String {
+        let base = self.public_url.clone().unwrap_or_else(|| req.base_url());
+        base.trim_end_matches('/').to_owned()
+    }
 }
 
 fn yaml(doc: &Value) -> Response {
@@ -46,20 +57,14 @@ fn describe(host: &Host, id: &str, key: &str) -> String {
 
 /// `GET /intake.yaml`: one zarr source per dataset, its `method` parameter choosing the
 /// endpoint (as cloudify's patched xpublish-intake does).
-pub(crate) async fn root(host: Host, req: Request) -> Response {
-    let (base, config) = match base_url(&host, &req) {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
-    if !METHODS.contains(&config.default_method.as_str()) {
-        return Response::error(500, format!("intake.default_method must be one of {METHODS:?}"));
-    }
+pub(crate) fn root(config: &Config, host: &Host, req: &Request) -> Response {
+    let base = config.base_url(req);
     let sources: serde_json::Map<String, Value> = host
         .datasets()
         .into_iter()
         .map(|id| {
             let entry = json!({
-                "description": describe(&host, &id, "description"),
+                "description": describe(host, &id, "description"),
                 "driver": "zarr",
                 "metadata": {},
                 "args": {"urlpath": format!("{base}/datasets/{id}/{{{{ method }}}}"), "consolidated": true},
@@ -78,13 +83,10 @@ pub(crate) async fn root(host: Host, req: Request) -> Response {
 }
 
 /// `GET /datasets/{id}/catalog.yaml`: the dataset's zarr and kerchunk entries.
-pub(crate) async fn dataset(host: Host, req: Request) -> Response {
-    let (base, _) = match base_url(&host, &req) {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+pub(crate) fn dataset(config: &Config, host: &Host, req: &Request) -> Response {
+    let base = config.base_url(req);
     let id = req.dataset_id().unwrap_or_default();
-    let description = describe(&host, id, "description");
+    let description = describe(host, id, "description");
     let sources: serde_json::Map<String, Value> = METHODS
         .iter()
         .map(|method| {
