@@ -9,7 +9,7 @@ use std::{
 
 use axum::{
     body::Body,
-    extract::{rejection::RawPathParamsRejection, ConnectInfo, RawPathParams, Request},
+    extract::{rejection::RawPathParamsRejection, ConnectInfo, MatchedPath, RawPathParams, Request},
     http::{HeaderName, HeaderValue, Method, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::{on, MethodFilter},
@@ -23,13 +23,14 @@ use cloudify_sdk::{
 use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, Any, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::{DefaultOnResponse, TraceLayer},
 };
 
 use crate::{
     budget::{sent_with, Held, Release},
     config::ServerConfig,
-    error::{json_error, AppError},
+    error::{json_error, AppError, REQUEST_ID},
     links::{Links, BASE_URL_HEADER},
     loader::LoadedPlugin,
     openapi::{self, RouteDoc},
@@ -163,14 +164,20 @@ pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerC
         .layer(CatchPanicLayer::custom(|_| json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")))
         .layer(axum::middleware::from_fn_with_state(Arc::new(Admission::new(server)), admit))
         .layer(cors(&server.cors_allow_origins))
-        // One structured line per request (status, latency) inside a span naming the request.
+        .layer(axum::middleware::from_fn(crate::error::error_bodies))
+        // One structured line per request (status, latency) inside a span naming the request,
+        // its id and the route it matched.
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(
-                    |req: &Request| tracing::info_span!("request", method = %req.method(), uri = %req.uri()),
-                )
+                .make_span_with(|req: &Request| {
+                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+                    let route = req.extensions().get::<MatchedPath>().map_or("", MatchedPath::as_str);
+                    tracing::info_span!("request", id, method = %req.method(), uri = %req.uri(), route)
+                })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-        );
+        )
+        .layer(PropagateRequestIdLayer::new(HeaderName::from_static(REQUEST_ID)))
+        .layer(SetRequestIdLayer::new(HeaderName::from_static(REQUEST_ID), MakeRequestUuid));
     App { router, warnings }
 }
 
@@ -316,6 +323,7 @@ impl PluginRoute {
             query: parts.uri.query().unwrap_or_default().into(),
             headers,
             body: body.to_vec().into(),
+            extensions: Default::default(),
         };
         let response = self.handler.call(self.host.clone(), request).await;
         into_axum(response, self.registry.read_budget().until_sent(Held::current()))
@@ -369,13 +377,70 @@ mod tests {
         (status, to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec())
     }
 
+    fn json(body: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(body).unwrap()
+    }
+
     #[tokio::test]
     async fn built_in_routes_answer_in_process() {
         assert_eq!(call("GET", "/datasets").await, (StatusCode::OK, br#"["demo"]"#.to_vec()));
         let (status, body) = call("GET", "/datasets/x/info").await;
-        assert_eq!((status, body), (StatusCode::NOT_FOUND, br#"{"error":"Dataset 'x' not found"}"#.to_vec()));
+        assert_eq!((status, json(&body)["error"].as_str()), (StatusCode::NOT_FOUND, Some("Dataset 'x' not found")));
         let (status, body) = call("HEAD", "/datasets/demo/keys").await;
         assert_eq!((status, body.len()), (StatusCode::OK, 0));
+    }
+
+    #[tokio::test]
+    async fn every_error_carries_the_request_id_of_its_header() {
+        let request = HttpRequest::get("/no/such/route").body(Body::empty()).unwrap();
+        let response = demo_app().oneshot(request).await.unwrap();
+        let id = response.headers()[REQUEST_ID].to_str().unwrap().to_owned();
+        assert_eq!(id.len(), 36, "a UUID: {id}");
+        let body = json(&to_bytes(response.into_body(), usize::MAX).await.unwrap());
+        assert_eq!(body, serde_json::json!({"error": "no route for /no/such/route", "request_id": id}));
+
+        // An id the client (or a proxy in front) sent is kept, so logs can be joined.
+        let request = HttpRequest::get("/datasets/x/info").header(REQUEST_ID, "proxy-42").body(Body::empty()).unwrap();
+        let response = demo_app().oneshot(request).await.unwrap();
+        assert_eq!(response.headers()[REQUEST_ID], "proxy-42");
+        let body = json(&to_bytes(response.into_body(), usize::MAX).await.unwrap());
+        assert_eq!(body["request_id"], "proxy-42");
+    }
+
+    #[tokio::test]
+    async fn server_errors_are_generic_for_clients_and_deliberate_ones_are_kept() {
+        let router = Router::new()
+            .route(
+                "/fail",
+                axum::routing::get(|| async { json_error(StatusCode::INTERNAL_SERVER_ERROR, "/secret/path") }),
+            )
+            .route("/text", axum::routing::get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "/secret/path") }))
+            .route(
+                "/busy",
+                axum::routing::get(|| async { json_error(StatusCode::SERVICE_UNAVAILABLE, "retry shortly") }),
+            )
+            .route("/ok", axum::routing::get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn(crate::error::error_bodies))
+            .layer(SetRequestIdLayer::new(HeaderName::from_static(REQUEST_ID), MakeRequestUuid));
+        let get = |path: &'static str| {
+            let router = router.clone();
+            async move {
+                let response = router.oneshot(HttpRequest::get(path).body(Body::empty()).unwrap()).await.unwrap();
+                (response.status(), to_bytes(response.into_body(), usize::MAX).await.unwrap())
+            }
+        };
+        for path in ["/fail", "/text"] {
+            let (status, body) = get(path).await;
+            let body = json(&body);
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (StatusCode::INTERNAL_SERVER_ERROR, Some("internal server error"))
+            );
+            assert!(body["request_id"].as_str().is_some_and(|id| id.len() == 36), "{body}");
+        }
+        let (status, body) = get("/busy").await;
+        assert_eq!((status, json(&body)["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("retry shortly")));
+        assert_eq!(get("/ok").await.1, "fine");
     }
 
     #[test]

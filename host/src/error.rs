@@ -1,7 +1,11 @@
-//! The host's errors and the one place that turns them into HTTP responses.
+//! The host's errors, the one place that turns them into HTTP statuses, and the one shape
+//! of every error answer (`{"error": "...", "request_id": "..."}`).
 
 use axum::{
-    http::StatusCode,
+    body::{to_bytes, Body, HttpBody as _},
+    extract::Request,
+    http::{header, HeaderValue, StatusCode},
+    middleware::Next,
     response::{IntoResponse, Response},
     Json,
 };
@@ -35,6 +39,9 @@ pub(crate) fn kind_of(err: &DataError) -> ErrorKind {
         DataError::WrongRank { .. } | DataError::BadSelection { .. } => ErrorKind::INVALID_INPUT,
         DataError::TooLarge { .. } | DataError::OverLimit(_) => ErrorKind::TOO_LARGE,
         DataError::Unsupported { .. } => ErrorKind::UNSUPPORTED,
+        // The host checked the key before asking the plugin: its refusals stand.
+        DataError::Provider { kind, .. } => *kind,
+        DataError::Shared(first) => kind_of(first),
         _ => ErrorKind::INTERNAL,
     }
 }
@@ -50,7 +57,60 @@ pub(crate) fn to_host_error(err: &DataError) -> HostError {
     HostError::new(kind, err.to_string())
 }
 
-/// A JSON error response: `{"error": message}`.
+/// The header carrying each request's id (set by `SetRequestIdLayer`, echoed in the answer).
+pub(crate) const REQUEST_ID: &str = "x-request-id";
+
+/// Error bodies larger than this are not JSON errors of ours: passed on as they are.
+const MAX_ERROR_BODY: u64 = 64 << 10;
+
+/// Gives every error answer one shape, whoever made it (a built-in route, a plugin, the
+/// admission and panic layers): `{"error": message, "request_id": id}`. A server error's
+/// message may hold paths or internals: it is logged here, in the request's span (which
+/// carries the same id), and the client gets a generic message with the id to quote. 503
+/// (busy, timed out) and 508 (a loop) keep theirs: they tell the client what to do.
+pub(crate) async fn error_bodies(req: Request, next: Next) -> Response {
+    let request_id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let response = next.run(req).await;
+    let status = response.status();
+    if !status.is_client_error() && !status.is_server_error() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let is_json =
+        parts.headers.get(header::CONTENT_TYPE).is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    let small = body.size_hint().exact().is_some_and(|n| n <= MAX_ERROR_BODY);
+    if !is_json || !small {
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(%status, "request failed (the answer was not a JSON error)");
+            return generic(parts, &request_id);
+        }
+        return Response::from_parts(parts, body);
+    }
+    let bytes = to_bytes(body, MAX_ERROR_BODY as usize).await.unwrap_or_default();
+    let mut document = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(map)) if map.get("error").is_some_and(serde_json::Value::is_string) => map,
+        // JSON of another shape: not an error of ours to reshape.
+        _ => return Response::from_parts(parts, Body::from(bytes)),
+    };
+    let deliberate = matches!(status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::LOOP_DETECTED);
+    if status.is_server_error() && !deliberate {
+        tracing::error!(%status, error = %document["error"].as_str().unwrap_or_default(), "request failed");
+        return generic(parts, &request_id);
+    }
+    document.insert("request_id".to_owned(), request_id.into());
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(serde_json::Value::Object(document).to_string()))
+}
+
+/// A server error's answer: no detail, the request id to quote.
+fn generic(mut parts: axum::http::response::Parts, request_id: &str) -> Response {
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let body = json!({"error": "internal server error", "request_id": request_id}).to_string();
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// A JSON error response: `{"error": message}` (the request id is added on the way out).
 pub(crate) fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
@@ -62,10 +122,7 @@ impl IntoResponse for AppError {
             Self::BadPath(_) => StatusCode::BAD_REQUEST,
             Self::Data(err) => StatusCode::from_u16(kind_of(err).status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         };
-        if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
-            return json_error(status, "internal server error");
-        }
+        // A server error's message is logged and replaced on the way out (`error_bodies`).
         tracing::debug!(error = %self, "request refused");
         json_error(status, self.to_string())
     }

@@ -8,11 +8,9 @@ use std::{
 
 use cloudify_dataset::{concat, Limits, Source, VirtualSource};
 use cloudify_netcdf::{fallback_for, scan};
-use cloudify_sdk::ChunkRef;
+use cloudify_sdk::{ChunkRef, Error};
 use cloudify_store::Stores;
-use cloudify_zarr_store::{
-    reference_set, ChunkAccess, CodecName, Failure, Format, Inlining, ReferenceSet, ServedCodec, Store,
-};
+use cloudify_zarr_store::{reference_set, ChunkAccess, CodecName, Format, Inlining, ReferenceSet, ServedCodec, Store};
 
 use crate::host_api::to_abi;
 
@@ -22,20 +20,20 @@ struct SourceChunks<'a> {
     store: &'a Store,
 }
 
-fn failure(err: impl std::fmt::Display) -> Failure {
-    Failure { status: 500, message: err.to_string() }
+fn failure(err: impl std::fmt::Display) -> Error {
+    Error::internal(err.to_string())
 }
 
 impl ChunkAccess for SourceChunks<'_> {
-    async fn locate(&self, var: &str, index: &[u64]) -> Result<ChunkRef, Failure> {
+    async fn locate(&self, var: &str, index: &[u64]) -> Result<ChunkRef, Error> {
         Ok(to_abi(self.source.chunk_ref(var, index).await.map_err(failure)?))
     }
 
-    async fn stored(&self, var: &str, index: &[u64]) -> Result<Vec<u8>, Failure> {
+    async fn stored(&self, var: &str, index: &[u64]) -> Result<Vec<u8>, Error> {
         self.source.read_raw_chunk(var, index).await.map_err(failure)
     }
 
-    async fn encoded(&self, var: &str, index: &[u64]) -> Result<Vec<u8>, Failure> {
+    async fn encoded(&self, var: &str, index: &[u64]) -> Result<Vec<u8>, Error> {
         let values = self.source.read_chunk(var, index).await.map_err(failure)?;
         let array = self.store.arrays.get(var).ok_or_else(|| failure(format!("no variable '{var}'")))?;
         array.encoder(Format::V2).encode(&values).map_err(failure)
@@ -119,5 +117,5 @@ pub async fn scan_references(
     let store = Store::new(&meta, 0, ServedCodec::new(CodecName::Source, None), None)?;
     let inlining = Inlining { threshold: inline_threshold, max_encoded_bytes: u64::MAX };
     let set = reference_set(&store, &SourceChunks { source: &source, store: &store }, inlining, |url| url).await;
-    set.map_err(|failure| failure.message)
+    set.map_err(|failure| failure.to_string())
 }

@@ -9,7 +9,10 @@ use std::sync::{
 use abi_stable::std_types::RStr;
 use async_trait::async_trait;
 use cloudify_dataset::{check_chunk_index, variable, DatasetMeta, Error, Result, SharedSource, Source};
-use cloudify_sdk::abi::{ChunkKey, DatasetSourceBox};
+use cloudify_sdk::{
+    abi::{ChunkKey, DatasetSourceBox},
+    ErrorKind,
+};
 use indexmap::IndexMap;
 
 use crate::{
@@ -155,14 +158,20 @@ struct ProviderSource {
     provider: Arc<DatasetSourceBox>,
 }
 
+impl ProviderSource {
+    fn failed(&self, kind: ErrorKind, reason: String) -> Error {
+        Error::Provider { plugin: self.plugin.clone(), kind, reason }
+    }
+}
+
 #[async_trait]
 impl Source for ProviderSource {
     fn metadata(&self) -> Result<Arc<DatasetMeta>> {
         let json = self.provider.metadata(RStr::from_str(&self.id)).into_result().map_err(|err| {
-            Error::Read(format!("plugin {} failed to describe dataset '{}': {err}", self.plugin, self.id))
+            self.failed(err.kind, format!("failed to describe dataset '{}': {}", self.id, err.message))
         })?;
         let meta: DatasetMeta = serde_json::from_str(&json).map_err(|err| {
-            Error::Read(format!("plugin {} sent invalid metadata for '{}': {err}", self.plugin, self.id))
+            self.failed(ErrorKind::INTERNAL, format!("sent invalid metadata for '{}': {err}", self.id))
         })?;
         Ok(Arc::new(meta))
     }
@@ -174,18 +183,18 @@ impl Source for ProviderSource {
         let var = variable(&meta, name)?;
         check_chunk_index(name, var, index)?;
         let key = ChunkKey { dataset: self.id.as_str().into(), variable: name.into(), index: index.into() };
-        let bytes =
-            self.provider.read_chunk(key).await.into_result().map_err(|err| {
-                Error::Read(format!("plugin {} failed to read {}/{name}: {err}", self.plugin, self.id))
-            })?;
+        let bytes = self
+            .provider
+            .read_chunk(key)
+            .await
+            .into_result()
+            .map_err(|err| self.failed(err.kind, format!("failed to read {}/{name}: {}", self.id, err.message)))?;
         let expected = var.chunk_bytes();
         if bytes.len() as u64 != expected {
-            return Err(Error::Read(format!(
-                "plugin {} answered {} bytes for a chunk of {}/{name}, expected {expected}",
-                self.plugin,
-                bytes.len(),
-                self.id
-            )));
+            return Err(self.failed(
+                ErrorKind::INTERNAL,
+                format!("answered {} bytes for a chunk of {}/{name}, expected {expected}", bytes.len(), self.id),
+            ));
         }
         Ok(bytes.into_vec())
     }

@@ -38,6 +38,10 @@ pub struct Request {
     pub headers: RVec<KV>,
     /// The request body.
     pub body: RVec<u8>,
+    /// What the host tells a handler beyond the fields above, by name: the way this struct
+    /// grows within an ABI version (a new piece of information is a key first, a field at the
+    /// next bump). Handlers ignore keys they do not know.
+    pub extensions: RVec<KV>,
 }
 
 /// An HTTP response from a plugin.
@@ -113,6 +117,9 @@ pub struct RouteSpec {
     pub openapi: RString,
     /// The handler.
     pub handler: HandlerBox,
+    /// What a plugin declares about the route beyond the fields above, by name (the way this
+    /// struct grows within an ABI version). The host ignores keys it does not know.
+    pub extensions: RVec<KV>,
 }
 
 /// What a plugin declares at start-up.
@@ -129,6 +136,9 @@ pub struct PluginDecl {
     pub routes: RVec<RouteSpec>,
     /// Datasets this plugin provides (xpublish `get_datasets`/`get_dataset`).
     pub dataset_source: ROption<DatasetSourceBox>,
+    /// What a plugin declares about itself beyond the fields above, by name (the way this
+    /// struct grows within an ABI version). The host ignores keys it does not know.
+    pub extensions: RVec<KV>,
 }
 
 /// The kind of a [`HostError`]. Kept as a plain number so new kinds need no ABI break.
@@ -147,14 +157,21 @@ impl ErrorKind {
     pub const UNSUPPORTED: Self = Self(4);
     /// The source failed (unreadable or corrupt file, upstream error).
     pub const INTERNAL: Self = Self(5);
+    /// A precondition of the request (`If-Match`, `If-Unmodified-Since`) does not hold.
+    pub const PRECONDITION_FAILED: Self = Self(6);
+    /// The requested byte range lies outside the resource.
+    pub const RANGE_NOT_SATISFIABLE: Self = Self(7);
 
-    /// The HTTP status this kind maps to.
+    /// The HTTP status this kind maps to: the one table from error kinds to statuses, used
+    /// by the host and by plugins. Kinds this SDK does not know are 500.
     pub fn status(self) -> u16 {
         match self {
             Self::NOT_FOUND => 404,
             Self::INVALID_INPUT => 400,
             Self::TOO_LARGE => 413,
             Self::UNSUPPORTED => 409,
+            Self::PRECONDITION_FAILED => 412,
+            Self::RANGE_NOT_SATISFIABLE => 416,
             _ => 500,
         }
     }

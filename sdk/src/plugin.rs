@@ -5,7 +5,7 @@ use std::{
     panic::{catch_unwind, AssertUnwindSafe},
 };
 
-use abi_stable::std_types::{RNone, RResult, RSome, RString};
+use abi_stable::std_types::{RNone, RResult, RSome, RString, RVec};
 
 use crate::{
     abi::{DatasetSourceBox, Host, PluginDecl, Request, Response, RouteSpec, Scope},
@@ -63,6 +63,7 @@ impl From<Plugin> for PluginDecl {
                 Some(source) => RSome(source),
                 None => RNone,
             },
+            extensions: RVec::new(),
         }
     }
 }
@@ -85,6 +86,7 @@ impl Route {
             content_type: "application/json".into(),
             openapi: RString::new(),
             handler: handler(f),
+            extensions: RVec::new(),
         })
     }
 

@@ -834,6 +834,7 @@ impl TestPlugin {
             query: query.into(),
             headers,
             body: body.into(),
+            extensions: RVec::new(),
         };
         let response = route.handler.call(self.host.clone(), req).await;
         let mut body = Vec::new();

@@ -57,10 +57,7 @@ impl Source for CachedSource {
         check_chunk_index(name, variable(&meta, name)?, index)?;
         let key = (Arc::clone(&self.id), Arc::from(name), index.to_vec());
         let load = async { self.inner.read_chunk(name, index).await.map(Arc::new) };
-        let chunk = self.cache.chunks.try_get_with(key, load).await.map_err(|err| match &*err {
-            Error::Read(message) => Error::Read(message.clone()),
-            other => Error::Read(other.to_string()),
-        })?;
+        let chunk = self.cache.chunks.try_get_with(key, load).await.map_err(Error::Shared)?;
         Ok(chunk.as_ref().clone())
     }
 

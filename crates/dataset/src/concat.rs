@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use cloudify_sdk::hyperslab::unravel;
+use cloudify_sdk::hyperslab::{ravel, unravel};
 use cloudify_store::Stores;
 use serde_json::json;
 
@@ -22,10 +22,6 @@ pub(crate) const MAX_INLINE_BYTES: u64 = 64 << 20;
 
 fn mismatch(what: String) -> Error {
     Error::Unsupported { what: format!("concatenating files: {what}") }
-}
-
-fn ravel(index: &[u64], grid: &[u64]) -> usize {
-    index.iter().zip(grid).fold(0u64, |acc, (&i, &n)| acc * n + i) as usize
 }
 
 fn check_same(first: &DatasetMeta, other: &DatasetMeta, dim: &str, file: &str) -> Result<()> {
@@ -184,10 +180,10 @@ fn join_aligned(parts: Vec<VirtualDataset>, dim: &str, skip: &[String], limits: 
                 .map(|flat| {
                     let mut index = unravel(flat, &grid);
                     if index[axis] < grid_a[axis] {
-                        return mine[ravel(&index, &grid_a)].clone();
+                        return mine[ravel(&index, &grid_a) as usize].clone();
                     }
                     index[axis] -= grid_a[axis];
-                    match &theirs[ravel(&index, &grid_b)] {
+                    match &theirs[ravel(&index, &grid_b) as usize] {
                         StoredChunk::Range { file, offset, length } => {
                             StoredChunk::Range { file: file + file_offset, offset: *offset, length: *length }
                         }

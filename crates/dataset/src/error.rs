@@ -1,5 +1,10 @@
 //! Errors of the data plane. Each case a client can cause has its own variant, so the host
-//! can map it to the right HTTP status.
+//! can map it to the right HTTP status; each failure of the server's side names what failed
+//! (a store, a codec, a library, a plugin), so the log says where to look.
+
+use std::sync::Arc;
+
+use cloudify_sdk::ErrorKind;
 
 /// What can go wrong reading a dataset.
 #[derive(Debug, thiserror::Error)]
@@ -64,9 +69,47 @@ pub enum Error {
         /// What was asked for.
         what: String,
     },
-    /// The source failed to read (unreadable or corrupt data, a failing provider).
-    #[error("read failed: {0}")]
-    Read(String),
+    /// Reading stored bytes failed (the store names the location and the reason).
+    #[error(transparent)]
+    Store(#[from] cloudify_store::Error),
+    /// A stored chunk could not be decoded with its codecs.
+    #[error("chunk {index:?} of '{variable}' could not be decoded: {reason}")]
+    Decode {
+        /// Variable name.
+        variable: String,
+        /// The chunk.
+        index: Vec<u64>,
+        /// The codec's complaint.
+        reason: String,
+    },
+    /// The library a source is read with (libnetcdf, zarrs) failed.
+    #[error("{location}: {reason}")]
+    Library {
+        /// The file or store, and the variable.
+        location: String,
+        /// The library's complaint.
+        reason: String,
+    },
+    /// A source's own description does not hold together (a chunk list that does not fit its
+    /// array, a file index past the file list).
+    #[error("inconsistent source: {0}")]
+    Inconsistent(String),
+    /// A plugin's dataset provider failed or answered something unusable.
+    #[error("plugin {plugin}: {reason}")]
+    Provider {
+        /// The plugin's name.
+        plugin: String,
+        /// The kind of error it answered ([`ErrorKind::INTERNAL`] for unusable answers).
+        kind: ErrorKind,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Blocking work (a decode, a library read) was cancelled or panicked.
+    #[error("blocking task failed: {0}")]
+    Task(String),
+    /// The failure of a read that other requests for the same chunk waited on.
+    #[error(transparent)]
+    Shared(Arc<Error>),
 }
 
 /// `Result` with [`Error`].

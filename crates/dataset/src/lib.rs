@@ -100,7 +100,7 @@ pub trait Source: Send + Sync {
     /// Size and modification time of `file`, one of [`Source::files`].
     ///
     /// # Errors
-    /// [`Error::UnknownFile`] for a file the source does not read; [`Error::Read`] when it
+    /// [`Error::UnknownFile`] for a file the source does not read; [`Error::Store`] when it
     /// cannot be reached.
     async fn stat_file(&self, file: &str) -> Result<FileStat> {
         Err(Error::UnknownFile { file: file.to_owned() })
@@ -109,7 +109,7 @@ pub trait Source: Send + Sync {
     /// `length` bytes at `offset` of `file`, one of [`Source::files`].
     ///
     /// # Errors
-    /// As [`Source::stat_file`]; [`Error::Read`] also for a range past the end.
+    /// As [`Source::stat_file`]; [`Error::Store`] also for a range past the end.
     async fn read_file(&self, file: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
         let _ = (offset, length);
         Err(Error::UnknownFile { file: file.to_owned() })

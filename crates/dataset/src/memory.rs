@@ -21,7 +21,7 @@ impl MemorySource {
     /// A source over `arrays` (one entry per variable of `meta`).
     ///
     /// # Errors
-    /// [`Error::Read`] when an array is missing or its size does not match its shape;
+    /// [`Error::Inconsistent`] when an array is missing or its size does not match its shape;
     /// [`Error::Unsupported`] for variable-length strings (fixed-size types only).
     pub fn new(meta: DatasetMeta, arrays: HashMap<String, Vec<u8>>) -> Result<Self> {
         for (name, var) in &meta.variables {
@@ -31,7 +31,9 @@ impl MemorySource {
             let expected = var.shape.iter().product::<u64>() as usize * var.dtype.size();
             let found = arrays.get(name).map(Vec::len);
             if found != Some(expected) {
-                return Err(Error::Read(format!("array '{name}' holds {found:?} bytes, its shape needs {expected}")));
+                return Err(Error::Inconsistent(format!(
+                    "array '{name}' holds {found:?} bytes, its shape needs {expected}"
+                )));
             }
         }
         Ok(Self { meta: Arc::new(meta), arrays })
@@ -50,7 +52,7 @@ impl MemorySource {
         let origin: Vec<u64> = index.iter().zip(&var.chunks).map(|(i, c)| i * c).collect();
         let count: Vec<u64> =
             origin.iter().zip(&var.shape).zip(&var.chunks).map(|((o, n), c)| (*c).min(n - o)).collect();
-        let data = self.arrays.get(name).ok_or_else(|| Error::Read(format!("array '{name}' missing")))?;
+        let data = self.arrays.get(name).ok_or_else(|| Error::Inconsistent(format!("array '{name}' missing")))?;
         let zeros = vec![0; index.len()];
         copy_block(
             data,

@@ -7,6 +7,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use async_trait::async_trait;
 use cloudify_codec::ChunkCodec;
+use cloudify_sdk::hyperslab::ravel;
 use cloudify_store::Stores;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -65,13 +66,8 @@ pub trait FallbackReader: Send + Sync {
     /// One chunk decoded to little-endian C-order values of the full chunk shape.
     ///
     /// # Errors
-    /// [`Error::Read`] when the library fails.
+    /// [`Error::Library`] when the library fails.
     fn read_chunk(&self, name: &str, var: &VariableMeta, index: &[u64]) -> Result<Vec<u8>>;
-}
-
-/// Flat position of chunk `index` in C order over `grid`.
-fn flat_index(index: &[u64], grid: &[u64]) -> usize {
-    index.iter().zip(grid).fold(0u64, |acc, (&i, &n)| acc * n + i) as usize
 }
 
 /// A dataset served from a [`VirtualDataset`].
@@ -89,7 +85,7 @@ impl VirtualSource {
     ///
     /// # Errors
     /// [`Error::Unsupported`] when a variable's codec chain is unknown, or a variable needs a
-    /// fallback reader and none is given; [`Error::Read`] when the chunk list does not fit the
+    /// fallback reader and none is given; [`Error::Inconsistent`] when the chunk list does not fit the
     /// chunk grid; [`Error::OverLimit`] when a shape or a stored chunk is over `limits`.
     pub fn new(
         dataset: VirtualDataset,
@@ -104,7 +100,7 @@ impl VirtualSource {
                 Some(VariableChunks::Stored(chunks)) => {
                     let expected = limits.check_variable(name, var).map_err(Error::OverLimit)?;
                     if chunks.len() as u64 != expected {
-                        return Err(Error::Read(format!(
+                        return Err(Error::Inconsistent(format!(
                             "variable '{name}': {} chunk entries for a grid of {expected}",
                             chunks.len()
                         )));
@@ -113,7 +109,7 @@ impl VirtualSource {
                         if let StoredChunk::Range { file, length, .. } = chunk {
                             limits.check_stored(name, *length).map_err(Error::OverLimit)?;
                             if *file as usize >= dataset.files.len() {
-                                return Err(Error::Read(format!(
+                                return Err(Error::Inconsistent(format!(
                                     "variable '{name}': a chunk in file #{file} of {}",
                                     dataset.files.len()
                                 )));
@@ -130,7 +126,7 @@ impl VirtualSource {
                     return Err(Error::Unsupported { what: format!("variable '{name}': {reason}") });
                 }
                 Some(VariableChunks::Fallback { .. }) => {}
-                None => return Err(Error::Read(format!("variable '{name}' has no chunk list"))),
+                None => return Err(Error::Inconsistent(format!("variable '{name}' has no chunk list"))),
             }
         }
         let meta = Arc::new(dataset.meta.clone());
@@ -146,7 +142,7 @@ impl VirtualSource {
         let var = variable(&self.meta, name)?;
         check_chunk_index(name, var, index)?;
         let chunk = match &self.dataset.chunks[name] {
-            VariableChunks::Stored(chunks) => Some(&chunks[flat_index(index, &var.chunk_grid())]),
+            VariableChunks::Stored(chunks) => Some(&chunks[ravel(index, &var.chunk_grid()) as usize]),
             VariableChunks::Fallback { .. } => None,
         };
         Ok((var, chunk))
@@ -164,10 +160,12 @@ impl VirtualSource {
     async fn fetch(&self, chunk: &StoredChunk) -> Result<Option<Vec<u8>>> {
         match chunk {
             StoredChunk::Range { file, offset, length } => {
-                let location =
-                    self.dataset.files.get(*file as usize).ok_or_else(|| Error::Read(format!("no file #{file}")))?;
-                let bytes =
-                    self.stores.read_range(location, *offset, *length).await.map_err(|e| Error::Read(e.to_string()))?;
+                let location = self
+                    .dataset
+                    .files
+                    .get(*file as usize)
+                    .ok_or_else(|| Error::Inconsistent(format!("no file #{file}")))?;
+                let bytes = self.stores.read_range(location, *offset, *length).await?;
                 // Zero-copy when the store read into a buffer of its own (local files do).
                 Ok(Some(Vec::from(bytes)))
             }
@@ -191,7 +189,7 @@ impl Source for VirtualSource {
             let (name, var, index) = (name.to_owned(), var.clone(), index.to_vec());
             return tokio::task::spawn_blocking(move || fallback.read_chunk(&name, &var, &index))
                 .await
-                .map_err(|e| Error::Read(format!("fallback read failed: {e}")))?;
+                .map_err(|e| Error::Task(e.to_string()))?;
         };
         match self.fetch(chunk).await? {
             None => Ok(fill_chunk(var)),
@@ -200,8 +198,12 @@ impl Source for VirtualSource {
                 // Decompression is CPU work: keep it off the async workers.
                 tokio::task::spawn_blocking(move || codec.decode(&encoded))
                     .await
-                    .map_err(|e| Error::Read(format!("decode task failed: {e}")))?
-                    .map_err(|e| Error::Read(format!("variable '{name}' chunk {index:?}: {e}")))
+                    .map_err(|e| Error::Task(e.to_string()))?
+                    .map_err(|e| Error::Decode {
+                        variable: name.to_owned(),
+                        index: index.to_vec(),
+                        reason: e.to_string(),
+                    })
             }
         }
     }
@@ -236,12 +238,12 @@ impl Source for VirtualSource {
 
     async fn stat_file(&self, file: &str) -> Result<FileStat> {
         let file = self.known_file(file)?;
-        self.stores.stat(file).await.map_err(|e| Error::Read(e.to_string()))
+        Ok(self.stores.stat(file).await?)
     }
 
     async fn read_file(&self, file: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
         let file = self.known_file(file)?;
-        let bytes = self.stores.read_range(file, offset, length).await.map_err(|e| Error::Read(e.to_string()))?;
+        let bytes = self.stores.read_range(file, offset, length).await?;
         Ok(Vec::from(bytes))
     }
 }

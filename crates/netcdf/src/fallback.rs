@@ -25,14 +25,16 @@ impl FallbackReader for NetcdfFallback {
         let _library = crate::one_handle_at_a_time();
         // Per thread in libhdf5: see hdf::scan.
         hdf5_metno::silence_errors(true);
-        let read = |e: netcdf::Error| Error::Read(format!("{}: {name}: {e}", self.path.display()));
+        let location = || format!("{}: {name}", self.path.display());
+        let read = |e: netcdf::Error| Error::Library { location: location(), reason: e.to_string() };
         let file = netcdf::open(&self.path).map_err(read)?;
         let path = match &self.group {
             Some(group) => format!("{group}/{name}"),
             None => name.to_owned(),
         };
-        let variable =
-            file.variable(&path).ok_or_else(|| Error::Read(format!("{}: no variable {path}", self.path.display())))?;
+        let variable = file
+            .variable(&path)
+            .ok_or_else(|| Error::Library { location: location(), reason: "no such variable".into() })?;
         let start: Vec<u64> = index.iter().zip(&var.chunks).map(|(i, c)| i * c).collect();
         let count: Vec<u64> =
             start.iter().zip(&var.shape).zip(&var.chunks).map(|((s, n), c)| (*c).min(n - s)).collect();

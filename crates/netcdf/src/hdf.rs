@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use cloudify_dataset::{DataType, DatasetMeta, Limits, StoredChunk, VariableChunks, VariableMeta, VirtualDataset};
+use cloudify_dataset::{
+    hyperslab::ravel, DataType, DatasetMeta, Limits, StoredChunk, VariableChunks, VariableMeta, VirtualDataset,
+};
 use hdf5_metno::{dataset::Layout, filters::Filter, Dataset};
 use indexmap::IndexMap;
 use netcdf::{
@@ -119,12 +121,9 @@ fn locate(ds: &Dataset, var: &VariableMeta, count: u64) -> VariableChunks {
                 if info.filter_mask != 0 {
                     return fallback("some chunks skip filters");
                 }
-                let flat =
-                    info.offset
-                        .iter()
-                        .zip(&var.chunks)
-                        .zip(&grid)
-                        .fold(0u64, |acc, ((&offset, &size), &n)| acc * n + offset / size) as usize;
+                let index: Vec<u64> =
+                    info.offset.iter().zip(&var.chunks).map(|(&offset, &size)| offset / size).collect();
+                let flat = ravel(&index, &grid) as usize;
                 match chunks.get_mut(flat) {
                     Some(slot) => *slot = StoredChunk::Range { file: 0, offset: info.addr, length: info.size },
                     None => return fallback("chunk outside the grid"),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
+use cloudify_sdk::hyperslab::unravel;
 use indexmap::IndexMap;
 use parquet::{
     basic::{Compression, ZstdLevel},
@@ -75,13 +76,8 @@ fn grid(zarray: &Value) -> Vec<u64> {
 }
 
 /// The v2 key of flat chunk `flat` of `var` over `grid`.
-fn chunk_key(var: &str, mut flat: u64, grid: &[u64], separator: &str) -> String {
-    let mut index = vec![0; grid.len()];
-    for d in (0..grid.len()).rev() {
-        index[d] = flat % grid[d];
-        flat /= grid[d];
-    }
-    let parts: Vec<String> = index.iter().map(u64::to_string).collect();
+fn chunk_key(var: &str, flat: u64, grid: &[u64], separator: &str) -> String {
+    let parts: Vec<String> = unravel(flat, grid).iter().map(u64::to_string).collect();
     format!("{var}/{}", parts.join(separator))
 }
 

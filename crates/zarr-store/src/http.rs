@@ -7,34 +7,6 @@ use cloudify_sdk::{Request, Response};
 
 use crate::store::Document;
 
-/// An error answer: status and message.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    /// HTTP status.
-    pub status: u16,
-    /// What went wrong, for the client.
-    pub message: String,
-}
-
-impl Failure {
-    /// A `404 Not Found` saying `message`.
-    pub fn not_found(message: String) -> Self {
-        Self { status: 404, message }
-    }
-}
-
-impl From<cloudify_sdk::Error> for Failure {
-    fn from(err: cloudify_sdk::Error) -> Self {
-        Self { status: err.status(), message: err.to_string() }
-    }
-}
-
-impl From<Failure> for Response {
-    fn from(failure: Failure) -> Self {
-        Response::error(failure.status, failure.message)
-    }
-}
-
 /// A `200` with `doc`, or `304` when the client's copy is current; with validators and
 /// `cache_control` (none when empty). A `doc` nobody else holds (not cached) is sent
 /// without a copy.

@@ -12,7 +12,7 @@ mod refs;
 mod store;
 
 pub use codecs::{v2_declaration, CodecName, ServedCodec};
-pub use http::{not_modified, precondition_failed, reply, with_validators, Failure};
+pub use http::{not_modified, precondition_failed, reply, with_validators};
 pub use keys::{chunk_index, parse as parse_key, Format, Key};
 pub use rechunk::Rechunk;
 pub use refs::{reference_set, v2_chunk_key, ChunkAccess, Inlining, Reference, ReferenceSet};

@@ -5,11 +5,11 @@
 use std::future::Future;
 
 use base64::Engine as _;
-use cloudify_sdk::{hyperslab::unravel, ChunkRef};
+use cloudify_sdk::{hyperslab::unravel, ChunkRef, Error, ErrorKind};
 use indexmap::IndexMap;
 use serde_json::{json, Value};
 
-use crate::{http::Failure, store::Store};
+use crate::store::Store;
 
 /// Where one chunk's bytes are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,11 +91,11 @@ impl ReferenceSet {
 /// the sources themselves in the command line tool).
 pub trait ChunkAccess: Sync {
     /// Where chunk `index` of `var` is stored.
-    fn locate(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<ChunkRef, Failure>> + Send;
+    fn locate(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<ChunkRef, Error>> + Send;
     /// The stored bytes of chunk `index` of `var`.
-    fn stored(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Failure>> + Send;
+    fn stored(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Error>> + Send;
     /// Chunk `index` of `var` decoded, then encoded with the store's declared v2 chain.
-    fn encoded(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Failure>> + Send;
+    fn encoded(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Error>> + Send;
 }
 
 /// How chunks enter a reference set.
@@ -131,7 +131,7 @@ pub async fn reference_set(
     access: &impl ChunkAccess,
     inlining: Inlining,
     target: impl Fn(String) -> String,
-) -> Result<ReferenceSet, Failure> {
+) -> Result<ReferenceSet, Error> {
     let mut set = ReferenceSet::new(store);
     let mut encoded_bytes = 0u64;
     for (var, array) in &store.arrays {
@@ -155,7 +155,7 @@ pub async fn reference_set(
                             "chunks of '{var}' have no stored bytes and inlining them would pass {} bytes; read them from /zarr",
                             inlining.max_encoded_bytes
                         );
-                        return Err(Failure { status: 409, message });
+                        return Err(Error::new(ErrorKind::UNSUPPORTED, message));
                     }
                     Reference::Inline(bytes)
                 }

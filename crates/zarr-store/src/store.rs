@@ -7,14 +7,13 @@ use base64::Engine as _;
 use cloudify_codec::ChunkCodec;
 use cloudify_sdk::{
     meta::{DataType, DatasetMeta, VariableMeta},
-    Host, HostExt, RVec, Request,
+    Error, Host, HostExt, RVec, Request,
 };
 use indexmap::IndexMap;
 use serde_json::{json, Map, Value};
 
 use crate::{
     codecs::{v2_declaration, ServedCodec},
-    http::Failure,
     keys::{chunk_index, parse as parse_key, Format, Key},
     rechunk::Rechunk,
 };
@@ -215,11 +214,11 @@ impl Store {
     ///
     /// # Errors
     /// Unknown dataset (404), unreadable metadata, or an array zarrs cannot encode (500).
-    pub fn from_host(host: &Host, id: &str, codec: ServedCodec, rechunk: Option<&Rechunk>) -> Result<Self, Failure> {
+    pub fn from_host(host: &Host, id: &str, codec: ServedCodec, rechunk: Option<&Rechunk>) -> Result<Self, Error> {
         let json = host.metadata_json(id)?;
-        let meta = serde_json::from_str(&json).map_err(cloudify_sdk::Error::Json)?;
+        let meta = serde_json::from_str(&json).map_err(Error::Json)?;
         let generation = xxhash_rust::xxh3::xxh3_64(json.as_bytes());
-        Self::new(&meta, generation, codec, rechunk).map_err(|message| Failure { status: 500, message })
+        Self::new(&meta, generation, codec, rechunk).map_err(Error::internal)
     }
 
     /// What the store key `key` of dataset `dataset` names.
@@ -227,10 +226,10 @@ impl Store {
     /// # Errors
     /// 404 for keys that are no Zarr key, unknown arrays, and chunk keys of the wrong rank or
     /// outside the grid.
-    pub fn resolve<'s, 'k>(&'s self, dataset: &str, key: &'k str) -> Result<Resolved<'s, 'k>, Failure> {
-        let unknown_var = |var: &str| Failure::not_found(format!("no variable '{var}' in dataset '{dataset}'"));
+    pub fn resolve<'s, 'k>(&'s self, dataset: &str, key: &'k str) -> Result<Resolved<'s, 'k>, Error> {
+        let unknown_var = |var: &str| Error::not_found(format!("no variable '{var}' in dataset '{dataset}'"));
         match parse_key(key) {
-            None => Err(Failure::not_found(format!("'{key}' is no Zarr metadata or chunk key"))),
+            None => Err(Error::not_found(format!("'{key}' is no Zarr metadata or chunk key"))),
             Some(Key::Metadata { var }) => {
                 self.docs.get(key).map(Resolved::Document).ok_or_else(|| unknown_var(var.unwrap_or_default()))
             }
@@ -238,13 +237,10 @@ impl Store {
                 let array = self.arrays.get(var).ok_or_else(|| unknown_var(var))?;
                 let grid = array.grid();
                 let index = chunk_index(&index, format, grid.len()).ok_or_else(|| {
-                    Failure::not_found(format!(
-                        "chunk key '{key}' does not fit the {} dimensions of '{var}'",
-                        grid.len()
-                    ))
+                    Error::not_found(format!("chunk key '{key}' does not fit the {} dimensions of '{var}'", grid.len()))
                 })?;
                 if index.iter().zip(&grid).any(|(i, n)| i >= n) {
-                    return Err(Failure::not_found(format!(
+                    return Err(Error::not_found(format!(
                         "chunk {index:?} is outside the chunk grid {grid:?} of '{var}'"
                     )));
                 }
@@ -637,7 +633,7 @@ mod tests {
                 );
             }
             Ok(Resolved::Document(_)) => {}
-            Err(failure) => assert_eq!(failure.status, 404, "{key}"),
+            Err(failure) => assert_eq!(failure.status(), 404, "{key}"),
         });
     }
 }

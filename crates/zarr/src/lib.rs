@@ -137,7 +137,9 @@ fn utf32_to_strings(bytes: &[u8], length: usize) -> DataResult<Vec<u8>> {
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .take_while(|&c| c != 0)
-            .map(|c| char::from_u32(c).ok_or_else(|| DataError::Read(format!("{c:#x} is no unicode character"))))
+            .map(|c| {
+                char::from_u32(c).ok_or_else(|| DataError::Inconsistent(format!("{c:#x} is no unicode character")))
+            })
             .collect::<DataResult<_>>()?;
         items.push(text);
     }
@@ -329,7 +331,7 @@ impl ZarrSource {
         index: &[u64],
     ) -> DataResult<&Array<dyn zarrs::storage::AsyncReadableListableStorageTraits>> {
         check_chunk_index(name, variable(&self.meta, name)?, index)?;
-        self.arrays.get(name).ok_or_else(|| DataError::Read(format!("array {name} not open")))
+        self.arrays.get(name).ok_or_else(|| DataError::Inconsistent(format!("array {name} not open")))
     }
 }
 
@@ -344,14 +346,20 @@ impl Source for ZarrSource {
         let bytes: ArrayBytes<'static> = array
             .async_retrieve_chunk(index)
             .await
-            .map_err(|e| DataError::Read(format!("{}/{name}: {e}", self.location)))?;
+            .map_err(|e| DataError::Library { location: format!("{}/{name}", self.location), reason: e.to_string() })?;
         match bytes {
             ArrayBytes::Fixed(bytes) if self.utf32.contains_key(name) => utf32_to_strings(&bytes, self.utf32[name]),
             ArrayBytes::Variable(strings) => {
                 let (bytes, offsets) = strings.into_parts();
                 Ok(cloudify_dataset::strings::from_offsets(&bytes, &offsets))
             }
-            other => Ok(other.into_fixed().map_err(|e| DataError::Read(e.to_string()))?.into_owned()),
+            other => Ok(other
+                .into_fixed()
+                .map_err(|e| DataError::Library {
+                    location: format!("{}/{name}", self.location),
+                    reason: e.to_string(),
+                })?
+                .into_owned()),
         }
     }
 
@@ -365,7 +373,7 @@ impl Source for ZarrSource {
         let encoded = array
             .async_retrieve_encoded_chunk(index)
             .await
-            .map_err(|e| DataError::Read(format!("{}/{name}: {e}", self.location)))?;
+            .map_err(|e| DataError::Library { location: format!("{}/{name}", self.location), reason: e.to_string() })?;
         encoded.map(|b| b.to_vec()).ok_or_else(|| DataError::Unsupported {
             what: format!("chunk {index:?} of '{name}' was never written (it is all fill value)"),
         })
@@ -380,7 +388,7 @@ impl Source for ZarrSource {
         match self.stores.stat(&url).await {
             Ok(stat) => Ok(ChunkRef::Range { url, offset: 0, length: stat.size }),
             Err(cloudify_store::Error::NotFound { .. }) => Ok(ChunkRef::Missing),
-            Err(err) => Err(DataError::Read(err.to_string())),
+            Err(err) => Err(err.into()),
         }
     }
 }

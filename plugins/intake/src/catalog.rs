@@ -1,6 +1,6 @@
 //! The two catalog documents.
 
-use cloudify_sdk::{Host, HostExt, Request, Response};
+use cloudify_sdk::{Error, Host, HostExt, Request, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -42,7 +42,7 @@ impl Config {
 fn yaml(doc: &Value) -> Response {
     match serde_norway::to_string(doc) {
         Ok(text) => Response::bytes(200, "text/yaml", text.into_bytes()),
-        Err(err) => Response::error(500, format!("catalog not serialisable: {err}")),
+        Err(err) => Error::internal(format!("catalog not serialisable: {err}")).into(),
     }
 }
 

@@ -5,8 +5,8 @@
 use std::{collections::HashMap, future::Future, sync::Arc};
 
 use cloudify_parquet_refs::RECORD_SIZE;
-use cloudify_sdk::{ChunkRef, Host, HostExt, Request, Response};
-use cloudify_zarr_store::{reference_set, reply, ChunkAccess, Document, Failure, Inlining, Store};
+use cloudify_sdk::{ChunkRef, Error, Host, HostExt, Request, Response};
+use cloudify_zarr_store::{reference_set, reply, ChunkAccess, Document, Inlining, Store};
 
 use crate::{
     config::Targets,
@@ -27,21 +27,20 @@ struct HostChunks<'a> {
 }
 
 impl ChunkAccess for HostChunks<'_> {
-    fn locate(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<ChunkRef, Failure>> + Send {
+    fn locate(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<ChunkRef, Error>> + Send {
         let reference = self.host.chunk_ref(self.id, var, index);
-        async move { Ok(reference.await?) }
+        reference
     }
 
-    fn stored(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Failure>> + Send {
+    fn stored(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Error>> + Send {
         let bytes = self.host.raw_chunk(self.id, var, index);
         async move { Ok(bytes.await?.into_vec()) }
     }
 
-    fn encoded(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Failure>> + Send {
+    fn encoded(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Error>> + Send {
         let (var, index) = (var.to_owned(), index.to_vec());
         async move {
-            let array =
-                self.store.arrays.get(&var).ok_or_else(|| Failure::not_found(format!("no variable '{var}'")))?;
+            let array = self.store.arrays.get(&var).ok_or_else(|| Error::not_found(format!("no variable '{var}'")))?;
             encode_values(self.host, self.id, &var, array, &index).await
         }
     }
@@ -69,7 +68,7 @@ impl KerchunkService {
     pub(crate) async fn reference_set(&self, host: &Host, req: &Request) -> Response {
         let answer = async {
             let (store, export) = self.export(host, req).await?;
-            Ok::<_, Failure>(reply(
+            Ok::<_, Error>(reply(
                 req,
                 Arc::clone(&export.json),
                 store.last_modified,
@@ -89,9 +88,9 @@ impl KerchunkService {
             let doc = export
                 .parquet
                 .get(key)
-                .ok_or_else(|| Failure::not_found(format!("no '{key}' in the parquet reference set")))?;
+                .ok_or_else(|| Error::not_found(format!("no '{key}' in the parquet reference set")))?;
             let kind = if key == ".zmetadata" { "application/json" } else { "application/vnd.apache.parquet" };
-            Ok::<_, Failure>(reply(req, Arc::clone(doc), store.last_modified, &self.config.cache_control, kind))
+            Ok::<_, Error>(reply(req, Arc::clone(doc), store.last_modified, &self.config.cache_control, kind))
         };
         answer.await.unwrap_or_else(Response::from)
     }
@@ -110,7 +109,7 @@ impl KerchunkService {
     }
 
     /// The dataset's reference set, from the cache or built.
-    async fn export(&self, host: &Host, req: &Request) -> Result<(Arc<Store>, Arc<Export>), Failure> {
+    async fn export(&self, host: &Host, req: &Request) -> Result<(Arc<Store>, Arc<Export>), Error> {
         let id = req.dataset_id().unwrap_or_default();
         let store = self.store(host, id)?;
         let base = req.base_url();
@@ -137,7 +136,7 @@ impl KerchunkService {
         let set = reference_set(&store, &chunks, inlining, target).await?;
         let refs = set.refs().clone();
         let parquet = host.run_blocking(move || cloudify_parquet_refs::write(&refs, RECORD_SIZE)).await?;
-        let parquet = parquet.map_err(|message| Failure { status: 500, message })?;
+        let parquet = parquet.map_err(Error::internal)?;
         let document = |bytes: Vec<u8>| Arc::new(Document::new(bytes.into()));
         let mut files: HashMap<String, Arc<Document>> =
             parquet.files.into_iter().map(|(k, v)| (k, document(v))).collect();

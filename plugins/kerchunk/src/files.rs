@@ -4,9 +4,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use cloudify_sdk::{Host, HostExt, LogLevel, RVec, Request, Response};
-use cloudify_zarr_store::{not_modified, precondition_failed, with_validators, Failure};
+use cloudify_sdk::{Error, ErrorKind, Host, HostExt, LogLevel, RVec, Request, Response};
+use cloudify_zarr_store::{not_modified, precondition_failed, with_validators};
 use futures::Stream;
+use http_range_header::{EndPosition, RangeUnsatisfiableError, StartPosition};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::json;
 
@@ -58,32 +59,33 @@ enum Range {
     Unsatisfiable,
 }
 
-/// RFC 9110 §14.1.2: one `bytes=` range of a file of `size` bytes.
+/// RFC 9110 §14.1.2: one `bytes=` range of a file of `size` bytes. The syntax is
+/// http-range-header's; what a range means for a file of this size is decided here, as RFC
+/// 9110 says (a suffix longer than the file is the whole file, a last position past the end
+/// is the end).
 fn parse_range(header: Option<&str>, size: u64) -> Range {
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+    let Some(header) = header else {
         return Range::Whole;
+    };
+    let parsed = match http_range_header::parse_range_header(header.trim()) {
+        Ok(parsed) => parsed,
+        // `bytes=-0`: a suffix of nothing.
+        Err(RangeUnsatisfiableError::ZeroSuffix) => return Range::Unsatisfiable,
+        // Another unit or a malformed set: a server may ignore the header.
+        Err(_) => return Range::Whole,
     };
     // Several ranges would need multipart/byteranges; the whole file is a valid answer.
-    if spec.contains(',') {
-        return Range::Whole;
-    }
-    let Some((first, last)) = spec.trim().split_once('-') else {
+    let [range] = parsed.ranges.as_slice() else {
         return Range::Whole;
     };
-    let (first, last) = (first.trim(), last.trim());
-    let number = |s: &str| s.parse::<u64>().ok();
-    let (start, end) = match (first.is_empty(), last.is_empty()) {
-        // bytes=-N: the last N bytes.
-        (true, false) => match number(last) {
-            Some(0) => return Range::Unsatisfiable,
-            Some(n) => (size.saturating_sub(n), size),
-            None => return Range::Whole,
-        },
-        (false, _) => match (number(first), if last.is_empty() { Some(u64::MAX) } else { number(last) }) {
-            (Some(a), Some(b)) if b >= a => (a, b.saturating_add(1).min(size)),
-            _ => return Range::Whole,
-        },
-        (true, true) => return Range::Whole,
+    let (start, end) = match (range.start, range.end) {
+        (StartPosition::FromLast(n), _) => (size.saturating_sub(n), size),
+        (StartPosition::Index(first), EndPosition::LastByte) => (first, size),
+        (StartPosition::Index(first), EndPosition::Index(last)) if last >= first => {
+            (first, last.saturating_add(1).min(size))
+        }
+        // `bytes=5-2` is no range at all: ignored.
+        (StartPosition::Index(_), EndPosition::Index(_)) => return Range::Whole,
     };
     if start >= size {
         return Range::Unsatisfiable;
@@ -97,7 +99,7 @@ impl KerchunkService {
         let id = req.dataset_id().unwrap_or_default();
         let files = match host.dataset_files(id) {
             Ok(files) => files,
-            Err(err) => return Failure::from(err).into(),
+            Err(err) => return err.into(),
         };
         let base = req.base_url();
         let mut listing = Vec::new();
@@ -118,7 +120,7 @@ impl KerchunkService {
         self.try_file(host, req).await.unwrap_or_else(Response::from)
     }
 
-    async fn try_file(&self, host: &Host, req: &Request) -> Result<Response, Failure> {
+    async fn try_file(&self, host: &Host, req: &Request) -> Result<Response, Error> {
         let id = req.dataset_id().unwrap_or_default();
         let name = req.param("name").unwrap_or_default().to_owned();
         let files = host.dataset_files(id)?;
@@ -126,7 +128,7 @@ impl KerchunkService {
             .iter()
             .position(|n| *n == name)
             .map(|i| files[i].clone())
-            .ok_or_else(|| Failure::not_found(format!("dataset '{id}' has no source file '{name}'")))?;
+            .ok_or_else(|| Error::not_found(format!("dataset '{id}' has no source file '{name}'")))?;
         let stat = host.file_stat(id, &file).await?;
         let modified = SystemTime::UNIX_EPOCH + Duration::from_secs(stat.modified.max(0) as u64);
         // nginx's form: changes whenever the size or the modification time does.
@@ -134,7 +136,9 @@ impl KerchunkService {
         let cache_control = self.config.cache_control.as_str();
         let answer = |status: u16| with_validators(Response::new(status), &etag, Some(modified), cache_control);
         if precondition_failed(req, &etag, Some(modified)) {
-            return Ok(answer(412));
+            let failed =
+                Error::new(ErrorKind::PRECONDITION_FAILED, format!("'{name}' does not match the precondition"));
+            return Ok(with_validators(failed.into(), &etag, Some(modified), cache_control));
         }
         if not_modified(req, &etag, Some(modified)) {
             return Ok(answer(304));
@@ -146,12 +150,12 @@ impl KerchunkService {
             Range::Whole => (200, 0, stat.size),
             Range::Part { start, length } => (206, start, length),
             Range::Unsatisfiable => {
-                let response = answer(416).with_header("content-range", &format!("bytes */{}", stat.size));
-                return Ok(response.with_header("content-type", "application/json").with_body(
-                    json!({"error": format!("range outside the {} bytes of '{name}'", stat.size)})
-                        .to_string()
-                        .into_bytes(),
-                ));
+                let outside = Error::new(
+                    ErrorKind::RANGE_NOT_SATISFIABLE,
+                    format!("range outside the {} bytes of '{name}'", stat.size),
+                );
+                let response = with_validators(outside.into(), &etag, Some(modified), cache_control);
+                return Ok(response.with_header("content-range", &format!("bytes */{}", stat.size)));
             }
         };
         let mut response = answer(status)

@@ -3,8 +3,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use cloudify_sdk::{ChunkRef, ErrorKind, Host, HostExt, RVec, Request, Response};
-use cloudify_zarr_store::{reply, request_key, Array, CodecName, Document, Failure, Resolved, ServedCodec, Store};
+use cloudify_sdk::{ChunkRef, Error, ErrorKind, Host, HostExt, RVec, Request, Response};
+use cloudify_zarr_store::{reply, request_key, Array, CodecName, Document, Resolved, ServedCodec, Store};
 
 use crate::{
     config::Config,
@@ -37,11 +37,11 @@ pub(crate) struct KerchunkService {
 }
 
 /// The 409 of chunks that have no stored bytes to pass on.
-pub(crate) fn not_stored(id: &str, var: &str, why: &str) -> Failure {
-    Failure {
-        status: 409,
-        message: format!("chunks of '{var}' {why}, so they cannot be served as stored; read them re-encoded from /datasets/{id}/zarr/"),
-    }
+pub(crate) fn not_stored(id: &str, var: &str, why: &str) -> Error {
+    Error::new(
+        ErrorKind::UNSUPPORTED,
+        format!("chunks of '{var}' {why}, so they cannot be served as stored; read them re-encoded from /datasets/{id}/zarr/"),
+    )
 }
 
 impl KerchunkService {
@@ -63,7 +63,7 @@ impl KerchunkService {
         self.try_answer(host, req).await.unwrap_or_else(Response::from)
     }
 
-    async fn try_answer(&self, host: &Host, req: &Request) -> Result<Response, Failure> {
+    async fn try_answer(&self, host: &Host, req: &Request) -> Result<Response, Error> {
         let id = req.dataset_id().unwrap_or_default();
         let key = request_key(req);
         let store = self.store(host, id)?;
@@ -81,7 +81,7 @@ impl KerchunkService {
 
     /// The dataset `id` as a store of its stored chunks, rendered at most every
     /// [`METADATA_TTL`].
-    pub(crate) fn store(&self, host: &Host, id: &str) -> Result<Arc<Store>, Failure> {
+    pub(crate) fn store(&self, host: &Host, id: &str) -> Result<Arc<Store>, Error> {
         if let Some(store) = self.stores.get(id) {
             return Ok(store);
         }
@@ -99,7 +99,7 @@ impl KerchunkService {
         var: &str,
         array: &Array,
         index: Vec<u64>,
-    ) -> Result<Arc<Document>, Failure> {
+    ) -> Result<Arc<Document>, Error> {
         if !array.stored_bytes {
             return Err(not_stored(id, var, "are stored with codecs that Zarr v2 cannot declare"));
         }
@@ -108,7 +108,7 @@ impl KerchunkService {
             // Stored bytes change only with the file, and so with the metadata generation:
             // the ETag names the chunk instead of hashing megabytes per request.
             let etag = xxhash_rust::xxh3::xxh3_64(format!("{}/{var}/{index:?}", store.generation).as_bytes());
-            Ok::<_, Failure>(Arc::new(Document::with_etag(bytes, format!("\"{etag:016x}\""))))
+            Ok::<_, Error>(Arc::new(Document::with_etag(bytes, format!("\"{etag:016x}\""))))
         };
         if self.config.cache_bytes == 0 {
             return read.await;
@@ -129,22 +129,20 @@ pub(crate) async fn stored_chunk(
     var: &str,
     array: &Array,
     index: &[u64],
-) -> Result<RVec<u8>, Failure> {
+) -> Result<RVec<u8>, Error> {
     match host.raw_chunk(id, var, index).await {
         Ok(bytes) => return Ok(bytes),
-        Err(cloudify_sdk::Error::Host(err)) if err.kind == ErrorKind::UNSUPPORTED => {}
-        Err(err) => return Err(err.into()),
+        Err(Error::Host(err)) if err.kind == ErrorKind::UNSUPPORTED => {}
+        Err(err) => return Err(err),
     }
     let reference = match host.chunk_ref(id, var, index).await {
-        Err(cloudify_sdk::Error::Host(err)) if err.kind == ErrorKind::UNSUPPORTED => ChunkRef::Computed,
+        Err(Error::Host(err)) if err.kind == ErrorKind::UNSUPPORTED => ChunkRef::Computed,
         other => other?,
     };
     match reference {
         ChunkRef::Missing => Ok(encode_values(host, id, var, array, index).await?.into()),
         ChunkRef::Inline(bytes) => Ok(bytes),
-        ChunkRef::Range { .. } => {
-            Err(Failure { status: 500, message: format!("chunk {index:?} of '{var}' could not be read") })
-        }
+        ChunkRef::Range { .. } => Err(Error::internal(format!("chunk {index:?} of '{var}' could not be read"))),
         // No stored bytes to pass on (strings read through libnetcdf, computed datasets): the
         // values encoded with the chain the array declares, as kerchunk.json inlines them, so
         // that a whole /kerchunk store opens.
@@ -159,9 +157,9 @@ pub(crate) async fn encode_values(
     var: &str,
     array: &Array,
     index: &[u64],
-) -> Result<Vec<u8>, Failure> {
+) -> Result<Vec<u8>, Error> {
     let values = host.chunk(id, var, index).await?;
     let encoder = Arc::clone(array.encoder(cloudify_zarr_store::Format::V2));
     let encoded = host.run_blocking(move || encoder.encode(&values)).await?;
-    encoded.map_err(|err| Failure { status: 500, message: format!("chunk of '{var}': {err}") })
+    encoded.map_err(|err| Error::internal(format!("chunk of '{var}': {err}")))
 }

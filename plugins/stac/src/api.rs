@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use cloudify_sdk::{meta::DatasetMeta, ChunkRef, Host, HostExt, Request, Response};
+use cloudify_sdk::{meta::DatasetMeta, ChunkRef, Error, Host, HostExt, Request, Response};
 use futures::{stream, StreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::{json, Map, Value};
@@ -244,7 +244,7 @@ impl StacService {
         let base = self.base_url(req);
         match self.item(host, id, Tree::Standalone, false).await {
             Some(item) => geojson(200, &rebase(&item, &base)),
-            None => Response::error(404, format!("dataset '{id}' not found")),
+            None => Error::not_found(format!("dataset '{id}' not found")).into(),
         }
     }
 
@@ -338,10 +338,8 @@ impl StacService {
         if cid == self.collection_id() {
             Ok(())
         } else {
-            Err(Response::error(
-                404,
-                format!("collection '{cid}' not found (this server has '{}')", self.collection_id()),
-            ))
+            Err(Error::not_found(format!("collection '{cid}' not found (this server has '{}')", self.collection_id()))
+                .into())
         }
     }
 
@@ -363,11 +361,11 @@ impl StacService {
         let id = req.param("item").unwrap_or_default();
         let base = self.base_url(req);
         if !host.datasets().iter().any(|known| known == id) {
-            return Response::error(404, format!("item '{id}' not found"));
+            return Error::not_found(format!("item '{id}' not found")).into();
         }
         match self.item(host, id, Tree::Api, false).await {
             Some(item) => geojson(200, &rebase(&item, &base)),
-            None => Response::error(404, format!("item '{id}' not found")),
+            None => Error::not_found(format!("item '{id}' not found")).into(),
         }
     }
 
@@ -379,7 +377,7 @@ impl StacService {
         }
         let search = match Search::from_query(&req.query) {
             Ok(search) => search,
-            Err(message) => return Response::error(400, message),
+            Err(message) => return Error::invalid(message).into(),
         };
         let href = format!("{}/stac/collections/{}/items", self.base_url(req), segment(self.collection_id()));
         self.answer(host, req, search, &href, false).await
@@ -389,7 +387,7 @@ impl StacService {
     pub(crate) async fn search_get(&self, host: &Host, req: &Request) -> Response {
         match Search::from_query(&req.query) {
             Ok(search) => self.answer(host, req, search, &format!("{}/stac/search", self.base_url(req)), false).await,
-            Err(message) => Response::error(400, message),
+            Err(message) => Error::invalid(message).into(),
         }
     }
 
@@ -397,7 +395,7 @@ impl StacService {
     pub(crate) async fn search_post(&self, host: &Host, req: &Request) -> Response {
         match Search::from_body(&req.body) {
             Ok(search) => self.answer(host, req, search, &format!("{}/stac/search", self.base_url(req)), true).await,
-            Err(message) => Response::error(400, message),
+            Err(message) => Error::invalid(message).into(),
         }
     }
 
@@ -405,7 +403,9 @@ impl StacService {
     async fn answer(&self, host: &Host, req: &Request, search: Search, href: &str, post: bool) -> Response {
         let (filter, limit, offset) = match (search.filter(), search.page_size(), search.offset()) {
             (Ok(filter), Ok(limit), Ok(offset)) => (filter, limit, offset),
-            (Err(message), _, _) | (_, Err(message), _) | (_, _, Err(message)) => return Response::error(400, message),
+            (Err(message), _, _) | (_, Err(message), _) | (_, _, Err(message)) => {
+                return Error::invalid(message).into()
+            }
         };
         let base = self.base_url(req);
         let matched: Vec<Arc<Value>> = if filter.wants_collection(self.collection_id()) {

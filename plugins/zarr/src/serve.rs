@@ -3,8 +3,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use cloudify_sdk::{hyperslab::pad, ErrorKind, Host, HostExt, RVec, Request, Response};
-use cloudify_zarr_store::{reply, request_key, Array, Document, Failure, Format, Resolved, ServedCodec, Store};
+use cloudify_sdk::{hyperslab::pad, Error, ErrorKind, Host, HostExt, RVec, Request, Response};
+use cloudify_zarr_store::{reply, request_key, Array, Document, Format, Resolved, ServedCodec, Store};
 
 use crate::config::Config;
 
@@ -59,7 +59,7 @@ impl ZarrService {
         self.try_answer(host, req).await.unwrap_or_else(Response::from)
     }
 
-    async fn try_answer(&self, host: &Host, req: &Request) -> Result<Response, Failure> {
+    async fn try_answer(&self, host: &Host, req: &Request) -> Result<Response, Error> {
         let id = req.dataset_id().unwrap_or_default();
         let key = request_key(req);
         let store = self.store(host, id)?;
@@ -74,7 +74,7 @@ impl ZarrService {
 
     /// The dataset `id` as a store, rendered from the host's metadata at most every
     /// [`METADATA_TTL`].
-    fn store(&self, host: &Host, id: &str) -> Result<Arc<Store>, Failure> {
+    fn store(&self, host: &Host, id: &str) -> Result<Arc<Store>, Error> {
         if let Some(store) = self.stores.get(id) {
             return Ok(store);
         }
@@ -95,7 +95,7 @@ impl ZarrService {
         array: &Array,
         index: Vec<u64>,
         format: Format,
-    ) -> Result<Arc<Document>, Failure> {
+    ) -> Result<Arc<Document>, Error> {
         let encoder = Arc::clone(array.encoder(format));
         let chunk_mib = u32::try_from(array.chunk_bytes() / MIB).unwrap_or(u32::MAX);
         let produce = async {
@@ -104,15 +104,14 @@ impl ZarrService {
                 match host.raw_chunk(id, var, &index).await {
                     Ok(stored) => return Ok(Arc::new(Document::new(stored))),
                     // Never written, or read through the source library: encode its values.
-                    Err(cloudify_sdk::Error::Host(err)) if err.kind == ErrorKind::UNSUPPORTED => {}
-                    Err(err) => return Err(err.into()),
+                    Err(Error::Host(err)) if err.kind == ErrorKind::UNSUPPORTED => {}
+                    Err(err) => return Err(err),
                 }
             }
             let values = read_values(host, id, var, array, &index).await?;
             let encoded = host.run_blocking(move || encoder.encode(&values)).await?;
-            let encoded =
-                encoded.map_err(|err| Failure { status: 500, message: format!("chunk of '{var}': {err}") })?;
-            Ok::<_, Failure>(Arc::new(Document::new(encoded.into())))
+            let encoded = encoded.map_err(|err| Error::internal(format!("chunk of '{var}': {err}")))?;
+            Ok::<_, Error>(Arc::new(Document::new(encoded.into())))
         };
         if self.config.cache_bytes == 0 {
             return produce.await;
@@ -134,9 +133,9 @@ impl ZarrService {
 
 /// The decoded values of one served chunk: a stored chunk, or for rechunked arrays the
 /// region it covers, padded to the full chunk shape.
-async fn read_values(host: &Host, id: &str, var: &str, array: &Array, index: &[u64]) -> Result<RVec<u8>, Failure> {
+async fn read_values(host: &Host, id: &str, var: &str, array: &Array, index: &[u64]) -> Result<RVec<u8>, Error> {
     if !array.rechunked {
-        return Ok(host.chunk(id, var, index).await?);
+        return host.chunk(id, var, index).await;
     }
     let start: Vec<u64> = index.iter().zip(&array.chunks).map(|(i, c)| i * c).collect();
     let count: Vec<u64> =

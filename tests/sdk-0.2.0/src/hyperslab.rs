@@ -1,6 +1,12 @@
 //! Hyperslab copies between little-endian C-order buffers: assembling regions from chunks and
 //! padding edge chunks to the full chunk shape.
 
+/// The position of chunk `index` in a C-order walk over a chunk `grid` (the inverse of
+/// [`unravel`]).
+pub fn ravel(index: &[u64], grid: &[u64]) -> u64 {
+    index.iter().zip(grid).fold(0, |flat, (&i, &n)| flat * n + i)
+}
+
 /// The chunk index at position `flat` of a C-order walk over a chunk `grid`.
 pub fn unravel(mut flat: u64, grid: &[u64]) -> Vec<u64> {
     let mut index = vec![0; grid.len()];
@@ -89,6 +95,16 @@ pub fn pad(block: &[u8], count: &[u64], chunk_shape: &[u64], element: &[u8]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ravel_and_unravel_are_inverse() {
+        let grid = [3, 1, 4];
+        for flat in 0..12 {
+            assert_eq!(ravel(&unravel(flat, &grid), &grid), flat);
+        }
+        assert_eq!(unravel(7, &grid), [1, 0, 3]);
+        assert_eq!(ravel(&[], &[]), 0);
+    }
 
     #[test]
     fn blocks_are_padded_at_the_origin() {

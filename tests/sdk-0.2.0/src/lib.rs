@@ -60,6 +60,8 @@
 //!   last prefix field of [`abi::PluginMod`], a new method appended to a `#[sabi_trait]` after its
 //!   `last_prefix_field`. Plugins built against `0.x.y` load in any host `0.x.z` with `z >= y`
 //!   that knows the fields they use; a host checks with the prefix accessors.
+//! * Within `0.x`, `Request`, `RouteSpec` and `PluginDecl` grow through their `extensions`
+//!   (name/value pairs both sides ignore when unknown); a key becomes a field at the next bump.
 //! * `x` is bumped for anything else (a changed struct, a new enum variant, a changed
 //!   signature). Every plugin must then be rebuilt; the host refuses older ones with one line
 //!   naming the file, the expected and the found version.
@@ -69,8 +71,13 @@
 //! * 0.2.0: the raw ABI (the `#[sabi_trait]`s, `PluginMod`, `abi_stable`, `async_ffi`) moved
 //!   under [`abi`]; the crate root is the safe layer. [`Response::stream`] replaces
 //!   hand-built `BodyStream`s and catches panics while producing the body; the host's services
-//!   catch their own panics. [`HostExt::metadata_json`]. Feature `testing` (`MockHost`, the
-//!   conformance suite): no ABI change.
+//!   catch their own panics. [`HostExt::metadata_json`]. [`Error`] carries the plugin's own
+//!   refusals (`Error::not_found`, `Error::new(kind, ...)`) and is the one conversion to an
+//!   error answer; [`ErrorKind`] gained `PRECONDITION_FAILED` (412) and
+//!   `RANGE_NOT_SATISFIABLE` (416) (a kind is a number: older hosts answer 500 for it).
+//!   `Request`, `RouteSpec` and `PluginDecl` carry `extensions` (name/value pairs), so what
+//!   they must say next can be added within 0.2 without a bump.
+//!   Feature `testing` (`MockHost`, the conformance suite): no ABI change.
 //! * 0.1.0: the first ABI.
 
 #![warn(missing_docs, unreachable_pub)]

@@ -285,8 +285,7 @@ impl MockVariable {
             return Err(invalid(format!("region {start:?}+{count:?} outside {} of shape {shape:?}", self.name)));
         }
         let elements = count.iter().try_fold(1u64, |n, c| n.checked_mul(*c));
-        if elements.and_then(|n| n.checked_mul(self.dtype.size().max(1) as u64)).is_none_or(|bytes| bytes > max_bytes)
-        {
+        if elements.and_then(|n| n.checked_mul(self.dtype.size().max(1) as u64)).is_none_or(|bytes| bytes > max_bytes) {
             return Err(HostError::new(ErrorKind::TOO_LARGE, format!("region over {max_bytes} bytes")));
         }
         Ok(self.gather(start, count))
@@ -523,13 +522,16 @@ impl State {
         let span: Vec<u64> = first.iter().zip(&last).map(|(f, l)| l - f + 1).collect();
         for flat in 0..span.iter().product::<u64>() {
             let index: Vec<u64> = hyperslab::unravel(flat, &span).iter().zip(&first).map(|(i, f)| i + f).collect();
-            let key = ChunkKey { dataset: region.dataset.clone(), variable: region.variable.clone(), index: index.clone().into() };
+            let key = ChunkKey {
+                dataset: region.dataset.clone(),
+                variable: region.variable.clone(),
+                index: index.clone().into(),
+            };
             let chunk = provider.read_chunk(key).await.into_result()?;
             let chunk_origin: Vec<u64> = index.iter().zip(&var.chunks).map(|(i, c)| i * c).collect();
             let lo: Vec<u64> = chunk_origin.iter().zip(start).map(|(o, s)| *o.max(s)).collect();
-            let hi: Vec<u64> = (0..index.len())
-                .map(|d| (chunk_origin[d] + var.chunks[d]).min(start[d] + count[d]))
-                .collect();
+            let hi: Vec<u64> =
+                (0..index.len()).map(|d| (chunk_origin[d] + var.chunks[d]).min(start[d] + count[d])).collect();
             let block: Vec<u64> = lo.iter().zip(&hi).map(|(l, h)| h - l).collect();
             let in_chunk: Vec<u64> = lo.iter().zip(&chunk_origin).map(|(l, o)| l - o).collect();
             let in_region: Vec<u64> = lo.iter().zip(start).map(|(l, s)| l - s).collect();
@@ -795,11 +797,8 @@ impl TestPlugin {
     pub async fn send(&self, request: TestRequest) -> TestResponse {
         let (path, query) = request.uri.split_once('?').unwrap_or((&request.uri, ""));
         let head = request.method == "HEAD";
-        let candidates: Vec<(&RouteSpec, Vec<(String, String)>)> = self
-            .routes
-            .iter()
-            .filter_map(|r| Some((r, match_path(&full_template(r), path)?)))
-            .collect();
+        let candidates: Vec<(&RouteSpec, Vec<(String, String)>)> =
+            self.routes.iter().filter_map(|r| Some((r, match_path(&full_template(r), path)?))).collect();
         if candidates.is_empty() {
             return error_response(404, &format!("no route for {path}"));
         }
@@ -835,6 +834,7 @@ impl TestPlugin {
             query: query.into(),
             headers,
             body: body.into(),
+            extensions: RVec::new(),
         };
         let response = route.handler.call(self.host.clone(), req).await;
         let mut body = Vec::new();

@@ -96,7 +96,8 @@ fn demo() -> MockHost {
         .fill_value("NaN")
         .attr("units", "K");
     let names = MockVariable::strings("station", &[("lat", 2)], ["Hamburg", "Reading"]);
-    let dataset = MockDataset::new("demo").attr("title", "Demo").variable(tas).variable(names).file("a.nc", *b"CDF\x01");
+    let dataset =
+        MockDataset::new("demo").attr("title", "Demo").variable(tas).variable(names).file("a.nc", *b"CDF\x01");
     MockHost::new().dataset(dataset).plugins(&["zarr"]).base_url("https://data.example/")
 }
 
