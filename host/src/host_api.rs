@@ -10,9 +10,7 @@ use abi_stable::{
     std_types::{RArc, RResult, RStr, RString, RVec},
 };
 use async_ffi::{FfiFuture, FutureExt as _};
-use cloudify_dataset::{
-    read_region, variable, ChunkRef as DataChunkRef, Error as DataError, SharedSource, VariableMeta,
-};
+use cloudify_dataset::{read_region, variable, Error as DataError, SharedSource, VariableMeta};
 use cloudify_sdk::{
     abi::{BlockingTaskBox, ChunkKey, HostApi, HostApi_TO, Region},
     ChunkRef, ErrorKind, FileStat, Host, HostError, LogLevel,
@@ -106,16 +104,6 @@ fn guarded<T>(service: &str, fallback: impl FnOnce() -> T, call: impl FnOnce() -
     })
 }
 
-/// A data-plane chunk reference as the ABI carries it.
-pub(crate) fn to_abi(reference: DataChunkRef) -> ChunkRef {
-    match reference {
-        DataChunkRef::Range { url, offset, length } => ChunkRef::Range { url: url.into(), offset, length },
-        DataChunkRef::Inline(bytes) => ChunkRef::Inline(bytes.into()),
-        DataChunkRef::Missing => ChunkRef::Missing,
-        DataChunkRef::Computed => ChunkRef::Computed,
-    }
-}
-
 /// The host's services, unguarded: [`HostApi`] below runs each under `catch_unwind`.
 impl PluginHost {
     fn list_datasets_unguarded(&self) -> RVec<RString> {
@@ -151,7 +139,7 @@ impl PluginHost {
         let bytes = async move {
             let Some(source) = source else { return 0 };
             match source.chunk_ref(&name, &index).await {
-                Ok(DataChunkRef::Range { length, .. }) => length,
+                Ok(ChunkRef::Range { length, .. }) => length,
                 _ => 0,
             }
         };
@@ -161,9 +149,7 @@ impl PluginHost {
     }
 
     fn chunk_reference_unguarded(&self, key: ChunkKey) -> FfiFuture<RResult<ChunkRef, HostError>> {
-        self.on_runtime(&key.dataset, move |source| async move {
-            Ok(to_abi(source.chunk_ref(&key.variable, &key.index).await?))
-        })
+        self.on_runtime(&key.dataset, move |source| async move { source.chunk_ref(&key.variable, &key.index).await })
     }
 
     fn read_region_unguarded(&self, region: Region) -> FfiFuture<RResult<RVec<u8>, HostError>> {

@@ -13,10 +13,8 @@ mod host_api;
 pub mod links;
 pub mod loader;
 mod openapi;
-pub mod refs_scan;
 pub mod registry;
 mod routes;
 pub mod serve;
-pub mod stac_build;
 
 pub use app::{app, AppState};

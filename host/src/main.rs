@@ -10,10 +10,10 @@ use cloudify::{
     datasets::open_all,
     links::Links,
     loader::{self, candidate_files},
-    refs_scan::{scan_references, write_json, write_parquet},
     registry::Registry,
-    stac_build::build_static_catalog,
 };
+use cloudify_open::references::{scan_references, write_json, write_parquet};
+use cloudify_stac_static::build_static_catalog;
 use cloudify_store::Stores;
 use tracing_subscriber::EnvFilter;
 
@@ -288,7 +288,12 @@ async fn stac_build(
         }
     };
     let app = app(Arc::clone(&registry), loaded.plugins, &config.server, links);
-    match build_static_catalog(&app.router, out).await {
+    let router = app.router;
+    let ask = |path: String| {
+        let router = router.clone();
+        async move { ask_router(&router, &path).await }
+    };
+    match build_static_catalog(ask, out).await {
         Ok(written) => {
             println!(
                 "wrote {} ({} collection, {} items)",
@@ -325,4 +330,21 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
+}
+
+/// The JSON document the router answers at `path` (as a server would answer it).
+async fn ask_router(router: &axum::Router, path: &str) -> Result<serde_json::Value, String> {
+    let request = axum::http::Request::get(path).body(axum::body::Body::empty()).map_err(|err| err.to_string())?;
+    let response =
+        tower::ServiceExt::oneshot(router.clone(), request).await.map_err(|err| format!("GET {path}: {err}"))?;
+    let status = response.status();
+    let body =
+        axum::body::to_bytes(response.into_body(), usize::MAX).await.map_err(|err| format!("GET {path}: {err}"))?;
+    if status == axum::http::StatusCode::NOT_FOUND && path == "/stac" {
+        return Err("the stac plugin is not loaded (check [plugins] enabled/disabled)".to_owned());
+    }
+    if !status.is_success() {
+        return Err(format!("GET {path}: {status}: {}", String::from_utf8_lossy(&body)));
+    }
+    serde_json::from_slice(&body).map_err(|err| format!("GET {path}: not JSON: {err}"))
 }

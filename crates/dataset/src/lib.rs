@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 pub use cloudify_sdk::meta::{DataType, DatasetMeta, VariableMeta};
+/// Where the stored bytes of a chunk are: the type plugins see, used as is by every source.
+pub use cloudify_sdk::ChunkRef;
 pub use cloudify_sdk::{hyperslab, strings};
 
 pub use chunk_cache::{CachedSource, ChunkCache};
@@ -26,26 +28,6 @@ pub use limits::{product, Limits};
 pub use memory::MemorySource;
 pub use region::{check_chunk_index, fill_chunk, fill_element, pad_chunk, read_region};
 pub use virtual_source::{FallbackReader, StoredChunk, VariableChunks, VirtualDataset, VirtualSource};
-
-/// Where the stored bytes of a chunk are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChunkRef {
-    /// `length` bytes at `offset` of the file or object `url`.
-    Range {
-        /// Path or URL.
-        url: String,
-        /// Byte offset.
-        offset: u64,
-        /// Byte count.
-        length: u64,
-    },
-    /// The encoded bytes themselves.
-    Inline(Vec<u8>),
-    /// Never written: all fill value.
-    Missing,
-    /// Computed on request; no stored bytes.
-    Computed,
-}
 
 /// A dataset: its metadata and its chunks.
 #[async_trait]

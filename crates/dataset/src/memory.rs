@@ -83,6 +83,6 @@ impl Source for MemorySource {
     }
 
     async fn chunk_ref(&self, variable: &str, index: &[u64]) -> Result<ChunkRef> {
-        self.chunk(variable, index).map(ChunkRef::Inline)
+        self.chunk(variable, index).map(|bytes| ChunkRef::Inline(bytes.into()))
     }
 }

@@ -222,11 +222,11 @@ impl Source for VirtualSource {
     async fn chunk_ref(&self, name: &str, index: &[u64]) -> Result<ChunkRef> {
         match self.stored(name, index)?.1 {
             Some(StoredChunk::Range { file, offset, length }) => Ok(ChunkRef::Range {
-                url: self.dataset.files.get(*file as usize).cloned().unwrap_or_default(),
+                url: self.dataset.files.get(*file as usize).map(String::as_str).unwrap_or_default().into(),
                 offset: *offset,
                 length: *length,
             }),
-            Some(StoredChunk::Inline(bytes)) => Ok(ChunkRef::Inline(bytes.clone())),
+            Some(StoredChunk::Inline(bytes)) => Ok(ChunkRef::Inline(bytes.as_slice().into())),
             Some(StoredChunk::Missing) => Ok(ChunkRef::Missing),
             None => Ok(ChunkRef::Computed),
         }

@@ -386,7 +386,7 @@ impl Source for ZarrSource {
         }
         let url = format!("{}/{}", self.location, array.chunk_key(index).as_str());
         match self.stores.stat(&url).await {
-            Ok(stat) => Ok(ChunkRef::Range { url, offset: 0, length: stat.size }),
+            Ok(stat) => Ok(ChunkRef::Range { url: url.into(), offset: 0, length: stat.size }),
             Err(cloudify_store::Error::NotFound { .. }) => Ok(ChunkRef::Missing),
             Err(err) => Err(err.into()),
         }

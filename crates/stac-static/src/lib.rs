@@ -1,6 +1,6 @@
-//! `cloudify stac build`: the stac plugin's catalog written as static files, without a
-//! server. The documents are asked of the router in-process (the same code answers
-//! `/stac` on a server) and their links rewritten to relative paths, in pystac's layout:
+//! A STAC API's catalog written as static files (`cloudify stac build`): the documents are
+//! asked of the API (the host asks its router in-process, so the same code answers `/stac`
+//! on a server) and their links rewritten to relative paths, in pystac's layout:
 //!
 //! ```text
 //! OUT/catalog.json
@@ -10,15 +10,12 @@
 //!
 //! Asset hrefs keep the server's URL (`public_url`): the data stays served.
 
-use std::path::{Path, PathBuf};
-
-use axum::{
-    body::{to_bytes, Body},
-    http::{Request, StatusCode},
-    Router,
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
 };
+
 use serde_json::{json, Value};
-use tower::ServiceExt as _;
 
 /// Links that say where a document sits in the tree; the static tree gets its own.
 const TREE_RELS: [&str; 13] = [
@@ -46,20 +43,6 @@ pub struct Written {
     pub collections: usize,
     /// Item files written.
     pub items: usize,
-}
-
-async fn get(router: &Router, path: &str) -> Result<Value, String> {
-    let request = Request::get(path).body(Body::empty()).map_err(|err| err.to_string())?;
-    let response = router.clone().oneshot(request).await.map_err(|err| format!("GET {path}: {err}"))?;
-    let status = response.status();
-    let body = to_bytes(response.into_body(), usize::MAX).await.map_err(|err| format!("GET {path}: {err}"))?;
-    if status == StatusCode::NOT_FOUND && path == "/stac" {
-        return Err("the stac plugin is not loaded (check [plugins] enabled/disabled)".to_owned());
-    }
-    if !status.is_success() {
-        return Err(format!("GET {path}: {status}: {}", String::from_utf8_lossy(&body)));
-    }
-    serde_json::from_slice(&body).map_err(|err| format!("GET {path}: not JSON: {err}"))
 }
 
 /// Replaces the tree links of `doc` with `tree`, keeping the others (licence, profile links).
@@ -93,16 +76,21 @@ fn write(path: &Path, doc: &Value) -> Result<(), String> {
     std::fs::write(path, text + "\n").map_err(|err| format!("{}: {err}", path.display()))
 }
 
-/// Writes the static catalog of `router`'s STAC API into `out`.
+/// Writes the static catalog of the STAC API that `get` answers (a path such as
+/// `/stac/collections` to its JSON document) into `out`.
 ///
 /// # Errors
-/// When the stac plugin is not loaded, a document cannot be produced or a file not written.
-pub async fn build_static_catalog(router: &Router, out: &Path) -> Result<Written, String> {
-    let mut catalog = get(router, "/stac").await?;
+/// When a document cannot be produced, an id is no file name, or a file cannot be written.
+pub async fn build_static_catalog<F, Fut>(get: F, out: &Path) -> Result<Written, String>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<Value, String>>,
+{
+    let mut catalog = get("/stac".to_owned()).await?;
     if let Some(object) = catalog.as_object_mut() {
         object.remove("conformsTo");
     }
-    let collections = get(router, "/stac/collections").await?;
+    let collections = get("/stac/collections".to_owned()).await?;
     let collections = collections["collections"].as_array().cloned().unwrap_or_default();
     let mut catalog_links = vec![link("root", "./catalog.json", "application/json")];
     let mut items_written = 0;
@@ -110,16 +98,16 @@ pub async fn build_static_catalog(router: &Router, out: &Path) -> Result<Written
         let cid = segment(collection["id"].as_str().unwrap_or_default())?.to_owned();
         catalog_links.push(link("child", &format!("./{cid}/collection.json"), "application/json"));
         let mut items = Vec::new();
-        let mut page = get(router, &format!("/stac/collections/{cid}/items?limit=10000")).await?;
+        let mut page = get(format!("/stac/collections/{cid}/items?limit=10000")).await?;
         loop {
             items.extend(page["features"].as_array().cloned().unwrap_or_default());
             let next = page["links"]
                 .as_array()
                 .and_then(|links| links.iter().find(|l| l["rel"] == "next"))
                 .and_then(|l| l["href"].as_str());
-            // Next links are absolute (the public URL); the router wants the path.
+            // Next links are absolute (the public URL); the API is asked by path.
             let Some(next) = next.and_then(|href| href.find("/stac/").map(|at| href[at..].to_owned())) else { break };
-            page = get(router, &next).await?;
+            page = get(next).await?;
         }
         let mut collection = collection.clone();
         let mut tree = vec![
@@ -169,5 +157,74 @@ mod tests {
         assert!(segment("../x").is_err());
         assert!(segment("..").is_err());
         assert!(segment("").is_err());
+    }
+}
+
+#[cfg(test)]
+mod api_tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// A two-page STAC API of one collection, as a map from path to document.
+    fn api() -> HashMap<String, Value> {
+        let item = |id: &str| {
+            json!({"type": "Feature", "id": id, "links": [{"rel": "self", "href": format!("http://x/stac/collections/c/items/{id}")}],
+                   "assets": {"zstore": {"href": format!("http://x/datasets/{id}/zarr")}}})
+        };
+        HashMap::from([
+            ("/stac".to_owned(), json!({"type": "Catalog", "id": "root", "conformsTo": ["x"], "links": []})),
+            ("/stac/collections".to_owned(), json!({"collections": [{"type": "Collection", "id": "c", "links": []}]})),
+            (
+                "/stac/collections/c/items?limit=10000".to_owned(),
+                json!({"features": [item("a")], "links": [{"rel": "next", "href": "http://x/stac/collections/c/items?token=next:1"}]}),
+            ),
+            ("/stac/collections/c/items?token=next:1".to_owned(), json!({"features": [item("b")], "links": []})),
+        ])
+    }
+
+    #[test]
+    fn every_page_of_items_is_written_with_relative_links() {
+        let api = api();
+        let out = tempfile::tempdir().unwrap();
+        let get = |path: String| {
+            let doc = api.get(&path).cloned().ok_or(format!("GET {path}: 404"));
+            async move { doc }
+        };
+        let written = futures::executor::block_on(build_static_catalog(get, out.path())).unwrap();
+        assert_eq!((written.collections, written.items), (1, 2));
+        let read = |p: &str| -> Value { serde_json::from_slice(&std::fs::read(out.path().join(p)).unwrap()).unwrap() };
+        let catalog = read("catalog.json");
+        assert!(catalog.get("conformsTo").is_none());
+        assert_eq!(catalog["links"][1]["href"], "./c/collection.json");
+        let collection = read("c/collection.json");
+        let items: Vec<&str> = collection["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["rel"] == "item")
+            .map(|l| l["href"].as_str().unwrap())
+            .collect();
+        assert_eq!(items, ["./a/a.json", "./b/b.json"]);
+        let b = read("c/b/b.json");
+        assert_eq!(b["links"][0], json!({"rel": "root", "href": "../../catalog.json", "type": "application/json"}));
+        assert_eq!(b["assets"]["zstore"]["href"], "http://x/datasets/b/zarr", "data stays served");
+    }
+
+    #[test]
+    fn an_item_id_that_would_leave_the_folder_stops_the_build() {
+        let mut api = api();
+        api.insert(
+            "/stac/collections/c/items?token=next:1".to_owned(),
+            json!({"features": [{"id": "../evil", "links": []}]}),
+        );
+        let out = tempfile::tempdir().unwrap();
+        let get = |path: String| {
+            let doc = api.get(&path).cloned().ok_or(format!("GET {path}: 404"));
+            async move { doc }
+        };
+        let err = futures::executor::block_on(build_static_catalog(get, out.path())).unwrap_err();
+        assert!(err.contains("cannot be a file name"), "{err}");
+        assert!(!out.path().join("evil").exists() && !out.path().parent().unwrap().join("evil").exists());
     }
 }

@@ -1,5 +1,6 @@
-//! `cloudify refs scan`: kerchunk reference sets written without a server, the equivalent of
-//! kerchunk's `SingleHdf5ToZarr` / `NetCDF3ToZarr` and, for several files, `MultiZarrToZarr`.
+//! Kerchunk reference sets written from files without a server (`cloudify refs scan`), the
+//! equivalent of kerchunk's `SingleHdf5ToZarr` / `NetCDF3ToZarr` and, for several files,
+//! `MultiZarrToZarr`.
 
 use std::{
     path::{Path, PathBuf},
@@ -11,8 +12,6 @@ use cloudify_netcdf::{fallback_for, scan};
 use cloudify_sdk::{ChunkRef, Error};
 use cloudify_store::Stores;
 use cloudify_zarr_store::{reference_set, ChunkAccess, CodecName, Format, Inlining, ReferenceSet, ServedCodec, Store};
-
-use crate::host_api::to_abi;
 
 /// The chunks of a scanned dataset, read from its files.
 struct SourceChunks<'a> {
@@ -26,7 +25,7 @@ fn failure(err: impl std::fmt::Display) -> Error {
 
 impl ChunkAccess for SourceChunks<'_> {
     async fn locate(&self, var: &str, index: &[u64]) -> Result<ChunkRef, Error> {
-        Ok(to_abi(self.source.chunk_ref(var, index).await.map_err(failure)?))
+        self.source.chunk_ref(var, index).await.map_err(failure)
     }
 
     async fn stored(&self, var: &str, index: &[u64]) -> Result<Vec<u8>, Error> {
