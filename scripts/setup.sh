@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what cloudify needs on Debian, only what is missing: system packages, and with
-# --python the venvs of the interop suite (.venv and .venv-zarr30, re-made when their
-# requirements change).
+# --python (everything the test suite needs) cargo-deny and the venvs of the interop suite
+# (.venv and .venv-zarr30, re-made when their requirements change).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,13 @@ if [ ${#packages[@]} -gt 0 ]; then
   echo "setup: installing ${packages[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}"
+fi
+
+# cargo-deny for the licence and ban checks of tests/run.sh (a pinned version, built once).
+CARGO_DENY_VERSION=0.20.2
+if [ "${1:-}" = "--python" ] && ! cargo deny --version 2>/dev/null | grep -q " $CARGO_DENY_VERSION\$"; then
+  echo "setup: installing cargo-deny $CARGO_DENY_VERSION"
+  cargo install -q --locked cargo-deny --version "$CARGO_DENY_VERSION"
 fi
 
 # A venv from a requirements file, re-made when the file changes.

@@ -10,6 +10,9 @@ cargo fmt --all --check
 cargo fmt --manifest-path examples/hello-plugin/Cargo.toml --check
 cargo test --manifest-path examples/hello-plugin/Cargo.toml --locked
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Licences and bans of every crate (all platforms: fetched first, then checked offline).
+cargo fetch --locked
+cargo deny --offline check licenses bans sources
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 cargo build --release --workspace --locked
 cargo test --release --workspace --locked
