@@ -182,7 +182,9 @@ fn unknown_datasets_are_404_json_on_host_and_plugin_routes() {
     ] {
         let reply = server.get(path);
         assert_eq!(reply.status, 404, "{path}");
-        assert_eq!(reply.json(), json!({"error": "Dataset 'nope' not found"}), "{path}");
+        let body = reply.json();
+        assert_eq!(body["error"], "Dataset 'nope' not found", "{path}");
+        assert!(body["request_id"].as_str().is_some_and(|id| id.len() == 36), "{path}: {body}");
         assert_eq!(server.head(path).status, 404);
     }
     let unknown = server.get("/no/such/route");
