@@ -1,7 +1,7 @@
 //! One dataset seen as a Zarr store: every metadata document of both formats rendered once,
 //! and per array what serving its chunks needs (served chunk shape, codecs).
 
-use std::{collections::HashMap, sync::Arc, time::SystemTime};
+use std::{collections::HashMap, num::NonZeroU64, sync::Arc, time::SystemTime};
 
 use base64::Engine as _;
 use cloudify_codec::ChunkCodec;
@@ -11,6 +11,10 @@ use cloudify_sdk::{
 };
 use indexmap::IndexMap;
 use serde_json::{json, Map, Value};
+use zarrs_metadata::{
+    v2::{ArrayMetadataV2, DataTypeMetadataV2, MetadataV2},
+    v3::{ArrayMetadataV3, FillValueMetadataV3, MetadataV3},
+};
 
 use crate::{
     codecs::{v2_declaration, ServedCodec},
@@ -151,8 +155,9 @@ impl Store {
                 build(&encoding.v3_chain)?
             };
 
-            let (zarray, zattrs) = (v2_array(var, &chunks, &encoding), v2_attributes(var));
-            let array_json = v3_array(var, &chunks, &encoding);
+            let in_var = |err: String| format!("variable '{name}': {err}");
+            let (zarray, zattrs) = (v2_array(var, &chunks, &encoding).map_err(in_var)?, v2_attributes(var));
+            let array_json = v3_array(var, &chunks, &encoding).map_err(in_var)?;
             docs.insert(format!("{name}/.zarray"), document(zarray.to_string().into_bytes()));
             docs.insert(format!("{name}/.zattrs"), document(zattrs.to_string().into_bytes()));
             docs.insert(format!("{name}/zarr.json"), document(array_json.to_string().into_bytes()));
@@ -398,18 +403,48 @@ fn v3_data_type(dtype: DataType) -> Value {
     }
 }
 
-fn v2_array(var: &VariableMeta, chunks: &[u64], encoding: &Encoding) -> Value {
-    json!({
-        "zarr_format": 2,
-        "shape": var.shape,
-        "chunks": chunks,
-        "dtype": encoding.v2_dtype,
-        "compressor": encoding.v2_compressor,
-        "fill_value": declared_fill(var),
-        "filters": encoding.v2_filters,
-        "order": "C",
-        "dimension_separator": ".",
-    })
+/// A `.zarray` document, built with zarrs' v2 types.
+fn v2_array(var: &VariableMeta, chunks: &[u64], encoding: &Encoding) -> Result<Value, String> {
+    let compressor: Option<MetadataV2> = serde_json::from_value(encoding.v2_compressor.clone()).map_err(bad_codec)?;
+    let filters: Option<Vec<MetadataV2>> = serde_json::from_value(encoding.v2_filters.clone()).map_err(bad_codec)?;
+    let fill = fill_value_metadata(declared_fill(var).unwrap_or(Value::Null))?;
+    let zarray = ArrayMetadataV2::new(
+        var.shape.clone(),
+        chunk_shape(chunks)?,
+        DataTypeMetadataV2::Simple(encoding.v2_dtype.clone()),
+        fill,
+        compressor,
+        filters,
+    );
+    serde_json::to_value(zarray).map_err(|err| err.to_string())
+}
+
+fn bad_codec(err: serde_json::Error) -> String {
+    format!("codec declaration: {err}")
+}
+
+/// Chunk extents as Zarr requires them: none zero.
+fn chunk_shape(chunks: &[u64]) -> Result<Vec<NonZeroU64>, String> {
+    chunks.iter().map(|&c| NonZeroU64::new(c).ok_or_else(|| "a zero-length chunk".to_owned())).collect()
+}
+
+fn fill_value_metadata(fill: Value) -> Result<FillValueMetadataV3, String> {
+    serde_json::from_value(fill).map_err(|err| format!("fill value: {err}"))
+}
+
+/// A v3 extension point (data type, codec, chunk grid) from its JSON form: a bare name, or
+/// `{"name", "configuration"?, "must_understand"?}`. An object without a configuration stays
+/// an object (`{"name": ...}`), as the source wrote it; zarrs would write a bare name.
+fn metadata_v3(value: &Value) -> Result<MetadataV3, String> {
+    let object = match value {
+        Value::String(name) => return Ok(MetadataV3::new(name.as_str())),
+        Value::Object(object) => object,
+        other => return Err(format!("not a Zarr v3 extension: {other}")),
+    };
+    let name = object.get("name").and_then(Value::as_str).ok_or_else(|| format!("no name in {value}"))?;
+    let configuration = object.get("configuration").and_then(Value::as_object).cloned().unwrap_or_default();
+    let must_understand = object.get("must_understand").and_then(Value::as_bool).unwrap_or(true);
+    Ok(MetadataV3::new_with_configuration(name, configuration).with_must_understand(must_understand))
 }
 
 /// v2 attributes: xarray takes `_FillValue` from `.zarray` and dimension names from
@@ -420,9 +455,10 @@ fn v2_attributes(var: &VariableMeta) -> Value {
     Value::Object(attrs)
 }
 
-/// v3 metadata: xarray reads `_FillValue` from the attributes, encoded as its
-/// `FillValueCoder` writes it (floats as base64 of a little-endian double).
-fn v3_array(var: &VariableMeta, chunks: &[u64], encoding: &Encoding) -> Value {
+/// A v3 array's `zarr.json`, built with zarrs' v3 types. xarray reads `_FillValue` from the
+/// attributes, encoded as its `FillValueCoder` writes it (floats as base64 of a little-endian
+/// double).
+fn v3_array(var: &VariableMeta, chunks: &[u64], encoding: &Encoding) -> Result<Value, String> {
     let mut attrs = plain_attributes(var);
     if let (DataType::Char, Some(Value::String(text))) = (var.dtype, attrs.get("_FillValue")) {
         let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
@@ -440,18 +476,18 @@ fn v3_array(var: &VariableMeta, chunks: &[u64], encoding: &Encoding) -> Value {
         };
         attrs.insert("_FillValue".to_owned(), encoded);
     }
-    json!({
-        "zarr_format": 3,
-        "node_type": "array",
-        "shape": var.shape,
-        "data_type": v3_data_type(var.dtype),
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-        "fill_value": v3_fill(var),
-        "codecs": encoding.v3_chain,
-        "attributes": attrs,
-        "dimension_names": var.dimensions,
-    })
+    let grid = Map::from_iter([("chunk_shape".to_owned(), json!(chunks))]);
+    let codecs = encoding.v3_chain.iter().map(metadata_v3).collect::<Result<Vec<_>, _>>()?;
+    let array = ArrayMetadataV3::new(
+        var.shape.clone(),
+        MetadataV3::new_with_configuration("regular", grid),
+        metadata_v3(&v3_data_type(var.dtype))?,
+        fill_value_metadata(v3_fill(var))?,
+        codecs,
+    )
+    .with_attributes(attrs)
+    .with_dimension_names(Some(var.dimensions.clone()));
+    serde_json::to_value(array).map_err(|err| err.to_string())
 }
 
 #[cfg(test)]
@@ -519,7 +555,8 @@ mod tests {
         assert_eq!(tas["attributes"]["_FillValue"], expected.as_str());
         assert_eq!(doc(&store, "packed/zarr.json")["attributes"]["_FillValue"], -999);
         assert_eq!(doc(&store, "height/zarr.json")["fill_value"], 0.0);
-        assert_eq!(doc(&store, "height/zarr.json")["attributes"], json!({}));
+        // No attributes: the optional member is left out (zarrs writes it so).
+        assert!(doc(&store, "height/zarr.json").get("attributes").is_none());
         let name = doc(&store, "name/zarr.json");
         assert_eq!(name["data_type"], json!({"name": "null_terminated_bytes", "configuration": {"length_bytes": 1}}));
         assert_eq!(
