@@ -23,14 +23,14 @@ use cloudify_sdk::{
 use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, Any, CorsLayer},
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    request_id::{PropagateRequestIdLayer, SetRequestIdLayer},
     trace::{DefaultOnResponse, TraceLayer},
 };
 
 use crate::{
     budget::{sent_with, Held, Release},
     config::ServerConfig,
-    error::{json_error, AppError, REQUEST_ID},
+    error::{json_error, request_id, shape_error, AppError, MakeRequestIds, REQUEST_ID},
     links::{Links, BASE_URL_HEADER},
     loader::LoadedPlugin,
     openapi::{self, RouteDoc},
@@ -164,7 +164,6 @@ pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerC
         .layer(CatchPanicLayer::custom(|_| json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")))
         .layer(axum::middleware::from_fn_with_state(Arc::new(Admission::new(server)), admit))
         .layer(cors(&server.cors_allow_origins))
-        .layer(axum::middleware::from_fn(crate::error::error_bodies))
         // One structured line per request (status, latency) inside a span naming the request,
         // its id and the route it matched.
         .layer(
@@ -177,7 +176,7 @@ pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerC
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(PropagateRequestIdLayer::new(HeaderName::from_static(REQUEST_ID)))
-        .layer(SetRequestIdLayer::new(HeaderName::from_static(REQUEST_ID), MakeRequestUuid));
+        .layer(SetRequestIdLayer::new(HeaderName::from_static(REQUEST_ID), MakeRequestIds));
     App { router, warnings }
 }
 
@@ -232,24 +231,30 @@ impl Admission {
 }
 
 /// Sheds load beyond `max_concurrent_requests` (503 + `Retry-After`, at once, instead of a
-/// queue that grows without bound) and answers 503 for a request that takes longer than
-/// `request_timeout_secs` to start its response.
+/// queue that grows without bound), answers 503 for a request that takes longer than
+/// `request_timeout_secs` to start its response, and gives every error answer its shape
+/// ([`shape_error`]).
 async fn admit(
     axum::extract::State(admission): axum::extract::State<Arc<Admission>>,
     req: Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let Ok(_permit) = admission.running.try_acquire() else {
-        let mut response = json_error(StatusCode::SERVICE_UNAVAILABLE, "the server is busy: retry shortly");
-        response.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
-        return response;
-    };
-    match tokio::time::timeout(admission.timeout, next.run(req)).await {
-        Ok(response) => response,
+    let id = request_id(&req);
+    let response = match admission.running.try_acquire() {
         Err(_) => {
-            json_error(StatusCode::SERVICE_UNAVAILABLE, format!("no answer within {} s", admission.timeout.as_secs()))
+            let mut response = json_error(StatusCode::SERVICE_UNAVAILABLE, "the server is busy: retry shortly");
+            response.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+            response
         }
-    }
+        Ok(_permit) => match tokio::time::timeout(admission.timeout, next.run(req)).await {
+            Ok(response) => response,
+            Err(_) => json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("no answer within {} s", admission.timeout.as_secs()),
+            ),
+        },
+    };
+    shape_error(response, &id).await
 }
 
 /// A request this very process sent: a reference set whose targets point back at this server
@@ -395,7 +400,9 @@ mod tests {
         let request = HttpRequest::get("/no/such/route").body(Body::empty()).unwrap();
         let response = demo_app().oneshot(request).await.unwrap();
         let id = response.headers()[REQUEST_ID].to_str().unwrap().to_owned();
-        assert_eq!(id.len(), 36, "a UUID: {id}");
+        let (instance, n) = id.rsplit_once('-').unwrap();
+        assert_eq!(instance, cloudify_store::instance_id(), "{id}");
+        assert!(n.parse::<u64>().is_ok(), "{id}");
         let body = json(&to_bytes(response.into_body(), usize::MAX).await.unwrap());
         assert_eq!(body, serde_json::json!({"error": "no route for /no/such/route", "request_id": id}));
 
@@ -420,8 +427,11 @@ mod tests {
                 axum::routing::get(|| async { json_error(StatusCode::SERVICE_UNAVAILABLE, "retry shortly") }),
             )
             .route("/ok", axum::routing::get(|| async { "fine" }))
-            .layer(axum::middleware::from_fn(crate::error::error_bodies))
-            .layer(SetRequestIdLayer::new(HeaderName::from_static(REQUEST_ID), MakeRequestUuid));
+            .layer(axum::middleware::from_fn(|req: Request, next: axum::middleware::Next| async move {
+                let id = request_id(&req);
+                shape_error(next.run(req).await, &id).await
+            }))
+            .layer(SetRequestIdLayer::new(HeaderName::from_static(REQUEST_ID), MakeRequestIds));
         let get = |path: &'static str| {
             let router = router.clone();
             async move {
@@ -436,7 +446,10 @@ mod tests {
                 (status, body["error"].as_str()),
                 (StatusCode::INTERNAL_SERVER_ERROR, Some("internal server error"))
             );
-            assert!(body["request_id"].as_str().is_some_and(|id| id.len() == 36), "{body}");
+            assert!(
+                body["request_id"].as_str().is_some_and(|id| id.starts_with(cloudify_store::instance_id())),
+                "{body}"
+            );
         }
         let (status, body) = get("/busy").await;
         assert_eq!((status, json(&body)["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("retry shortly")));

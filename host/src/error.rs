@@ -5,13 +5,15 @@ use axum::{
     body::{to_bytes, Body, HttpBody as _},
     extract::Request,
     http::{header, HeaderValue, StatusCode},
-    middleware::Next,
     response::{IntoResponse, Response},
     Json,
 };
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use cloudify_dataset::Error as DataError;
 use cloudify_sdk::{ErrorKind, HostError};
 use serde_json::json;
+use tower_http::request_id::{MakeRequestId, RequestId};
 
 /// What a built-in route can answer instead of its result.
 #[derive(Debug, thiserror::Error)]
@@ -60,17 +62,35 @@ pub(crate) fn to_host_error(err: &DataError) -> HostError {
 /// The header carrying each request's id (set by `SetRequestIdLayer`, echoed in the answer).
 pub(crate) const REQUEST_ID: &str = "x-request-id";
 
+/// Request ids: this process's random instance id and a counter (`9f3c2a1b4d5e6f70-42`),
+/// unique across replicas and restarts without drawing a random number per request.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct MakeRequestIds;
+
+impl MakeRequestId for MakeRequestIds {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n}", cloudify_store::instance_id())).ok().map(RequestId::new)
+    }
+}
+
+/// The id the request-id layer gave `req` (empty outside the server's stack).
+pub(crate) fn request_id(req: &Request) -> String {
+    req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
 /// Error bodies larger than this are not JSON errors of ours: passed on as they are.
 const MAX_ERROR_BODY: u64 = 64 << 10;
 
-/// Gives every error answer one shape, whoever made it (a built-in route, a plugin, the
-/// admission and panic layers): `{"error": message, "request_id": id}`. A server error's
-/// message may hold paths or internals: it is logged here, in the request's span (which
-/// carries the same id), and the client gets a generic message with the id to quote. 503
-/// (busy, timed out) and 508 (a loop) keep theirs: they tell the client what to do.
-pub(crate) async fn error_bodies(req: Request, next: Next) -> Response {
-    let request_id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let response = next.run(req).await;
+/// Gives an error answer the one shape of every error, whoever made it (a built-in route, a
+/// plugin, the admission and panic layers): `{"error": message, "request_id": id}`. A server
+/// error's message may hold paths or internals: it is logged here, in the request's span
+/// (which carries the same id), and the client gets a generic message with the id to quote.
+/// 503 (busy, timed out) and 508 (a loop) keep theirs: they tell the client what to do.
+/// Called by the admission middleware on every answer (a layer of its own would cost each
+/// request a clone of the whole service stack).
+pub(crate) async fn shape_error(response: Response, request_id: &str) -> Response {
     let status = response.status();
     if !status.is_client_error() && !status.is_server_error() {
         return response;
@@ -82,7 +102,7 @@ pub(crate) async fn error_bodies(req: Request, next: Next) -> Response {
     if !is_json || !small {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(%status, "request failed (the answer was not a JSON error)");
-            return generic(parts, &request_id);
+            return generic(parts, request_id);
         }
         return Response::from_parts(parts, body);
     }
@@ -95,7 +115,7 @@ pub(crate) async fn error_bodies(req: Request, next: Next) -> Response {
     let deliberate = matches!(status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::LOOP_DETECTED);
     if status.is_server_error() && !deliberate {
         tracing::error!(%status, error = %document["error"].as_str().unwrap_or_default(), "request failed");
-        return generic(parts, &request_id);
+        return generic(parts, request_id);
     }
     document.insert("request_id".to_owned(), request_id.into());
     parts.headers.remove(header::CONTENT_LENGTH);

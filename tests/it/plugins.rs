@@ -184,7 +184,7 @@ fn unknown_datasets_are_404_json_on_host_and_plugin_routes() {
         assert_eq!(reply.status, 404, "{path}");
         let body = reply.json();
         assert_eq!(body["error"], "Dataset 'nope' not found", "{path}");
-        assert!(body["request_id"].as_str().is_some_and(|id| id.len() == 36), "{path}: {body}");
+        assert!(body["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{path}: {body}");
         assert_eq!(server.head(path).status, 404);
     }
     let unknown = server.get("/no/such/route");
