@@ -1,6 +1,8 @@
 //! The host's errors, the one place that turns them into HTTP statuses, and the one shape
 //! of every error answer (`{"error": "...", "request_id": "..."}`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use axum::{
     body::{to_bytes, Body, HttpBody as _},
     extract::Request,
@@ -8,8 +10,6 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use cloudify_dataset::Error as DataError;
 use cloudify_sdk::{ErrorKind, HostError};
 use serde_json::json;
@@ -142,7 +142,7 @@ impl IntoResponse for AppError {
             Self::BadPath(_) => StatusCode::BAD_REQUEST,
             Self::Data(err) => StatusCode::from_u16(kind_of(err).status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         };
-        // A server error's message is logged and replaced on the way out (`error_bodies`).
+        // A server error's message is logged and replaced on the way out (`shape_error`).
         tracing::debug!(error = %self, "request refused");
         json_error(status, self.to_string())
     }
