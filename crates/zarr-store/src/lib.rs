@@ -9,6 +9,7 @@ mod http;
 mod keys;
 mod rechunk;
 mod refs;
+mod rendered;
 mod store;
 
 pub use codecs::{v2_declaration, CodecName, ServedCodec};
@@ -16,4 +17,5 @@ pub use http::{not_modified, precondition_failed, reply, with_validators};
 pub use keys::{chunk_index, parse as parse_key, Format, Key};
 pub use rechunk::Rechunk;
 pub use refs::{reference_set, v2_chunk_key, ChunkAccess, Inlining, Reference, ReferenceSet};
+pub use rendered::{RenderedStores, METADATA_TTL};
 pub use store::{request_key, Array, Document, Resolved, Store};

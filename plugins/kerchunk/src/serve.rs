@@ -1,18 +1,17 @@
 //! `/kerchunk/{key}`: metadata documents declaring the source codecs, and chunks as stored
 //! (through a bytes-bounded cache when `cache_bytes` is set).
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use cloudify_sdk::{ChunkRef, Error, ErrorKind, Host, HostExt, RVec, Request, Response};
-use cloudify_zarr_store::{reply, request_key, Array, CodecName, Document, Resolved, ServedCodec, Store};
+use cloudify_zarr_store::{
+    reply, request_key, Array, CodecName, Document, RenderedStores, Resolved, ServedCodec, Store, METADATA_TTL,
+};
 
 use crate::{
     config::Config,
     export::{Export, ExportId},
 };
-
-/// How long a dataset's rendered metadata is reused before it is fetched from the host again.
-const METADATA_TTL: Duration = Duration::from_secs(30);
 
 /// Bytes of reference sets (JSON and parquet) kept at once. One is built per base URL, so
 /// the bound is in bytes: clients choose how many base URLs there are (`localhost:N`).
@@ -30,7 +29,7 @@ struct ChunkId {
 /// The plugin's state: config, rendered stores and the stored-chunk cache.
 pub(crate) struct KerchunkService {
     pub(crate) config: Config,
-    stores: moka::sync::Cache<String, Arc<Store>>,
+    stores: RenderedStores,
     chunks: moka::future::Cache<ChunkId, Arc<Document>>,
     /// Reference sets built, reused while the metadata stays the same.
     pub(crate) exports: moka::sync::Cache<ExportId, Arc<Export>>,
@@ -55,7 +54,7 @@ impl KerchunkService {
             .max_capacity(EXPORT_BYTES)
             .time_to_live(METADATA_TTL)
             .build();
-        Self { stores: moka::sync::Cache::builder().time_to_live(METADATA_TTL).build(), chunks, exports, config }
+        Self { stores: RenderedStores::default(), chunks, exports, config }
     }
 
     /// Answers `GET`/`HEAD /datasets/{id}/kerchunk/{key}`.
@@ -82,12 +81,7 @@ impl KerchunkService {
     /// The dataset `id` as a store of its stored chunks, rendered at most every
     /// [`METADATA_TTL`].
     pub(crate) fn store(&self, host: &Host, id: &str) -> Result<Arc<Store>, Error> {
-        if let Some(store) = self.stores.get(id) {
-            return Ok(store);
-        }
-        let store = Arc::new(Store::from_host(host, id, ServedCodec::new(CodecName::Source, None), None)?);
-        self.stores.insert(id.to_owned(), Arc::clone(&store));
-        Ok(store)
+        self.stores.get(host, id, ServedCodec::new(CodecName::Source, None), None)
     }
 
     /// One stored chunk, from the cache or read; concurrent requests share one read.

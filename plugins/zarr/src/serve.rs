@@ -1,16 +1,12 @@
 //! Answering store keys: metadata documents, chunks through the encoded-chunk cache, and the
 //! HTTP caching headers of both.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use cloudify_sdk::{hyperslab::pad, Error, ErrorKind, Host, HostExt, RVec, Request, Response};
-use cloudify_zarr_store::{reply, request_key, Array, Document, Format, Resolved, ServedCodec, Store};
+use cloudify_zarr_store::{reply, request_key, Array, Document, Format, RenderedStores, Resolved, ServedCodec, Store};
 
 use crate::config::Config;
-
-/// How long a dataset's rendered metadata is reused before it is fetched from the host again
-/// (datasets a provider plugin serves may change).
-const METADATA_TTL: Duration = Duration::from_secs(30);
 
 /// Names one encoded chunk in the cache.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -31,7 +27,7 @@ const MIB: u64 = 1 << 20;
 pub(crate) struct ZarrService {
     config: Config,
     codec: ServedCodec,
-    stores: moka::sync::Cache<String, Arc<Store>>,
+    stores: RenderedStores,
     chunks: moka::future::Cache<ChunkId, Arc<Document>>,
     inflight: tokio::sync::Semaphore,
     inflight_permits: u32,
@@ -46,7 +42,7 @@ impl ZarrService {
         let inflight_permits = u32::try_from(config.max_inflight_bytes / MIB).unwrap_or(u32::MAX).max(2);
         Self {
             codec: ServedCodec::new(config.codec, config.level),
-            stores: moka::sync::Cache::builder().time_to_live(METADATA_TTL).build(),
+            stores: RenderedStores::default(),
             chunks,
             inflight: tokio::sync::Semaphore::new(inflight_permits as usize),
             inflight_permits,
@@ -73,14 +69,9 @@ impl ZarrService {
     }
 
     /// The dataset `id` as a store, rendered from the host's metadata at most every
-    /// [`METADATA_TTL`].
+    /// [`METADATA_TTL`](cloudify_zarr_store::METADATA_TTL).
     fn store(&self, host: &Host, id: &str) -> Result<Arc<Store>, Error> {
-        if let Some(store) = self.stores.get(id) {
-            return Ok(store);
-        }
-        let store = Arc::new(Store::from_host(host, id, self.codec, self.config.rechunk_for(id))?);
-        self.stores.insert(id.to_owned(), Arc::clone(&store));
-        Ok(store)
+        self.stores.get(host, id, self.codec, self.config.rechunk_for(id))
     }
 
     /// One encoded chunk, from the cache or read, encoded and cached; concurrent requests
