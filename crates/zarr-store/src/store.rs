@@ -13,7 +13,7 @@ use indexmap::IndexMap;
 use serde_json::{json, Map, Value};
 use zarrs_metadata::{
     v2::{ArrayMetadataV2, DataTypeMetadataV2, MetadataV2},
-    v3::{ArrayMetadataV3, FillValueMetadataV3, MetadataV3},
+    v3::FillValueMetadataV3,
 };
 
 use crate::{
@@ -157,7 +157,7 @@ impl Store {
 
             let in_var = |err: String| format!("variable '{name}': {err}");
             let (zarray, zattrs) = (v2_array(var, &chunks, &encoding).map_err(in_var)?, v2_attributes(var));
-            let array_json = v3_array(var, &chunks, &encoding).map_err(in_var)?;
+            let array_json = v3_array(var, &chunks, &encoding);
             docs.insert(format!("{name}/.zarray"), document(zarray.to_string().into_bytes()));
             docs.insert(format!("{name}/.zattrs"), document(zattrs.to_string().into_bytes()));
             docs.insert(format!("{name}/zarr.json"), document(array_json.to_string().into_bytes()));
@@ -432,21 +432,6 @@ fn fill_value_metadata(fill: Value) -> Result<FillValueMetadataV3, String> {
     serde_json::from_value(fill).map_err(|err| format!("fill value: {err}"))
 }
 
-/// A v3 extension point (data type, codec, chunk grid) from its JSON form: a bare name, or
-/// `{"name", "configuration"?, "must_understand"?}`. An object without a configuration stays
-/// an object (`{"name": ...}`), as the source wrote it; zarrs would write a bare name.
-fn metadata_v3(value: &Value) -> Result<MetadataV3, String> {
-    let object = match value {
-        Value::String(name) => return Ok(MetadataV3::new(name.as_str())),
-        Value::Object(object) => object,
-        other => return Err(format!("not a Zarr v3 extension: {other}")),
-    };
-    let name = object.get("name").and_then(Value::as_str).ok_or_else(|| format!("no name in {value}"))?;
-    let configuration = object.get("configuration").and_then(Value::as_object).cloned().unwrap_or_default();
-    let must_understand = object.get("must_understand").and_then(Value::as_bool).unwrap_or(true);
-    Ok(MetadataV3::new_with_configuration(name, configuration).with_must_understand(must_understand))
-}
-
 /// v2 attributes: xarray takes `_FillValue` from `.zarray` and dimension names from
 /// `_ARRAY_DIMENSIONS`.
 fn v2_attributes(var: &VariableMeta) -> Value {
@@ -455,10 +440,9 @@ fn v2_attributes(var: &VariableMeta) -> Value {
     Value::Object(attrs)
 }
 
-/// A v3 array's `zarr.json`, built with zarrs' v3 types. xarray reads `_FillValue` from the
-/// attributes, encoded as its `FillValueCoder` writes it (floats as base64 of a little-endian
-/// double).
-fn v3_array(var: &VariableMeta, chunks: &[u64], encoding: &Encoding) -> Result<Value, String> {
+/// A v3 array's `zarr.json`. xarray reads `_FillValue` from the attributes, encoded as its
+/// `FillValueCoder` writes it (floats as base64 of a little-endian double).
+fn v3_array(var: &VariableMeta, chunks: &[u64], encoding: &Encoding) -> Value {
     let mut attrs = plain_attributes(var);
     if let (DataType::Char, Some(Value::String(text))) = (var.dtype, attrs.get("_FillValue")) {
         let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
@@ -476,18 +460,21 @@ fn v3_array(var: &VariableMeta, chunks: &[u64], encoding: &Encoding) -> Result<V
         };
         attrs.insert("_FillValue".to_owned(), encoded);
     }
-    let grid = Map::from_iter([("chunk_shape".to_owned(), json!(chunks))]);
-    let codecs = encoding.v3_chain.iter().map(metadata_v3).collect::<Result<Vec<_>, _>>()?;
-    let array = ArrayMetadataV3::new(
-        var.shape.clone(),
-        MetadataV3::new_with_configuration("regular", grid),
-        metadata_v3(&v3_data_type(var.dtype))?,
-        fill_value_metadata(v3_fill(var))?,
-        codecs,
-    )
-    .with_attributes(attrs)
-    .with_dimension_names(Some(var.dimensions.clone()));
-    serde_json::to_value(array).map_err(|err| err.to_string())
+    // Written as JSON, not with zarrs' `ArrayMetadataV3`: zarrs writes a codec with an empty
+    // configuration as `{"name": ...}`, and zarr-python refuses `numcodecs.*` codecs without
+    // their `configuration` key; the source's codec objects are passed on as they are.
+    json!({
+        "zarr_format": 3,
+        "node_type": "array",
+        "shape": var.shape,
+        "data_type": v3_data_type(var.dtype),
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": v3_fill(var),
+        "codecs": encoding.v3_chain,
+        "attributes": attrs,
+        "dimension_names": var.dimensions,
+    })
 }
 
 #[cfg(test)]
@@ -555,8 +542,7 @@ mod tests {
         assert_eq!(tas["attributes"]["_FillValue"], expected.as_str());
         assert_eq!(doc(&store, "packed/zarr.json")["attributes"]["_FillValue"], -999);
         assert_eq!(doc(&store, "height/zarr.json")["fill_value"], 0.0);
-        // No attributes: the optional member is left out (zarrs writes it so).
-        assert!(doc(&store, "height/zarr.json").get("attributes").is_none());
+        assert_eq!(doc(&store, "height/zarr.json")["attributes"], json!({}));
         let name = doc(&store, "name/zarr.json");
         assert_eq!(name["data_type"], json!({"name": "null_terminated_bytes", "configuration": {"length_bytes": 1}}));
         assert_eq!(
