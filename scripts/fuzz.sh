@@ -13,8 +13,8 @@ shift || true
 targets=(
   "cloudify-netcdf3 header::tests::fuzz_header"
   "cloudify-netcdf tests::fuzz_classic_scan"
-  "cloudify-refs tests::fuzz_reference_sets"
-  "cloudify-parquet-refs tests::fuzz_parquet_records"
+  "cloudify-kerchunk source::tests::fuzz_reference_sets"
+  "cloudify-kerchunk parquet::tests::fuzz_parquet_records"
   "cloudify-zarr-store store::tests::fuzz_store_keys"
   "cloudify-plugin-stac search::tests::fuzz_search_parameters"
   "cloudify-dataset region::tests::fuzz_region_selections"
@@ -25,5 +25,5 @@ for entry in "${targets[@]}"; do
     continue
   fi
   echo "== $package $test: ${seconds}s"
-  cargo +nightly bolero test -p "$package" "$test" --engine libfuzzer -T "${seconds}s"
+  cargo +nightly bolero test -p "$package" "$test" --all-features --engine libfuzzer -T "${seconds}s"
 done

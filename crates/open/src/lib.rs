@@ -104,7 +104,7 @@ fn is_zarr(path: &Path) -> bool {
 
 /// Whether `location` is a kerchunk reference set (JSON, or a parquet folder).
 fn is_reference_set(location: &str) -> bool {
-    location.ends_with(".json") || cloudify_refs::is_parquet(location)
+    location.ends_with(".json") || cloudify_kerchunk::source::is_parquet(location)
 }
 
 impl Opener {
@@ -116,7 +116,7 @@ impl Opener {
     /// A kerchunk reference set served as the dataset it describes, its targets confined.
     fn references(&self, entry: &Entry, location: &str) -> Result<SharedSource, String> {
         let confinement = Confinement::of_set(location, &entry.allow_targets)?;
-        let opened = cloudify_refs::open(location, &entry.id, &self.stores, &self.limits, &confinement);
+        let opened = cloudify_kerchunk::source::open(location, &entry.id, &self.stores, &self.limits, &confinement);
         let dataset = tokio::runtime::Handle::current().block_on(opened).map_err(|e| e.to_string())?;
         let source =
             VirtualSource::new(dataset, Arc::clone(&self.stores), None, &self.limits).map_err(|e| e.to_string())?;

@@ -8,10 +8,11 @@ use std::{
 };
 
 use cloudify_dataset::{concat, Limits, Source, VirtualSource};
+use cloudify_kerchunk::{parquet::RECORD_SIZE, reference_set, ChunkAccess, Inlining, ReferenceSet};
 use cloudify_netcdf::{fallback_for, scan};
 use cloudify_sdk::{ChunkRef, Error};
 use cloudify_store::Stores;
-use cloudify_zarr_store::{reference_set, ChunkAccess, CodecName, Format, Inlining, ReferenceSet, ServedCodec, Store};
+use cloudify_zarr_store::{CodecName, Format, ServedCodec, Store};
 
 /// The chunks of a scanned dataset, read from its files.
 struct SourceChunks<'a> {
@@ -52,7 +53,7 @@ pub fn write_json(set: &ReferenceSet, path: &Path) -> Result<(), String> {
 /// # Errors
 /// The files cannot be written.
 pub fn write_parquet(set: &ReferenceSet, path: &Path) -> Result<(), String> {
-    let parquet = cloudify_parquet_refs::write(set.refs(), cloudify_parquet_refs::RECORD_SIZE)?;
+    let parquet = set.to_parquet(RECORD_SIZE).map_err(|e| e.to_string())?;
     let fail = |e: std::io::Error| format!("{}: {e}", path.display());
     if path.exists() {
         std::fs::remove_dir_all(path).map_err(fail)?;

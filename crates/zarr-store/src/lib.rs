@@ -1,6 +1,7 @@
 //! A cloudify dataset rendered as a Zarr store, shared by the plugins that serve one (zarr,
 //! kerchunk): the v2 and v3 metadata documents, chunk key parsing, the codecs chunks are
-//! served with (re-encoded or as stored), rechunking, kerchunk reference sets, and the HTTP validators of answers.
+//! served with (re-encoded or as stored), rechunking, and the HTTP validators of answers.
+//! Reference sets built from a store are `cloudify-kerchunk`'s.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -8,7 +9,6 @@ mod codecs;
 mod http;
 mod keys;
 mod rechunk;
-mod refs;
 mod rendered;
 mod store;
 
@@ -16,6 +16,5 @@ pub use codecs::{v2_declaration, CodecName, ServedCodec};
 pub use http::{not_modified, precondition_failed, reply, with_validators};
 pub use keys::{chunk_index, parse as parse_key, Format, Key};
 pub use rechunk::Rechunk;
-pub use refs::{reference_set, v2_chunk_key, ChunkAccess, Inlining, Reference, ReferenceSet};
 pub use rendered::{RenderedStores, METADATA_TTL};
 pub use store::{request_key, Array, Document, Resolved, Store};

@@ -4,9 +4,9 @@
 
 use std::{collections::HashMap, future::Future, sync::Arc};
 
-use cloudify_parquet_refs::RECORD_SIZE;
+use cloudify_kerchunk::{parquet::RECORD_SIZE, reference_set, ChunkAccess, Inlining};
 use cloudify_sdk::{ChunkRef, Error, Host, HostExt, Request, Response};
-use cloudify_zarr_store::{reference_set, reply, ChunkAccess, Document, Inlining, Store};
+use cloudify_zarr_store::{reply, Document, Store};
 
 use crate::{
     config::Targets,
@@ -134,14 +134,14 @@ impl KerchunkService {
             Inlining { threshold: self.config.inline_threshold, max_encoded_bytes: self.config.max_inline_bytes };
         let chunks = HostChunks { host, id, store: &store };
         let set = reference_set(&store, &chunks, inlining, target).await?;
-        let refs = set.refs().clone();
-        let parquet = host.run_blocking(move || cloudify_parquet_refs::write(&refs, RECORD_SIZE)).await?;
-        let parquet = parquet.map_err(Error::internal)?;
+        let json = set.to_json();
+        let parquet = host.run_blocking(move || set.to_parquet(RECORD_SIZE)).await?;
+        let parquet = parquet.map_err(|e| Error::internal(e.to_string()))?;
         let document = |bytes: Vec<u8>| Arc::new(Document::new(bytes.into()));
         let mut files: HashMap<String, Arc<Document>> =
             parquet.files.into_iter().map(|(k, v)| (k, document(v))).collect();
         files.insert(".zmetadata".to_owned(), document(parquet.zmetadata));
-        let export = Arc::new(Export { json: document(set.to_json()), parquet: files });
+        let export = Arc::new(Export { json: document(json), parquet: files });
         self.exports.insert(key, Arc::clone(&export));
         Ok((store, export))
     }

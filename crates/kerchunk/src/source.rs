@@ -1,219 +1,19 @@
-//! kerchunk reference sets as dataset sources: JSON of spec version 0 and 1 (templates and
-//! `gen` entries expanded, inline data as text or `base64:`) and parquet sets (fsspec's
-//! `LazyReferenceMapper` layout), whose targets are local files, HTTP or S3 objects. A reference set is a [`VirtualDataset`]: its Zarr metadata documents
-//! describe the arrays, its references say where each chunk's bytes are.
-
-#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+//! Reference sets as dataset sources: a set (kerchunk JSON, or a parquet folder; local, HTTP
+//! or S3) is a [`VirtualDataset`]: its Zarr metadata documents describe the arrays, its
+//! references say where each chunk's bytes are.
 
 use std::sync::Arc;
 
-use base64::Engine as _;
 use cloudify_dataset::{
     hyperslab::unravel, DataType, DatasetMeta, Limits, StoredChunk, VariableChunks, VirtualDataset,
 };
-use cloudify_parquet_refs::Row;
 use cloudify_store::{Confinement, Stores};
 use indexmap::IndexMap;
 use object_store::{memory::InMemory, path::Path as StorePath, ObjectStoreExt as _, PutPayload};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use zarrs_object_store::AsyncObjectStore;
 
-/// What can go wrong opening a reference set.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Unreadable, not a reference set, or describing no Zarr group.
-    #[error("{location} is not a usable kerchunk reference set: {reason}")]
-    Open {
-        /// Path or URL of the reference set.
-        location: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// `Result` with [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// One key of a reference set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Entry {
-    /// The value itself (metadata documents, small chunks).
-    Inline(Vec<u8>),
-    /// Bytes of another object: `length` bytes at `offset`, or the whole object.
-    Range {
-        /// Path or URL.
-        url: String,
-        /// Byte offset.
-        offset: u64,
-        /// Byte count; `None` for the whole object.
-        length: Option<u64>,
-    },
-}
-
-/// Inline data: `base64:` text, else the text's own bytes.
-fn inline(text: &str) -> Result<Vec<u8>, String> {
-    match text.strip_prefix("base64:") {
-        Some(encoded) => {
-            base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|e| format!("bad base64: {e}"))
-        }
-        None => Ok(text.as_bytes().to_vec()),
-    }
-}
-
-/// jinja2 rendering of kerchunk's `{{name}}` templates and `gen` expressions, each bounded by
-/// the evaluation steps `Limits::max_template_steps` allows (minijinja fuel).
-struct Templates {
-    env: minijinja::Environment<'static>,
-    values: Map<String, Value>,
-}
-
-impl Templates {
-    fn new(values: Map<String, Value>, limits: &Limits) -> Self {
-        let mut env = minijinja::Environment::new();
-        env.set_fuel(Some(limits.max_template_steps));
-        Self { env, values }
-    }
-}
-
-impl Templates {
-    fn render(&self, text: &str, extra: &Map<String, Value>) -> Result<String, String> {
-        if !text.contains("{{") {
-            return Ok(text.to_owned());
-        }
-        let mut context = self.values.clone();
-        context.extend(extra.clone());
-        self.env.render_str(text, &context).map_err(|e| format!("template {text:?}: {e}"))
-    }
-}
-
-fn integer(value: &Value, what: &str) -> Result<u64, String> {
-    match value {
-        Value::Number(n) => n.as_u64().ok_or_else(|| format!("{what} is not a byte count: {n}")),
-        Value::String(s) => s.trim().parse().map_err(|_| format!("{what} is not a byte count: {s:?}")),
-        other => Err(format!("{what} is not a byte count: {other}")),
-    }
-}
-
-fn entry(value: &Value, templates: &Templates) -> Result<Entry, String> {
-    let none = Map::new();
-    match value {
-        Value::String(text) => inline(text).map(Entry::Inline),
-        // Some writers keep metadata documents as JSON objects.
-        Value::Object(_) => Ok(Entry::Inline(value.to_string().into_bytes())),
-        Value::Array(parts) => {
-            let url = parts.first().and_then(Value::as_str).ok_or("a reference without a URL")?;
-            let url = templates.render(url, &none)?;
-            match parts.as_slice() {
-                [_] => Ok(Entry::Range { url, offset: 0, length: None }),
-                [_, offset, length] => Ok(Entry::Range {
-                    url,
-                    offset: integer(offset, "offset")?,
-                    length: Some(integer(length, "length")?),
-                }),
-                _ => Err(format!("a reference of {} parts", parts.len())),
-            }
-        }
-        other => Err(format!("unexpected reference {other}")),
-    }
-}
-
-/// The values a `gen` dimension takes: `{start, stop, step}` or a list, at most `max`.
-fn dimension_values(spec: &Value, max: u64) -> Result<Vec<Value>, String> {
-    let too_many = |n: u64| format!("a gen dimension of {n} values, over the limit of {max} references");
-    match spec {
-        Value::Array(values) if values.len() as u64 > max => Err(too_many(values.len() as u64)),
-        Value::Array(values) => Ok(values.clone()),
-        Value::Object(range) => {
-            let get = |key: &str, default: i64| range.get(key).and_then(Value::as_i64).unwrap_or(default);
-            let (start, stop, step) = (get("start", 0), get("stop", 0), get("step", 1));
-            if step <= 0 {
-                return Err("a gen dimension with a step below 1".to_owned());
-            }
-            let span = (i128::from(stop) - i128::from(start)).max(0);
-            let count = (span + i128::from(step) - 1) / i128::from(step);
-            if count > i128::from(max) {
-                return Err(too_many(u64::try_from(count).unwrap_or(u64::MAX)));
-            }
-            Ok((start..stop).step_by(usize::try_from(step).unwrap_or(usize::MAX)).map(Value::from).collect())
-        }
-        other => Err(format!("unexpected gen dimension {other}")),
-    }
-}
-
-/// Expands one `gen` entry: a key, URL, offset and length template over the product of its
-/// dimensions.
-fn expand_gen(
-    gen: &Value,
-    templates: &Templates,
-    out: &mut IndexMap<String, Entry>,
-    limits: &Limits,
-) -> Result<(), String> {
-    let text = |key: &str| -> String {
-        match &gen[key] {
-            Value::String(s) => s.clone(),
-            Value::Null => String::new(),
-            other => other.to_string(),
-        }
-    };
-    let dims: Vec<(String, Vec<Value>)> = gen["dimensions"]
-        .as_object()
-        .ok_or("a gen entry without dimensions")?
-        .iter()
-        .map(|(name, spec)| Ok((name.clone(), dimension_values(spec, limits.max_references)?)))
-        .collect::<Result<_, String>>()?;
-    let grid: Vec<u64> = dims.iter().map(|(_, values)| values.len() as u64).collect();
-    let count = cloudify_dataset::product(&grid)
-        .filter(|&n| n.saturating_add(out.len() as u64) <= limits.max_references)
-        .ok_or_else(|| format!("gen entries of {grid:?} are over the limit of {} references", limits.max_references))?;
-    for flat in 0..count {
-        let position = unravel(flat, &grid);
-        let context: Map<String, Value> =
-            dims.iter().zip(&position).map(|((name, values), &i)| (name.clone(), values[i as usize].clone())).collect();
-        let key = templates.render(&text("key"), &context)?;
-        let url = templates.render(&text("url"), &context)?;
-        let entry = match (gen.get("offset"), gen.get("length")) {
-            (Some(_), Some(_)) => Entry::Range {
-                url,
-                offset: integer(&Value::from(templates.render(&text("offset"), &context)?), "offset")?,
-                length: Some(integer(&Value::from(templates.render(&text("length"), &context)?), "length")?),
-            },
-            _ => Entry::Range { url, offset: 0, length: None },
-        };
-        out.insert(key, entry);
-    }
-    Ok(())
-}
-
-/// Parses kerchunk JSON: version 1 (`refs`, `templates`, `gen`) or version 0 (the
-/// references themselves), within `limits` (references, template steps).
-///
-/// # Errors
-/// Text that is no reference set, or a set over the limits.
-pub fn parse_json(text: &[u8], limits: &Limits) -> Result<IndexMap<String, Entry>, String> {
-    let doc: Value = serde_json::from_slice(text).map_err(|e| format!("not JSON: {e}"))?;
-    let (refs, template_values, gens) = match doc.get("version") {
-        Some(version) if version == 1 => (
-            doc["refs"].as_object().ok_or("version 1 without refs")?,
-            doc.get("templates").and_then(Value::as_object).cloned().unwrap_or_default(),
-            doc.get("gen").and_then(Value::as_array).cloned().unwrap_or_default(),
-        ),
-        Some(other) => return Err(format!("unknown version {other}")),
-        None => (doc.as_object().ok_or("not a JSON object")?, Map::new(), Vec::new()),
-    };
-    let templates = Templates::new(template_values, limits);
-    let mut entries = IndexMap::new();
-    for gen in &gens {
-        expand_gen(gen, &templates, &mut entries, limits)?;
-    }
-    if (entries.len() + refs.len()) as u64 > limits.max_references {
-        return Err(format!("{} references, over the limit of {}", entries.len() + refs.len(), limits.max_references));
-    }
-    for (key, value) in refs {
-        entries.insert(key.clone(), entry(value, &templates).map_err(|e| format!("key {key}: {e}"))?);
-    }
-    Ok(entries)
-}
+use crate::{is_document, parquet, v2_chunk_key, Error, ReadLimits, Reference, ReferenceSet, Result};
 
 /// Whether `location` is a parquet reference set (a folder or URL prefix).
 pub fn is_parquet(location: &str) -> bool {
@@ -221,18 +21,27 @@ pub fn is_parquet(location: &str) -> bool {
     location.ends_with(".parq") || location.ends_with(".parquet")
 }
 
-/// The entries of the parquet reference set at `root`: its `.zmetadata` documents, then each
-/// array's references from its `refs.{k}.parq` files.
-async fn read_parquet(root: &str, stores: &Stores, limits: &Limits) -> Result<IndexMap<String, Entry>, String> {
+/// Why reading failed, without the "not a usable reference set" that [`Error::Open`] adds.
+fn reason(err: Error) -> String {
+    match err {
+        Error::Invalid { reason } | Error::Write { reason } | Error::Open { reason, .. } => reason,
+    }
+}
+
+/// The parquet reference set at `root`: its `.zmetadata` documents, then each array's
+/// references from its `refs.{k}.parq` files.
+async fn read_parquet(root: &str, stores: &Stores, limits: &Limits) -> Result<ReferenceSet, String> {
     let max_bytes = limits.max_reference_set_bytes;
     let text = stores.read_all_at_most(&format!("{root}/.zmetadata"), max_bytes).await.map_err(|e| e.to_string())?;
-    let (metadata, record_size) = cloudify_parquet_refs::read_zmetadata(&text)?;
-    let mut entries: IndexMap<String, Entry> =
-        metadata.iter().map(|(key, doc)| (key.clone(), Entry::Inline(doc.to_string().into_bytes()))).collect();
+    let (metadata, record_size) = parquet::read_zmetadata(&text).map_err(reason)?;
+    let mut set = ReferenceSet::new();
+    for (key, doc) in &metadata {
+        set.insert(key.clone(), Reference::Inline(doc.to_string().into_bytes()));
+    }
     for (key, zarray) in &metadata {
         let Some(var) = key.strip_suffix("/.zarray") else { continue };
         // Checked before the loop over record files: the shape is the set's to choose.
-        let chunks = cloudify_parquet_refs::chunk_count(zarray).filter(|&n| n <= limits.max_chunks_per_variable);
+        let chunks = parquet::chunk_count(zarray).filter(|&n| n <= limits.max_chunks_per_variable);
         let chunks = chunks
             .ok_or_else(|| format!("array {var}: more chunks than the limit of {}", limits.max_chunks_per_variable))?;
         let mut files = Vec::new();
@@ -243,33 +52,24 @@ async fn read_parquet(root: &str, stores: &Stores, limits: &Limits) -> Result<In
                 Err(err) => return Err(err.to_string()),
             }
         }
-        for (chunk, row) in cloudify_parquet_refs::array_rows(var, zarray, record_size, &files)? {
-            let entry = match row {
-                Row::Inline(bytes) => Entry::Inline(bytes),
-                Row::Range { url, offset, length } => Entry::Range { url, offset, length },
-                Row::Missing => continue,
-            };
-            entries.insert(chunk, entry);
+        let references = parquet::array_references(var, zarray, record_size, &files).map_err(reason)?;
+        for (chunk, reference) in references {
+            set.insert(chunk, reference);
         }
     }
-    Ok(entries)
+    Ok(set)
 }
 
-/// Metadata document names of Zarr v2 and v3.
-const DOCUMENTS: [&str; 5] = [".zgroup", ".zattrs", ".zarray", ".zmetadata", "zarr.json"];
-
 /// The chunk key of `index` in the reference set, as its metadata writes keys.
-fn chunk_key(name: &str, index: &[u64], entries: &IndexMap<String, Entry>) -> String {
-    let zarray = match entries.get(&format!("{name}/.zarray")) {
-        Some(Entry::Inline(bytes)) => serde_json::from_slice::<Value>(bytes).ok(),
-        _ => None,
-    };
-    let joined = |sep: &str| index.iter().map(u64::to_string).collect::<Vec<_>>().join(sep);
+fn chunk_key(name: &str, index: &[u64], set: &ReferenceSet) -> String {
+    let zarray = set.inline(&format!("{name}/.zarray")).and_then(|bytes| serde_json::from_slice::<Value>(bytes).ok());
     match zarray {
-        Some(_) if index.is_empty() => format!("{name}/0"),
-        Some(zarray) => format!("{name}/{}", joined(zarray["dimension_separator"].as_str().unwrap_or("."))),
+        Some(zarray) => v2_chunk_key(name, index, zarray["dimension_separator"].as_str().unwrap_or(".")),
         None if index.is_empty() => format!("{name}/c"),
-        None => format!("{name}/c/{}", joined("/")),
+        None => {
+            let joined: Vec<String> = index.iter().map(u64::to_string).collect();
+            format!("{name}/c/{}", joined.join("/"))
+        }
     }
 }
 
@@ -299,14 +99,16 @@ pub async fn open(
     confinement: &Confinement,
 ) -> Result<VirtualDataset> {
     let fail = |reason: String| Error::Open { location: location.to_owned(), reason };
-    let entries = if is_parquet(location) {
+    let set = if is_parquet(location) {
         read_parquet(location.trim_end_matches('/'), stores, limits).await.map_err(fail)?
     } else {
         let text =
             stores.read_all_at_most(location, limits.max_reference_set_bytes).await.map_err(|e| fail(e.to_string()))?;
-        parse_json(&text, limits).map_err(fail)?
+        let read_limits =
+            ReadLimits { max_references: limits.max_references, max_template_steps: limits.max_template_steps };
+        ReferenceSet::from_json(&text, read_limits).map_err(|e| fail(reason(e)))?
     };
-    let mut meta = describe(&entries, location, id, limits).await?;
+    let mut meta = describe(&set, location, id, limits).await?;
     meta.last_modified = stores.stat(location).await.ok().map(|stat| stat.modified);
     // Checked before the loops below, which the shapes size.
     limits.check_dataset(&meta.variables).map_err(fail)?;
@@ -320,10 +122,10 @@ pub async fn open(
         let mut stored = Vec::new();
         for flat in 0..cloudify_dataset::product(&grid).unwrap_or(0) {
             let index = unravel(flat, &grid);
-            stored.push(match entries.get(&chunk_key(name, &index, &entries)) {
+            stored.push(match set.get(&chunk_key(name, &index, &set)) {
                 None => StoredChunk::Missing,
-                Some(Entry::Inline(bytes)) => StoredChunk::Inline(bytes.clone()),
-                Some(Entry::Range { url, offset, length }) => {
+                Some(Reference::Inline(bytes)) => StoredChunk::Inline(bytes.clone()),
+                Some(Reference::Range { url, offset, length }) => {
                     let file = match targets.get(url) {
                         Some(&file) => file,
                         None => {
@@ -359,13 +161,12 @@ pub async fn open(
 }
 
 /// The dataset the set's metadata documents describe, read by zarrs from an in-memory store.
-async fn describe(entries: &IndexMap<String, Entry>, location: &str, id: &str, limits: &Limits) -> Result<DatasetMeta> {
+async fn describe(set: &ReferenceSet, location: &str, id: &str, limits: &Limits) -> Result<DatasetMeta> {
     let fail = |reason: String| Error::Open { location: location.to_owned(), reason };
     let memory = InMemory::new();
     let mut characters = Vec::new();
-    for (key, entry) in entries {
-        let document = key.rsplit('/').next().is_some_and(|last| DOCUMENTS.contains(&last));
-        if let (true, Entry::Inline(bytes)) = (document, entry) {
+    for (key, reference) in set.iter() {
+        if let (true, Reference::Inline(bytes)) = (is_document(key), reference) {
             let mut bytes = bytes.clone();
             if let Some(name) = key.strip_suffix("/.zarray") {
                 if let Some(as_bytes) = characters_as_bytes(&bytes) {
@@ -373,10 +174,7 @@ async fn describe(entries: &IndexMap<String, Entry>, location: &str, id: &str, l
                     bytes = as_bytes;
                 }
             }
-            memory
-                .put(&StorePath::from(key.as_str()), PutPayload::from(bytes))
-                .await
-                .map_err(|e| fail(e.to_string()))?;
+            memory.put(&StorePath::from(key), PutPayload::from(bytes)).await.map_err(|e| fail(e.to_string()))?;
         }
     }
     let storage = Arc::new(AsyncObjectStore::new(memory));
@@ -406,32 +204,6 @@ fn characters_as_bytes(zarray: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versions_templates_and_gen() {
-        let v1 = br#"{"version": 1,
-            "templates": {"u": "https://h/data/f.nc"},
-            "gen": [{"key": "x/{{i}}", "url": "{{u}}", "offset": "{{1000 + i * 10}}", "length": "10",
-                     "dimensions": {"i": {"stop": 3}}}],
-            "refs": {".zgroup": "{\"zarr_format\": 2}", "y/0": ["{{u}}", 5, 6], "y/1": "base64:AAH/",
-                     "z/0": ["/data/whole.bin"], "w/.zattrs": {"a": 1}}}"#;
-        let limits = Limits::default();
-        let entries = parse_json(v1, &limits).unwrap();
-        assert_eq!(
-            entries["x/2"],
-            Entry::Range { url: "https://h/data/f.nc".to_owned(), offset: 1020, length: Some(10) }
-        );
-        assert_eq!(entries["y/0"], Entry::Range { url: "https://h/data/f.nc".to_owned(), offset: 5, length: Some(6) });
-        assert_eq!(entries["y/1"], Entry::Inline(vec![0, 1, 255]));
-        assert_eq!(entries["z/0"], Entry::Range { url: "/data/whole.bin".to_owned(), offset: 0, length: None });
-        assert_eq!(entries[".zgroup"], Entry::Inline(br#"{"zarr_format": 2}"#.to_vec()));
-        assert_eq!(entries["w/.zattrs"], Entry::Inline(br#"{"a":1}"#.to_vec()));
-        let v0 = parse_json(br#"{".zgroup": "{}", "a/0": ["s3://b/k", 1, 2]}"#, &limits).unwrap();
-        assert_eq!(v0.len(), 2);
-        assert!(parse_json(br#"{"version": 2, "refs": {}}"#, &limits).is_err());
-        assert!(parse_json(br#"{"a/0": ["u", 1]}"#, &limits).is_err());
-        assert!(parse_json(b"[1]", &limits).is_err());
-    }
 
     #[test]
     fn relative_targets_resolve_against_the_set() {
@@ -474,7 +246,7 @@ mod tests {
             "gen": [{"key": "v/{{i}}", "url": template, "offset": "{{i * 2}}", "length": "2", "dimensions": {"i": {"stop": gen_stop}}}]})
     }
 
-    /// Fuzz target (`cargo bolero test -p cloudify-refs fuzz_reference_sets`): a reference set
+    /// Fuzz target (`cargo bolero test -p cloudify-kerchunk --features source source::tests::fuzz_reference_sets`): a reference set
     /// of any shape opens within the limits and reads only its own folder, or is refused.
     #[test]
     fn fuzz_reference_sets() {

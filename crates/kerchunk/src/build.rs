@@ -1,91 +1,13 @@
-//! kerchunk reference sets (spec version 1): a store's Zarr v2 metadata documents as JSON
-//! text, and per chunk where its stored bytes are (`[url, offset, length]`) or the bytes
-//! themselves (`"base64:..."`). fsspec's `ReferenceFileSystem` opens them.
+//! The reference set of a dataset served as a Zarr store: the store's Zarr v2 metadata
+//! documents, and per chunk where its stored bytes are, or the bytes themselves.
 
 use std::future::Future;
 
-use base64::Engine as _;
 use cloudify_sdk::{hyperslab::unravel, ChunkRef, Error, ErrorKind};
-use indexmap::IndexMap;
+use cloudify_zarr_store::Store;
 use serde_json::{json, Value};
 
-use crate::store::Store;
-
-/// Where one chunk's bytes are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reference {
-    /// `length` bytes at `offset` of `url` (a path or URL).
-    Range {
-        /// Path or URL.
-        url: String,
-        /// Byte offset.
-        offset: u64,
-        /// Byte count.
-        length: u64,
-    },
-    /// The chunk's bytes.
-    Inline(Vec<u8>),
-}
-
-/// A reference set being built: metadata first, then chunks.
-#[derive(Debug, Clone, Default)]
-pub struct ReferenceSet {
-    refs: IndexMap<String, Value>,
-}
-
-/// The v2 key of chunk `index` (`tas/0.1.2`; `0` for a scalar).
-pub fn v2_chunk_key(var: &str, index: &[u64]) -> String {
-    if index.is_empty() {
-        return format!("{var}/0");
-    }
-    let index: Vec<String> = index.iter().map(u64::to_string).collect();
-    format!("{var}/{}", index.join("."))
-}
-
-impl ReferenceSet {
-    /// A set holding `store`'s Zarr v2 metadata (consolidated `.zmetadata` included).
-    pub fn new(store: &Store) -> Self {
-        let mut refs = IndexMap::new();
-        let mut consolidated = serde_json::Map::new();
-        let mut add = |key: String, refs: &mut IndexMap<String, Value>| {
-            if let Some(doc) = store.docs.get(&key) {
-                let text = String::from_utf8_lossy(&doc.body).into_owned();
-                consolidated.insert(key.clone(), serde_json::from_str(&text).unwrap_or(Value::Null));
-                refs.insert(key, Value::from(text));
-            }
-        };
-        add(".zgroup".to_owned(), &mut refs);
-        add(".zattrs".to_owned(), &mut refs);
-        for name in store.arrays.keys() {
-            add(format!("{name}/.zarray"), &mut refs);
-            add(format!("{name}/.zattrs"), &mut refs);
-        }
-        let zmetadata = json!({"metadata": consolidated, "zarr_consolidated_format": 1});
-        refs.insert(".zmetadata".to_owned(), Value::from(zmetadata.to_string()));
-        Self { refs }
-    }
-
-    /// Adds chunk `index` of `var`.
-    pub fn insert_chunk(&mut self, var: &str, index: &[u64], reference: Reference) {
-        let value = match reference {
-            Reference::Range { url, offset, length } => json!([url, offset, length]),
-            Reference::Inline(bytes) => {
-                Value::from(format!("base64:{}", base64::engine::general_purpose::STANDARD.encode(bytes)))
-            }
-        };
-        self.refs.insert(v2_chunk_key(var, index), value);
-    }
-
-    /// The keys and references so far.
-    pub fn refs(&self) -> &IndexMap<String, Value> {
-        &self.refs
-    }
-
-    /// The set as kerchunk JSON, version 1.
-    pub fn to_json(&self) -> Vec<u8> {
-        json!({"version": 1, "refs": self.refs}).to_string().into_bytes()
-    }
-}
+use crate::{v2_chunk_key, Reference, ReferenceSet};
 
 /// What building a reference set needs from the data plane (the host's API in a plugin,
 /// the sources themselves in the command line tool).
@@ -107,9 +29,23 @@ pub struct Inlining {
     pub max_encoded_bytes: u64,
 }
 
-/// Every chunk index of a grid, in C order.
-fn grid_indices(grid: &[u64]) -> impl Iterator<Item = Vec<u64>> + '_ {
-    (0..grid.iter().product::<u64>()).map(|flat| unravel(flat, grid))
+/// A set holding `store`'s Zarr v2 metadata documents (consolidated `.zmetadata` included).
+fn metadata_of(store: &Store) -> ReferenceSet {
+    let mut set = ReferenceSet::new();
+    let mut consolidated = serde_json::Map::new();
+    let mut keys = vec![".zgroup".to_owned(), ".zattrs".to_owned()];
+    for name in store.arrays.keys() {
+        keys.extend([format!("{name}/.zarray"), format!("{name}/.zattrs")]);
+    }
+    for key in keys {
+        if let Some(doc) = store.docs.get(&key) {
+            consolidated.insert(key.clone(), serde_json::from_slice(&doc.body).unwrap_or(Value::Null));
+            set.insert(key, Reference::Inline(doc.body.to_vec()));
+        }
+    }
+    let zmetadata = json!({"metadata": consolidated, "zarr_consolidated_format": 1});
+    set.insert(".zmetadata", Reference::Inline(zmetadata.to_string().into_bytes()));
+    set
 }
 
 /// Whether the array's v2 metadata declares a fill value (else Zarr fills absent chunks with
@@ -132,17 +68,19 @@ pub async fn reference_set(
     inlining: Inlining,
     target: impl Fn(String) -> String,
 ) -> Result<ReferenceSet, Error> {
-    let mut set = ReferenceSet::new(store);
+    let mut set = metadata_of(store);
     let mut encoded_bytes = 0u64;
     for (var, array) in &store.arrays {
         let fills_missing = has_fill_value(store, var);
-        for index in grid_indices(&array.grid()) {
+        let grid = array.grid();
+        for flat in 0..grid.iter().product::<u64>() {
+            let index = unravel(flat, &grid);
             let reference = match access.locate(var, &index).await? {
                 ChunkRef::Range { length, .. } if array.stored_bytes && length < inlining.threshold => {
                     Reference::Inline(access.stored(var, &index).await?)
                 }
                 ChunkRef::Range { url, offset, length } if array.stored_bytes => {
-                    Reference::Range { url: target(url.into_string()), offset, length }
+                    Reference::Range { url: target(url.into_string()), offset, length: Some(length) }
                 }
                 ChunkRef::Inline(bytes) if array.stored_bytes => Reference::Inline(bytes.into_vec()),
                 // Zarr fills absent keys with the declared fill value.
@@ -160,7 +98,7 @@ pub async fn reference_set(
                     Reference::Inline(bytes)
                 }
             };
-            set.insert_chunk(var, &index, reference);
+            set.insert(v2_chunk_key(var, &index, "."), reference);
         }
     }
     Ok(set)
@@ -169,12 +107,29 @@ pub async fn reference_set(
 #[cfg(test)]
 mod tests {
     use cloudify_sdk::meta::DatasetMeta;
+    use cloudify_zarr_store::{CodecName, ServedCodec};
 
     use super::*;
-    use crate::codecs::{CodecName, ServedCodec};
 
-    #[test]
-    fn metadata_as_text_and_chunks_as_ranges_or_base64() {
+    /// Chunks of `a` stored at offset 100 + 10 × index (4 bytes); `h` has none.
+    struct Chunks;
+
+    impl ChunkAccess for Chunks {
+        async fn locate(&self, var: &str, index: &[u64]) -> Result<ChunkRef, Error> {
+            Ok(match (var, index) {
+                ("a", [i]) => ChunkRef::Range { url: "/data/f.nc".into(), offset: 100 + 10 * i, length: 4 },
+                _ => ChunkRef::Missing,
+            })
+        }
+        async fn stored(&self, _: &str, _: &[u64]) -> Result<Vec<u8>, Error> {
+            Ok(vec![9, 9, 9, 9])
+        }
+        async fn encoded(&self, _: &str, _: &[u64]) -> Result<Vec<u8>, Error> {
+            Ok(vec![0, 1, 255])
+        }
+    }
+
+    fn store() -> Store {
         let meta: DatasetMeta = serde_json::from_value(json!({
             "id": "d", "attributes": {"title": "t"}, "dimensions": {"x": 4},
             "variables": {
@@ -184,19 +139,35 @@ mod tests {
             }
         }))
         .unwrap();
-        let store = Store::new(&meta, 1, ServedCodec::new(CodecName::Source, None), None).unwrap();
-        let mut set = ReferenceSet::new(&store);
-        set.insert_chunk("a", &[1], Reference::Range { url: "/data/f.nc".to_owned(), offset: 100, length: 4 });
-        set.insert_chunk("h", &[], Reference::Inline(vec![0, 1, 255]));
+        Store::new(&meta, 1, ServedCodec::new(CodecName::Source, None), None).unwrap()
+    }
+
+    fn block_on<T>(future: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(future)
+    }
+
+    #[test]
+    fn metadata_as_text_chunks_as_ranges_or_inline() {
+        let store = store();
+        let inlining = Inlining { threshold: 0, max_encoded_bytes: 1 << 20 };
+        let set = block_on(reference_set(&store, &Chunks, inlining, |url| format!("http://h{url}"))).unwrap();
         let doc: Value = serde_json::from_slice(&set.to_json()).unwrap();
-        assert_eq!(doc["version"], 1);
         let zarray: Value = serde_json::from_str(doc["refs"]["a/.zarray"].as_str().unwrap()).unwrap();
         assert_eq!(zarray["dtype"], ">i2");
         assert!(doc["refs"]["h/.zarray"].is_string());
-        assert_eq!(doc["refs"]["a/1"], json!(["/data/f.nc", 100, 4]));
+        assert_eq!(doc["refs"]["a/1"], json!(["http://h/data/f.nc", 110, 4]));
+        // `h` declares no fill value: its missing chunk is inlined as encoded.
         assert_eq!(doc["refs"]["h/0"], "base64:AAH/");
         let zmetadata: Value = serde_json::from_str(doc["refs"][".zmetadata"].as_str().unwrap()).unwrap();
         assert_eq!(zmetadata["metadata"]["a/.zarray"], zarray);
         assert_eq!(zmetadata["metadata"][".zattrs"]["title"], "t");
+
+        // Small stored chunks are inlined; too many encoded bytes refuse the set.
+        let inlining = Inlining { threshold: 5, max_encoded_bytes: 1 << 20 };
+        let set = block_on(reference_set(&store, &Chunks, inlining, |url| url)).unwrap();
+        assert_eq!(set.inline("a/0"), Some([9u8, 9, 9, 9].as_slice()));
+        let inlining = Inlining { threshold: 0, max_encoded_bytes: 2 };
+        let refused = block_on(reference_set(&store, &Chunks, inlining, |url| url)).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::UNSUPPORTED);
     }
 }
