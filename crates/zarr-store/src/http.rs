@@ -1,9 +1,12 @@
-//! HTTP answers of store keys: error answers, and the validators (`ETag`, `Last-Modified`,
-//! `Cache-Control`) with the conditional requests of RFC 9110 §13.
+//! HTTP answers of store keys: the validators (`ETag`, `Last-Modified`, `Cache-Control`)
+//! and the conditional requests of RFC 9110 §13, parsed and compared by the `headers` crate.
 
 use std::{sync::Arc, time::SystemTime};
 
 use cloudify_sdk::{Request, Response};
+use headers::{
+    ETag, Header, HeaderValue, IfMatch, IfModifiedSince, IfNoneMatch, IfRange, IfUnmodifiedSince, LastModified,
+};
 
 use crate::store::Document;
 
@@ -46,28 +49,54 @@ pub fn with_validators(
     response
 }
 
-/// RFC 9110 §13.1.2–3: `If-None-Match` decides when present, else `If-Modified-Since`.
+/// The typed header `H` of `req`: `None` when absent, `Some(None)` when malformed.
+fn condition<H: Header>(req: &Request) -> Option<Option<H>> {
+    let text = req.header(H::name().as_str())?;
+    let value = HeaderValue::from_str(text).ok();
+    Some(value.and_then(|value| H::decode(&mut std::iter::once(&value)).ok()))
+}
+
+/// RFC 9110 §13.1.2–3: `If-None-Match` decides when present (weak comparison), else
+/// `If-Modified-Since`. Malformed conditions do not hold (the full answer is sent).
 pub fn not_modified(req: &Request, etag: &str, last_modified: Option<SystemTime>) -> bool {
-    if let Some(tags) = req.header("if-none-match") {
-        return tags.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag);
+    if let Some(tags) = condition::<IfNoneMatch>(req) {
+        let etag = etag.parse::<ETag>().ok();
+        return matches!((tags, etag), (Some(tags), Some(etag)) if !tags.precondition_passes(&etag));
     }
-    let since = req.header("if-modified-since").and_then(|date| httpdate::parse_http_date(date).ok());
-    matches!((since, last_modified), (Some(since), Some(modified)) if modified <= since)
+    match (condition::<IfModifiedSince>(req), last_modified) {
+        (Some(Some(since)), Some(modified)) => !since.is_modified(modified),
+        _ => false,
+    }
 }
 
 /// RFC 9110 §13.1.1 and §13.1.4: whether `If-Match` (strong comparison) or, without it,
 /// `If-Unmodified-Since` fails for a representation with `etag` and `last_modified`; the
-/// answer is then `412 Precondition Failed`.
+/// answer is then `412 Precondition Failed`. A malformed `If-Match` fails; a malformed date
+/// is ignored, as §13.1.4 says.
 pub fn precondition_failed(req: &Request, etag: &str, last_modified: Option<SystemTime>) -> bool {
-    if let Some(tags) = req.header("if-match") {
-        return !tags.split(',').map(str::trim).any(|tag| tag == "*" || tag == etag);
+    if let Some(tags) = condition::<IfMatch>(req) {
+        let etag = etag.parse::<ETag>().ok();
+        return !matches!((tags, etag), (Some(tags), Some(etag)) if tags.precondition_passes(&etag));
     }
-    let since = req.header("if-unmodified-since").and_then(|date| httpdate::parse_http_date(date).ok());
-    match (since, last_modified) {
-        (Some(since), Some(modified)) => modified > since,
+    match (condition::<IfUnmodifiedSince>(req), last_modified) {
+        (Some(Some(since)), Some(modified)) => !since.precondition_passes(modified),
         // Unknown modification time: the condition cannot be shown to hold.
-        (Some(_), None) => true,
+        (Some(Some(_)), None) => true,
         _ => false,
+    }
+}
+
+/// RFC 9110 §13.1.5: whether a `Range` applies, i.e. `If-Range` is absent or names the
+/// current representation (its entity tag, strong comparison, or its exact modification
+/// date); otherwise the whole representation is sent.
+pub fn range_applies(req: &Request, etag: &str, last_modified: Option<SystemTime>) -> bool {
+    match condition::<IfRange>(req) {
+        None => true,
+        Some(None) => false,
+        Some(Some(if_range)) => {
+            let etag = etag.parse::<ETag>().ok();
+            !if_range.is_modified(etag.as_ref(), last_modified.map(LastModified::from).as_ref())
+        }
     }
 }
 
@@ -105,6 +134,26 @@ mod tests {
             Some(modified)
         ));
         assert!(!not_modified(&request(&[]), "\"b\"", Some(modified)));
+        // Malformed: the full answer.
+        assert!(!not_modified(&request(&[("if-none-match", "b")]), "\"b\"", None));
+        assert!(!not_modified(&request(&[("if-modified-since", "yesterday")]), "\"b\"", Some(modified)));
+        // An entity tag may hold a comma.
+        assert!(not_modified(&request(&[("if-none-match", "\"a,b\"")]), "\"a,b\"", None));
+    }
+
+    #[test]
+    fn if_range() {
+        let modified = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let date = httpdate::fmt_http_date(modified);
+        let earlier = httpdate::fmt_http_date(modified - Duration::from_secs(60));
+        assert!(range_applies(&request(&[]), "\"b\"", Some(modified)));
+        assert!(range_applies(&request(&[("if-range", "\"b\"")]), "\"b\"", Some(modified)));
+        assert!(!range_applies(&request(&[("if-range", "\"a\"")]), "\"b\"", Some(modified)));
+        // Strong comparison only.
+        assert!(!range_applies(&request(&[("if-range", "W/\"b\"")]), "\"b\"", Some(modified)));
+        assert!(range_applies(&request(&[("if-range", &date)]), "\"b\"", Some(modified)));
+        assert!(!range_applies(&request(&[("if-range", &earlier)]), "\"b\"", Some(modified)));
+        assert!(!range_applies(&request(&[("if-range", "garbage")]), "\"b\"", Some(modified)));
     }
 
     #[test]
@@ -125,5 +174,7 @@ mod tests {
             "\"b\"",
             Some(modified)
         ));
+        assert!(precondition_failed(&request(&[("if-match", "b")]), "\"b\"", None));
+        assert!(!precondition_failed(&request(&[("if-unmodified-since", "soon")]), "\"b\"", Some(modified)));
     }
 }

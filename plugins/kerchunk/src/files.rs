@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use cloudify_sdk::{Error, ErrorKind, Host, HostExt, LogLevel, RVec, Request, Response};
-use cloudify_zarr_store::{not_modified, precondition_failed, with_validators};
+use cloudify_zarr_store::{not_modified, precondition_failed, range_applies, with_validators};
 use futures::Stream;
 use http_range_header::{EndPosition, RangeUnsatisfiableError, StartPosition};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -144,8 +144,11 @@ impl KerchunkService {
             return Ok(answer(304));
         }
         // If-Range: a range of another version would be garbage; send the whole file.
-        let current = req.header("if-range").is_none_or(|tag| tag.trim() == etag);
-        let range = if current { parse_range(req.header("range"), stat.size) } else { Range::Whole };
+        let range = if range_applies(req, &etag, Some(modified)) {
+            parse_range(req.header("range"), stat.size)
+        } else {
+            Range::Whole
+        };
         let (status, start, length) = match range {
             Range::Whole => (200, 0, stat.size),
             Range::Part { start, length } => (206, start, length),

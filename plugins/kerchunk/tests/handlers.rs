@@ -100,6 +100,14 @@ fn file_preconditions_follow_rfc_9110() {
     assert_eq!(with("if-match", &etag), 200);
     assert_eq!(with("if-match", "\"stale\""), 412);
     assert_eq!(with("if-unmodified-since", "Mon, 01 Jan 1990 00:00:00 GMT"), 412);
+    // If-Range: the range of the current version, else the whole file.
+    let ranged_if = |tag: &str| {
+        let req =
+            TestRequest::get("/datasets/demo/files/0-tas.nc").header("range", "bytes=0-1").header("if-range", tag);
+        block_on(plugin.send(req)).status
+    };
+    assert_eq!(ranged_if(&etag), 206);
+    assert_eq!(ranged_if("\"stale\""), 200);
 }
 
 #[test]
