@@ -71,13 +71,16 @@ impl MakeRequestId for MakeRequestIds {
     fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}-{n}", cloudify_store::instance_id())).ok().map(RequestId::new)
+        // The text's own buffer becomes the header's (no copy).
+        let id = bytes::Bytes::from(format!("{}-{n}", cloudify_store::instance_id()));
+        HeaderValue::from_maybe_shared(id).ok().map(RequestId::new)
     }
 }
 
-/// The id the request-id layer gave `req` (empty outside the server's stack).
-pub(crate) fn request_id(req: &Request) -> String {
-    req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+/// The id the request-id layer gave `req` (empty outside the server's stack): a shared
+/// buffer, read as text only when an error answer needs it.
+pub(crate) fn request_id(req: &Request) -> HeaderValue {
+    req.headers().get(REQUEST_ID).cloned().unwrap_or_else(|| HeaderValue::from_static(""))
 }
 
 /// Error bodies larger than this are not JSON errors of ours: passed on as they are.
@@ -90,11 +93,12 @@ const MAX_ERROR_BODY: u64 = 64 << 10;
 /// 503 (busy, timed out) and 508 (a loop) keep theirs: they tell the client what to do.
 /// Called by the admission middleware on every answer (a layer of its own would cost each
 /// request a clone of the whole service stack).
-pub(crate) async fn shape_error(response: Response, request_id: &str) -> Response {
+pub(crate) async fn shape_error(response: Response, request_id: &HeaderValue) -> Response {
     let status = response.status();
     if !status.is_client_error() && !status.is_server_error() {
         return response;
     }
+    let request_id = request_id.to_str().unwrap_or_default();
     let (mut parts, body) = response.into_parts();
     let is_json =
         parts.headers.get(header::CONTENT_TYPE).is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
