@@ -135,6 +135,19 @@ pub fn decode(values: &[f64], units: &str, calendar: Option<&str>) -> Result<Vec
         .collect()
 }
 
+/// Days from the calendar's epoch to `date` (with the time of day as a fraction): a number
+/// that orders and spaces dates of one calendar, to find the nearest of them.
+///
+/// # Errors
+/// [`Error::Calendar`], or [`Error::Date`] for a date the calendar does not have.
+pub fn days(date: &DateTime, calendar: Option<&str>) -> Result<f64> {
+    let calendar = Calendar::parse(calendar.unwrap_or("standard"))?;
+    let day = calendar.day_number(calendar.astronomical_year(date.year), date.month, date.day)?;
+    let micros = (u64::from(date.hour) * 3600 + u64::from(date.minute) * 60 + u64::from(date.second)) * 1_000_000
+        + u64::from(date.microsecond);
+    Ok(day as f64 + micros as f64 / MICROS_PER_DAY as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +166,14 @@ mod tests {
         assert_eq!(dates[1].to_string(), "2000-02-30T12:00:00");
         assert!(decode(&[f64::NAN], "days since 2000-01-01", None).is_err());
         assert!(decode(&[0.0], "days since 2000-01-01", Some("lunar")).is_err());
+    }
+
+    #[test]
+    fn days_space_dates_of_one_calendar() {
+        let dates = decode(&[0.0, 59.5, 360.25], "days since 2000-01-01", Some("360_day")).unwrap();
+        let numbers: Vec<f64> = dates.iter().map(|d| days(d, Some("360_day")).unwrap()).collect();
+        assert_eq!((numbers[1] - numbers[0], numbers[2] - numbers[0]), (59.5, 360.25));
+        let feb30 = DateTime { year: 2001, month: 2, day: 30, hour: 0, minute: 0, second: 0, microsecond: 0 };
+        assert!(days(&feb30, None).is_err());
     }
 }
