@@ -101,6 +101,8 @@ fn static_plugins() -> Vec<PluginModRef> {
     modules.push(cloudify_intake::plugin_module());
     #[cfg(feature = "static-kerchunk")]
     modules.push(cloudify_kerchunk_plugin::plugin_module());
+    #[cfg(feature = "static-plot")]
+    modules.push(cloudify_plot_plugin::plugin_module());
     #[cfg(feature = "static-stac")]
     modules.push(cloudify_stac_plugin::plugin_module());
     #[cfg(feature = "static-zarr")]

@@ -19,6 +19,8 @@ mod static_mode;
 mod zarr;
 // The kerchunk plugin: stored chunks, reference sets, source files, `refs scan`.
 mod kerchunk;
+// The plot plugin: the demo plots out of the box.
+mod plot;
 // Hostile files and reference sets: refused with a reason, the rest served.
 mod hostile;
 // Misbehaving clients: slow headers, load, timeouts, unwanted bodies, forged link headers.

@@ -22,13 +22,13 @@ fn app_and_dataset_routes_of_dynamic_plugins_answer() {
     assert_eq!(echo["x_test"], "yes");
 
     let plugins = server.get("/plugins").json();
-    for name in ["hello", "faulty", "intake", "kerchunk", "stac", "zarr"] {
+    for name in ["hello", "faulty", "intake", "kerchunk", "plot", "stac", "zarr"] {
         let file = plugins[name]["path"].as_str().unwrap();
         assert!(file.ends_with(".so") && !file.contains('/'), "a file name, not where it lies: {name}: {plugins}");
     }
     assert_eq!(plugins["faulty"]["version"], "9.9.9");
     assert_eq!(plugins["faulty"]["provides_datasets"], true);
-    assert!(plugins.get("hello_next").is_none() && plugins.as_object().unwrap().len() == 6, "{plugins}");
+    assert!(plugins.get("hello_next").is_none() && plugins.as_object().unwrap().len() == 7, "{plugins}");
 }
 
 #[test]
