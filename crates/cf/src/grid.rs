@@ -135,6 +135,39 @@ impl Healpix {
         Some(corners.map(|(lon, lat)| (wrap_degrees(lon.to_degrees()), lat.to_degrees())))
     }
 
+    /// The outline of cell `cell` as (longitude, latitude) in degrees, for drawing on a
+    /// longitude/latitude plane: each edge cut into `steps` pieces, straight in longitude
+    /// and sin(latitude) (where HEALPix edges are straight), longitudes continuous around
+    /// the cell (they may pass ±180), and a corner at a pole drawn as the pole's stretch
+    /// between the meridians of its neighbours.
+    pub fn outline(self, cell: u64, steps: usize) -> Option<Vec<(f64, f64)>> {
+        let corners = self.corners(cell)?;
+        let reference = corners.iter().find(|c| c.1.abs() < 89.999).map_or(0.0, |c| c.0);
+        let unwrap = |lon: f64| reference + wrap_degrees(lon - reference);
+        let at_pole = |c: &(f64, f64)| c.1.abs() >= 89.999;
+        let steps = steps.max(1);
+        let mut outline = Vec::with_capacity(4 * steps + 2);
+        for i in 0..4 {
+            let (a, b) = (corners[i], corners[(i + 1) % 4]);
+            // A pole has no longitude: it takes its neighbour's on each side.
+            let a_lon = unwrap(if at_pole(&a) { b.0 } else { a.0 });
+            let b_lon = unwrap(if at_pole(&b) { a.0 } else { b.0 });
+            let (za, zb) = (a.1.to_radians().sin(), b.1.to_radians().sin());
+            // An edge leaving a pole starts where the pole's stretch ended.
+            for k in usize::from(at_pole(&a))..steps {
+                let t = k as f64 / steps as f64;
+                outline.push((a_lon + t * (b_lon - a_lon), (za + t * (zb - za)).clamp(-1.0, 1.0).asin().to_degrees()));
+            }
+            if at_pole(&b) {
+                // The pole's stretch towards the next neighbour's meridian.
+                let next = corners[(i + 2) % 4];
+                outline.push((b_lon, b.1));
+                outline.push((unwrap(next.0), b.1));
+            }
+        }
+        Some(outline)
+    }
+
     /// The grid a `crs`-like variable declares (`grid_mapping_name = "healpix"`,
     /// `healpix_nside`, `healpix_order`); `None` for anything else or an `nside` that is
     /// no power of two up to 2^29.
@@ -439,6 +472,11 @@ mod tests {
         nested.sort_unstable();
         ringed.sort_unstable();
         assert_eq!(nested, ringed);
+        let outline = grid.outline(0, 4).unwrap();
+        assert!(outline.len() >= 16 && outline.iter().all(|(_, lat)| (0.0..=42.0).contains(lat)));
+        let polar = Healpix { nside: 1, ordering: Ordering::Nested };
+        let cap = polar.outline(0, 2).unwrap();
+        assert_eq!(cap.iter().filter(|(_, lat)| *lat >= 89.999).count(), 2, "{cap:?}");
         let corners = grid.corners(0).unwrap();
         assert!(corners.iter().all(|(_, lat)| (0.0..=42.0).contains(lat)), "{corners:?}");
         let odd = |nside: Value| {

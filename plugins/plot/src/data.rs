@@ -569,7 +569,7 @@ fn healpix_cells(grid: Healpix, ids: &[u64]) -> Result<Geometry, Error> {
             grid.centre(id).ok_or_else(|| invalid(format!("HEALPix cell {id} is beyond nside {}", grid.nside)))?;
         lat.push(y);
         lon.push(x);
-        corners.push(grid.corners(id).map(Vec::from).unwrap_or_default());
+        corners.push(grid.outline(id, 4).unwrap_or_default());
     }
     Ok(Geometry::Cells { lat, lon, corners: Some(corners) })
 }

@@ -44,6 +44,23 @@ fn failed(err: impl std::fmt::Display) -> Error {
     Error::internal(format!("drawing failed: {err}"))
 }
 
+/// Tick labels for values from `lo` to `hi`: as many decimals as the spacing of about six
+/// ticks needs, scientific notation for very small or large magnitudes.
+fn tick_labels(lo: f64, hi: f64) -> impl Fn(&f64) -> String {
+    let span = (hi - lo).abs().max(f64::MIN_POSITIVE);
+    let magnitude = lo.abs().max(hi.abs());
+    let scientific = magnitude != 0.0 && !(1e-3..1e6).contains(&magnitude);
+    let digits = |ratio: f64| ratio.log10().ceil().clamp(0.0, 8.0) as usize;
+    let (decimals, mantissa) = (digits(6.0 / span), digits(6.0 * magnitude / span).clamp(1, 6));
+    move |v: &f64| {
+        if scientific {
+            format!("{v:.mantissa$e}")
+        } else {
+            format!("{v:.decimals$}")
+        }
+    }
+}
+
 /// An RGBA picture.
 pub(crate) struct Picture {
     pub(crate) width: u32,
@@ -529,6 +546,7 @@ where
         .disable_mesh()
         .disable_x_axis()
         .y_labels(6)
+        .y_label_formatter(&tick_labels(scale.vmin, scale.vmax))
         .label_style(("sans-serif", text_size * 0.75).into_font())
         .axis_desc_style(("sans-serif", text_size * 0.8).into_font())
         .draw()
@@ -617,6 +635,7 @@ where
         .configure_mesh()
         .x_labels(6)
         .x_label_formatter(&short)
+        .y_label_formatter(&tick_labels(lo, hi))
         .x_desc(name)
         .y_desc(plotted.units.clone())
         .label_style(("sans-serif", text_size * 0.8).into_font())
@@ -677,6 +696,7 @@ where
         .map_err(failed)?;
     chart
         .configure_mesh()
+        .x_label_formatter(&tick_labels(scale.vmin, scale.vmax))
         .x_desc(plotted.units.clone())
         .y_desc("count")
         .label_style(("sans-serif", text_size * 0.8).into_font())
@@ -714,6 +734,77 @@ mod tests {
         let filled: Vec<usize> = (0..100).filter(|&i| raster.values[i] == 1.0).collect();
         assert_eq!(filled.len(), 4 * 3);
         assert!(raster.values[3 * 10 + 3] == 1.0 && raster.values[3 * 10 + 7].is_nan());
+    }
+
+    /// The whole sphere at one pixel per degree.
+    fn world() -> Frame {
+        Frame { x: 0..360, y: 0..180, extent: [-180.0, 180.0, -90.0, 90.0] }
+    }
+
+    fn at(raster: &Raster, lon: f64, lat: f64) -> f32 {
+        let (x, y) = ((lon + 180.0) as usize, (90.0 - lat) as usize);
+        raster.values[y * raster.width + x]
+    }
+
+    #[test]
+    fn curvilinear_cells_are_drawn_where_they_are_even_across_the_antimeridian() {
+        // A 3×3 grid, 10° apart, centred on 20°E 50°N and sheared eastwards with latitude.
+        let (mut lat, mut lon) = (Vec::new(), Vec::new());
+        for y in 0..3 {
+            for x in 0..3 {
+                lat.push(40.0 + 10.0 * f64::from(y));
+                lon.push(10.0 + 10.0 * f64::from(x) + 2.0 * f64::from(y));
+            }
+        }
+        let geometry = Geometry::Curvilinear { lat, lon, ny: 3, nx: 3 };
+        let raster = rasterise(&geometry, &(0..9).map(f64::from).collect::<Vec<_>>(), &world(), false);
+        assert_eq!(at(&raster, 22.0, 50.0), 4.0);
+        assert_eq!(at(&raster, 10.5, 40.5), 0.0);
+        assert_eq!(at(&raster, 34.5, 60.5), 8.0);
+        assert!(at(&raster, 100.0, 50.0).is_nan() && at(&raster, 22.0, 10.0).is_nan());
+        // Centres at 170°E, 180° and 170°W: the middle cell is drawn on both edges.
+        let lon = vec![170.0, 180.0, -170.0, 170.0, 180.0, -170.0];
+        let geometry = Geometry::Curvilinear { lat: vec![-5.0, -5.0, -5.0, 5.0, 5.0, 5.0], lon, ny: 2, nx: 3 };
+        let raster = rasterise(&geometry, &[1.0, 2.0, 3.0, 1.0, 2.0, 3.0], &world(), false);
+        assert_eq!((at(&raster, 171.0, 0.0), at(&raster, 178.0, 0.0), at(&raster, -178.0, 0.0)), (1.0, 2.0, 2.0));
+        assert_eq!(at(&raster, -171.0, 0.0), 3.0);
+        assert!(at(&raster, 0.0, 0.0).is_nan());
+    }
+
+    #[test]
+    fn unstructured_and_healpix_cells_fill_their_shapes() {
+        let triangle = vec![(0.0, 0.0), (40.0, 0.0), (0.0, 40.0)];
+        let geometry = Geometry::Cells { lat: vec![13.0], lon: vec![13.0], corners: Some(vec![triangle]) };
+        let raster = rasterise(&geometry, &[7.0], &world(), false);
+        assert_eq!(at(&raster, 10.0, 10.0), 7.0);
+        assert!(at(&raster, 30.0, 30.0).is_nan());
+        // Twelve HEALPix cells of nside 1 cover the sphere, each where its centre is.
+        let grid = cloudify_cf::Healpix { nside: 1, ordering: cloudify_cf::grid::Ordering::Nested };
+        let (mut lat, mut lon, mut corners) = (Vec::new(), Vec::new(), Vec::new());
+        for cell in 0..12 {
+            let (x, y) = grid.centre(cell).unwrap();
+            lon.push(x);
+            lat.push(y);
+            corners.push(grid.outline(cell, 8).unwrap());
+        }
+        let geometry = Geometry::Cells { lat: lat.clone(), lon: lon.clone(), corners: Some(corners) };
+        let raster = rasterise(&geometry, &(0..12).map(f64::from).collect::<Vec<_>>(), &world(), false);
+        let empty = raster.values.iter().filter(|v| v.is_nan()).count();
+        assert!(empty < raster.values.len() / 50, "{empty} pixels empty");
+        for cell in 0..12 {
+            assert_eq!(at(&raster, lon[cell].clamp(-179.0, 179.0), lat[cell]), cell as f32, "cell {cell}");
+        }
+        // As points: only around the centres.
+        let points = rasterise(&geometry, &(0..12).map(f64::from).collect::<Vec<_>>(), &world(), true);
+        assert!(points.values.iter().filter(|v| v.is_nan()).count() > points.values.len() / 2);
+    }
+
+    #[test]
+    fn tick_labels_show_what_differs() {
+        assert_eq!(tick_labels(250.0, 300.0)(&260.0), "260");
+        assert_eq!(tick_labels(281.70715, 281.70717)(&281.707_16), "281.707160");
+        assert_eq!(tick_labels(0.0, 4e-5)(&2e-5), "2.0e-5");
+        assert_eq!(tick_labels(0.0, 1.0)(&0.5), "0.5");
     }
 
     #[test]
