@@ -498,12 +498,10 @@ async fn geometry(
             );
             let lat_p = hpicked.iter().find(|p| &p.name == lat_dim).map(|p| p.positions.clone()).unwrap_or_default();
             let lon_p = hpicked.iter().find(|p| &p.name != lat_dim).map(|p| p.positions.clone()).unwrap_or_default();
-            let lat_first = hpicked.first().is_some_and(|p| &p.name == lat_dim);
+            // Values come [lat][lon] whatever the variable's order (`gather` puts the
+            // grid's dimensions in that order).
             let lat_values: Vec<f64> = lat_p.iter().map(|&i| lat_values[i]).collect();
             let lon_values: Vec<f64> = lon_p.iter().map(|&i| lon_values[i]).collect();
-            if !lat_first {
-                return Err(invalid("variables with longitude before latitude are not drawn yet"));
-            }
             Ok(Geometry::Regular { lat: lat_values, lon: lon_values })
         }
         Grid::Curvilinear { lat, lon } => {

@@ -135,7 +135,7 @@ fn draw(plotted: &data::Plotted, request: &PlotRequest, config: &Config) -> Resu
         (Format::Json, kind) => Ok(encode::json(plotted, kind, &scale)),
         (Format::Csv, kind) => Ok(encode::csv(plotted, kind, &scale)),
         (Format::Png, Kind::Line) => {
-            encode::png(&[render::opaque(width, height, |root| render::line(root, plotted, width, height))?], 0)
+            encode::png(&[render::opaque(width, height, |root| render::line(root, plotted, &scale, width, height))?], 0)
         }
         (Format::Png, Kind::Hist) => {
             encode::png(&[render::opaque(width, height, |root| render::hist(root, plotted, &scale, width, height))?], 0)
@@ -151,7 +151,7 @@ fn draw(plotted: &data::Plotted, request: &PlotRequest, config: &Config) -> Resu
             {
                 let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
                 if request.kind == Kind::Line {
-                    render::line(root, plotted, width, height)?;
+                    render::line(root, plotted, &scale, width, height)?;
                 } else {
                     render::hist(root, plotted, &scale, width, height)?;
                 }

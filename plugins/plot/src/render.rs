@@ -76,6 +76,8 @@ pub(crate) struct Scale {
     pub(crate) cmap: Colormap,
     /// Bands of a filled contour plot (0: continuous).
     pub(crate) bands: u32,
+    /// Text and line size relative to 100 dots per inch.
+    pub(crate) dpi: f64,
 }
 
 impl Scale {
@@ -95,7 +97,7 @@ impl Scale {
             vmax = vmin + 1.0;
         }
         let bands = if request.kind == Kind::Contourf { 10 } else { 0 };
-        Self { vmin, vmax, cmap: request.cmap, bands }
+        Self { vmin, vmax, cmap: request.cmap, bands, dpi: request.dpi }
     }
 
     fn fraction(&self, v: f64) -> f64 {
@@ -107,6 +109,11 @@ impl Scale {
             ((t * bands).floor().min(bands - 1.0) + 0.5) / bands
         }
     }
+}
+
+/// The base text size of a picture: a 28th of its smaller side at 100 dpi.
+fn text_size(width: u32, height: u32, dpi: f64) -> f64 {
+    (f64::from(height.min(width)) / 28.0 + 6.0) * dpi / 100.0
 }
 
 /// West, east, south, north of what is drawn (east may pass 180 for a region across the
@@ -481,7 +488,7 @@ fn decorations<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let text_size = f64::from(height.min(width)) / 28.0 + 6.0;
+    let text_size = text_size(width, height, scale.dpi);
     let title =
         if plotted.units.is_empty() { plotted.title.clone() } else { format!("{} [{}]", plotted.title, plotted.units) };
     let (top, rest) = root.split_vertically((text_size * 2.9) as u32);
@@ -597,6 +604,7 @@ fn draw_coastlines(rgba: &mut [u8], width: usize, plot: &Frame) {
 pub(crate) fn line<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     plotted: &Plotted,
+    scale: &Scale,
     width: u32,
     height: u32,
 ) -> Result<(), Error>
@@ -616,7 +624,7 @@ where
     } else {
         (0.0, 1.0)
     };
-    let text_size = f64::from(height.min(width)) / 28.0 + 6.0;
+    let text_size = text_size(width, height, scale.dpi);
     let title =
         if plotted.units.is_empty() { plotted.title.clone() } else { format!("{} [{}]", plotted.title, plotted.units) };
     let n = values.len().max(1);
@@ -686,7 +694,7 @@ where
     let values: Vec<f64> = plotted.frames.iter().flat_map(|f| f.values.iter().copied()).collect();
     let (edges, counts) = bins(&values, scale, 30);
     let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.05;
-    let text_size = f64::from(height.min(width)) / 28.0 + 6.0;
+    let text_size = text_size(width, height, scale.dpi);
     let mut chart = ChartBuilder::on(&root)
         .caption(format!("{} [{}]", plotted.title, plotted.units), ("sans-serif", text_size * 1.1).into_font())
         .margin(10)

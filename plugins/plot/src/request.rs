@@ -79,6 +79,8 @@ pub(crate) struct PlotRequest {
     pub(crate) vmax: Option<f64>,
     pub(crate) width: u32,
     pub(crate) height: u32,
+    /// Dots per inch: text and lines scale with it (100: as drawn by default).
+    pub(crate) dpi: f64,
     pub(crate) format: Format,
     pub(crate) reduce: Option<Reduce>,
 }
@@ -130,6 +132,7 @@ impl PlotRequest {
             vmax: None,
             width: config.default_width,
             height: config.default_height,
+            dpi: 100.0,
             format: Format::Png,
             reduce: None,
         };
@@ -140,6 +143,13 @@ impl PlotRequest {
                 "vmax" => parsed.vmax = Some(float(value, "vmax")?),
                 "width" => parsed.width = size(value, "width", config.max_width)?,
                 "height" => parsed.height = size(value, "height", config.max_height)?,
+                "dpi" => {
+                    let dpi = float(value, "dpi")?;
+                    if !(50.0..=400.0).contains(&dpi) {
+                        return Err(invalid(format!("dpi={dpi}: from 50 to 400")));
+                    }
+                    parsed.dpi = dpi;
+                }
                 "format" => {
                     parsed.format = match value.as_str() {
                         "png" => Format::Png,

@@ -36,6 +36,9 @@ fn halves() -> MockDataset {
             }
         }
     }
+    // The last field again with longitude first.
+    let last = &values[2 * 200..];
+    let transposed: Vec<f32> = (0..20).flat_map(|x| (0..10).map(move |y| last[y * 20 + x])).collect();
     MockDataset::new("halves")
         .variable(
             MockVariable::new("time", &[("time", 3)], [15f64, 45., 74.])
@@ -51,6 +54,7 @@ fn halves() -> MockDataset {
                 .attr("long_name", "Halves")
                 .attr("units", "1"),
         )
+        .variable(MockVariable::new("lonlat", &[("lon", 20), ("lat", 10)], transposed).fill_value(FILL))
         .variable(MockVariable::new("series", &[("time", 3)], [1f32, 2., 3.]))
         .variable(MockVariable::strings("label", &[("time", 3)], ["a", "b", "c"]))
 }
@@ -152,6 +156,11 @@ fn the_data_drawn_as_json_and_csv() {
         (doc["frames"].as_array().unwrap().len(), doc["geometry"]["lat"].clone()),
         (1, serde_json::json!([9.0, 27.0]))
     );
+    // A variable stored longitude first is drawn the same.
+    let last = block_on(plugin.get("/datasets/halves/plot/v/map/viridis?format=json")).json();
+    let swapped = block_on(plugin.get("/datasets/halves/plot/lonlat/map/viridis?format=json")).json();
+    assert_eq!(swapped["frames"][0]["values"], last["frames"][0]["values"]);
+    assert_eq!(swapped["geometry"], last["geometry"]);
     let csv = block_on(plugin.get("/datasets/halves/plot/v/map/viridis?format=csv&lat=81")).text();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], "frame,lat,lon,v");
@@ -196,6 +205,9 @@ fn lines_are_area_means_and_histograms_count() {
     assert_eq!(doc["values"], serde_json::json!([1.0, 1.0, 1.0]));
     let png = block_on(plugin.get("/datasets/halves/plot/v/line"));
     assert_eq!(decode(&png).1, 800);
+    let larger_text = block_on(plugin.get("/datasets/halves/plot/v/line?dpi=200"));
+    assert_eq!(decode(&larger_text).1, 800);
+    assert_ne!(larger_text.body, png.body);
     let doc = block_on(plugin.get("/datasets/halves/plot/v/hist?format=json")).json();
     let counts: u64 = doc["counts"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).sum();
     assert_eq!(counts, 196);
@@ -219,6 +231,8 @@ fn mistakes_are_json_errors_that_name_them() {
     assert!(status == 400 && message.contains("time/a_b"), "{message}");
     let (status, message) = error("/datasets/halves/plot/v/map/viridis?lat=100:120");
     assert!(status == 400 && message.contains("lat"), "{message}");
+    let (status, message) = error("/datasets/halves/plot/v/map/viridis?dpi=1000");
+    assert!(status == 400 && message.contains("dpi"), "{message}");
     let (status, message) = error("/datasets/halves/plot/v/map/viridis?width=50000");
     assert!(status == 400 && message.contains("width"), "{message}");
     let (status, message) = error("/datasets/halves/plot/series/map");
