@@ -1,7 +1,8 @@
 //! The CF conventions in one place, for every plugin that reads values: which coordinate
 //! plays which role and what grid a variable lies on ([`grid`]), longitudes in −180–180
 //! ([`longitude`]), masked and unpacked values exactly as xarray decodes them ([`values`]),
-//! CF time and its labels ([`time`]), and selection by label or position ([`select`]).
+//! CF time and its labels ([`time`]), selection by label or position ([`select`]), groups
+//! and resampling bins as xarray forms them ([`group`]) and its reductions ([`reduce`]).
 //!
 //! Everything here works on the dataset model of the SDK (`cloudify_sdk::meta`) and on
 //! values already read; [`read`] reads them through the host, region by region.
@@ -9,8 +10,10 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod grid;
+pub mod group;
 pub mod longitude;
 pub mod read;
+pub mod reduce;
 pub mod select;
 pub mod time;
 pub mod values;

@@ -148,6 +148,17 @@ pub fn days(date: &DateTime, calendar: Option<&str>) -> Result<f64> {
     Ok(day as f64 + micros as f64 / MICROS_PER_DAY as f64)
 }
 
+/// `date` moved by whole `days` in its calendar, the time of day kept.
+///
+/// # Errors
+/// [`Error::Calendar`], or [`Error::Date`] for a date the calendar does not have.
+pub fn add_days(date: &DateTime, days: i64, calendar: Option<&str>) -> Result<DateTime> {
+    let calendar = Calendar::parse(calendar.unwrap_or("standard"))?;
+    let day = calendar.day_number(calendar.astronomical_year(date.year), date.month, date.day)?;
+    let (year, month, day) = calendar.date(day + days);
+    Ok(DateTime { year: calendar.display_year(year), month, day, ..*date })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +186,14 @@ mod tests {
         assert_eq!((numbers[1] - numbers[0], numbers[2] - numbers[0]), (59.5, 360.25));
         let feb30 = DateTime { year: 2001, month: 2, day: 30, hour: 0, minute: 0, second: 0, microsecond: 0 };
         assert!(days(&feb30, None).is_err());
+        assert_eq!(add_days(&feb30, 1, Some("360_day")).unwrap().month, 3);
+        let feb28 = DateTime { day: 28, ..feb30 };
+        assert_eq!(
+            (add_days(&feb28, 1, Some("noleap")).unwrap().month, add_days(&feb28, 1, Some("all_leap")).unwrap().day),
+            (3, 29)
+        );
+        // The standard calendar's Julian to Gregorian jump.
+        let oct4 = DateTime { year: 1582, month: 10, day: 4, ..feb30 };
+        assert_eq!(add_days(&oct4, 1, None).unwrap().day, 15);
     }
 }

@@ -1,0 +1,149 @@
+//! Reductions as xarray computes them by default: NaN skipped (`skipna=True`), `std`/`var`
+//! with `ddof=0`, `sum` of nothing 0 and `count` of nothing 0, the rest of nothing NaN.
+//! Accumulated one value at a time in f64, so a reduction never holds its inputs, except
+//! `median`, which needs them all.
+
+/// A reduction by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduction {
+    /// Arithmetic mean.
+    Mean,
+    /// Smallest value.
+    Min,
+    /// Largest value.
+    Max,
+    /// Sum (0 of nothing).
+    Sum,
+    /// Number of values (not NaN).
+    Count,
+    /// Standard deviation, `ddof=0`.
+    Std,
+    /// Variance, `ddof=0`.
+    Var,
+    /// Median (the mean of the middle two of an even count).
+    Median,
+    /// First value.
+    First,
+    /// Last value.
+    Last,
+}
+
+impl Reduction {
+    /// The names requests use (xarray's method names).
+    pub const NAMES: [&'static str; 10] =
+        ["mean", "min", "max", "sum", "count", "std", "var", "median", "first", "last"];
+
+    /// The reduction named `name`.
+    pub fn named(name: &str) -> Option<Self> {
+        let all = [
+            Self::Mean,
+            Self::Min,
+            Self::Max,
+            Self::Sum,
+            Self::Count,
+            Self::Std,
+            Self::Var,
+            Self::Median,
+            Self::First,
+            Self::Last,
+        ];
+        Self::NAMES.iter().position(|n| *n == name).map(|i| all[i])
+    }
+
+    /// Whether it keeps every value (`median`).
+    pub fn holds_values(self) -> bool {
+        self == Self::Median
+    }
+}
+
+/// One reduction's running state (Welford's algorithm for `std`/`var`).
+#[derive(Debug, Clone, Default)]
+pub struct Accumulator {
+    count: u64,
+    mean: f64,
+    m2: f64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    first: Option<f64>,
+    last: Option<f64>,
+    values: Vec<f64>,
+}
+
+impl Accumulator {
+    /// Adds `v` (NaN is skipped); `keep` keeps it for a median.
+    pub fn push(&mut self, v: f64, keep: bool) {
+        if v.is_nan() {
+            return;
+        }
+        self.count += 1;
+        let delta = v - self.mean;
+        self.mean += delta / self.count as f64;
+        self.m2 += delta * (v - self.mean);
+        self.sum += v;
+        if self.count == 1 {
+            (self.min, self.max) = (v, v);
+        } else {
+            (self.min, self.max) = (self.min.min(v), self.max.max(v));
+        }
+        self.first.get_or_insert(v);
+        self.last = Some(v);
+        if keep {
+            self.values.push(v);
+        }
+    }
+
+    /// The result of `reduction` over what was pushed.
+    pub fn finish(&mut self, reduction: Reduction) -> f64 {
+        let empty = self.count == 0;
+        match reduction {
+            Reduction::Count => self.count as f64,
+            Reduction::Sum => self.sum,
+            _ if empty => f64::NAN,
+            Reduction::Mean => self.mean,
+            Reduction::Min => self.min,
+            Reduction::Max => self.max,
+            Reduction::Var => self.m2 / self.count as f64,
+            Reduction::Std => (self.m2 / self.count as f64).sqrt(),
+            Reduction::First => self.first.unwrap_or(f64::NAN),
+            Reduction::Last => self.last.unwrap_or(f64::NAN),
+            Reduction::Median => {
+                self.values.sort_by(f64::total_cmp);
+                let n = self.values.len();
+                if n % 2 == 1 {
+                    self.values[n / 2]
+                } else {
+                    (self.values[n / 2 - 1] + self.values[n / 2]) / 2.0
+                }
+            }
+        }
+    }
+}
+
+/// `reduction` over `values`.
+pub fn reduce(values: impl IntoIterator<Item = f64>, reduction: Reduction) -> f64 {
+    let mut accumulator = Accumulator::default();
+    for v in values {
+        accumulator.push(v, reduction.holds_values());
+    }
+    accumulator.finish(reduction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_xarray_with_nan_skipped() {
+        let values = [2.0, f64::NAN, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0];
+        let r = |name: &str| reduce(values, Reduction::named(name).unwrap());
+        assert_eq!((r("mean"), r("min"), r("max"), r("sum"), r("count")), (5.0, 2.0, 9.0, 40.0, 8.0));
+        assert_eq!((r("var"), r("std")), (4.0, 2.0));
+        assert_eq!((r("median"), r("first"), r("last")), (4.5, 2.0, 9.0));
+        let nothing = [f64::NAN, f64::NAN];
+        assert_eq!((reduce(nothing, Reduction::Sum), reduce(nothing, Reduction::Count)), (0.0, 0.0));
+        assert!(reduce(nothing, Reduction::Mean).is_nan() && reduce(nothing, Reduction::Median).is_nan());
+        assert_eq!(reduce([3.0, 1.0, 2.0], Reduction::Median), 2.0);
+        assert_eq!(Reduction::named("mode"), None);
+    }
+}
