@@ -283,6 +283,35 @@ pub enum Grid {
     },
 }
 
+impl Grid {
+    /// The dataset dimensions the grid spans, in the order values are laid out for it
+    /// (latitude's then longitude's for regular and rotated grids; the coordinates' own for
+    /// curvilinear grids; the cells' for unstructured and HEALPix ones).
+    pub fn dimensions(&self, meta: &DatasetMeta) -> Vec<String> {
+        let dims_of = |name: &str| meta.variables.get(name).map(|v| v.dimensions.clone()).unwrap_or_default();
+        match self {
+            Self::Regular { lat, lon } | Self::Rotated { rlat: lat, rlon: lon, .. } => {
+                let mut dims = dims_of(lat);
+                dims.extend(dims_of(lon));
+                dims
+            }
+            Self::Curvilinear { lat, .. } | Self::Unstructured { lat, .. } => dims_of(lat),
+            Self::Healpix { cell_dim, .. } => vec![cell_dim.clone()],
+        }
+    }
+
+    /// The names a selection of this grid's latitude and longitude may use: the coordinates'
+    /// own names where the file has true latitude/longitude, else `lat` and `lon`.
+    pub fn latitude_longitude_names(&self) -> [String; 2] {
+        match self {
+            Self::Regular { lat, lon } | Self::Curvilinear { lat, lon } | Self::Unstructured { lat, lon } => {
+                [lat.clone(), lon.clone()]
+            }
+            Self::Rotated { .. } | Self::Healpix { .. } => ["lat".to_owned(), "lon".to_owned()],
+        }
+    }
+}
+
 /// The variables `var` names as coordinates: its dimensions' coordinate variables, its
 /// `coordinates` attribute, and a UGRID mesh's coordinates for its `location`.
 fn coordinates_of<'a>(meta: &'a DatasetMeta, var: &'a VariableMeta) -> Vec<(&'a str, &'a VariableMeta)> {

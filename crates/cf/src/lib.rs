@@ -17,6 +17,7 @@ pub mod reduce;
 pub mod select;
 pub mod time;
 pub mod values;
+pub mod weights;
 
 use cloudify_sdk::meta::VariableMeta;
 use serde_json::Value;

@@ -9,6 +9,7 @@ use cloudify_cf::{
     select::{pick, span, Coordinate},
     text,
     time::{rfc3339, TimeAxis},
+    weights::at_positions,
     Grid, Role, Selector,
 };
 use cloudify_sdk::{
@@ -107,25 +108,6 @@ fn format_number(v: f64) -> String {
     }
 }
 
-/// The horizontal dimensions of a grid and the names its latitude/longitude are selected by.
-fn horizontal(meta: &DatasetMeta, grid: &Grid) -> (Vec<String>, [String; 2]) {
-    let dims_of = |name: &str| meta.variables.get(name).map(|v| v.dimensions.clone()).unwrap_or_default();
-    match grid {
-        Grid::Regular { lat, lon } => {
-            let mut dims = dims_of(lat);
-            dims.extend(dims_of(lon));
-            (dims, [lat.clone(), lon.clone()])
-        }
-        Grid::Curvilinear { lat, lon } | Grid::Unstructured { lat, lon } => (dims_of(lat), [lat.clone(), lon.clone()]),
-        Grid::Rotated { rlat, rlon, .. } => {
-            let mut dims = dims_of(rlat);
-            dims.extend(dims_of(rlon));
-            (dims, ["lat".to_owned(), "lon".to_owned()])
-        }
-        Grid::Healpix { cell_dim, .. } => (vec![cell_dim.clone()], ["lat".to_owned(), "lon".to_owned()]),
-    }
-}
-
 /// A latitude/longitude window from selectors on the grid's latitude and longitude names
 /// (for grids whose horizontal dimensions have no such coordinates).
 fn window(request: &PlotRequest, names: &[String; 2]) -> Result<Option<[f64; 4]>, Error> {
@@ -194,7 +176,7 @@ pub(crate) async fn gather(
             "'{name}' has no latitude/longitude this server can place on a map: plot it as line or hist"
         )));
     }
-    let (hdims, latlon) = grid.as_ref().map(|g| horizontal(meta, g)).unwrap_or_default();
+    let (hdims, latlon) = grid.as_ref().map(|g| (g.dimensions(meta), g.latitude_longitude_names())).unwrap_or_default();
     // Every selector must name a dimension of the variable or the grid's latitude/longitude.
     for (dim, _) in &request.selection.dims {
         let known =
@@ -306,7 +288,7 @@ pub(crate) async fn gather(
     let block = cloudify_cf::read::block(host, &meta.id, name, var, &start, &count).await?;
     let positions: Vec<Vec<usize>> =
         picked.iter().zip(&spans).map(|(p, s)| p.positions.iter().map(|&i| i - s.0 as usize).collect()).collect();
-    let values = gather_positions(&block, &count, &positions);
+    let values = at_positions(&block, &count, &positions);
 
     // Order: [frame][horizontal...] (other dimensions hold one position each).
     let order: Vec<usize> = frame_dim
@@ -350,7 +332,7 @@ pub(crate) async fn gather(
     let mut frames: Vec<Frame> = if request.kind == Kind::Line {
         let horizontal: Vec<&Picked> = hdims.iter().filter_map(|d| picked.iter().find(|p| &p.name == d)).collect();
         let series =
-            area_means(host, meta, var, grid.as_ref(), &horizontal, &values, frame_count, window.as_ref()).await?;
+            area_means(host, meta, name, grid.as_ref(), &horizontal, &values, frame_count, window.as_ref()).await?;
         vec![Frame { label: String::new(), values: series }]
     } else {
         (0..frame_count)
@@ -423,27 +405,6 @@ fn reduce_frames(frames: &[Frame], reduce: Reduce) -> Vec<f64> {
             }
         })
         .collect()
-}
-
-/// The values at `positions` (one list per dimension) of a row-major block of `shape`, in
-/// row-major order over the positions.
-fn gather_positions(block: &[f64], shape: &[u64], positions: &[Vec<usize>]) -> Vec<f64> {
-    let strides: Vec<usize> = (0..shape.len()).map(|d| shape[d + 1..].iter().product::<u64>() as usize).collect();
-    let total: usize = positions.iter().map(Vec::len).product();
-    let mut out = Vec::with_capacity(total);
-    let mut index = vec![0usize; positions.len()];
-    for _ in 0..total {
-        let flat: usize = index.iter().enumerate().map(|(d, &i)| positions[d][i] * strides[d]).sum();
-        out.push(block.get(flat).copied().unwrap_or(f64::NAN));
-        for d in (0..index.len()).rev() {
-            index[d] += 1;
-            if index[d] < positions[d].len() {
-                break;
-            }
-            index[d] = 0;
-        }
-    }
-    out
 }
 
 /// A row-major array of `shape` with its axes reordered: `order` first (in that order),
@@ -612,7 +573,7 @@ async fn cell_corners(
 async fn area_means(
     host: &Host,
     meta: &DatasetMeta,
-    var: &VariableMeta,
+    name: &str,
     grid: Option<&Grid>,
     hdims: &[&Picked],
     values: &[f64],
@@ -624,7 +585,7 @@ async fn area_means(
         return Ok(values.to_vec());
     }
     let weights = match grid {
-        Some(grid) => weights(host, meta, var, grid, hdims, per_step, window).await?,
+        Some(grid) => weights(host, meta, name, grid, hdims, per_step, window).await?,
         None => vec![1.0; per_step],
     };
     Ok((0..steps)
@@ -646,43 +607,16 @@ async fn area_means(
 async fn weights(
     host: &Host,
     meta: &DatasetMeta,
-    var: &VariableMeta,
+    name: &str,
     grid: &Grid,
     hdims: &[&Picked],
     cells: usize,
     window: Option<&[f64; 4]>,
 ) -> Result<Vec<f64>, Error> {
-    // cell_measures = "area: areacella"
-    let area = text(var, "cell_measures")
-        .and_then(|m| m.split_once("area:"))
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .and_then(|name| meta.variables.get_key_value(name));
-    if let Some((area_name, area_var)) = area {
-        let all = cloudify_cf::read::all(host, &meta.id, area_name, area_var, MAX_COORDINATE_BYTES).await?;
-        let positions: Vec<Vec<usize>> = area_var
-            .dimensions
-            .iter()
-            .map(|d| hdims.iter().find(|p| &p.name == d).map(|p| p.positions.clone()).unwrap_or_else(|| vec![0]))
-            .collect();
-        let shape: Vec<u64> = area_var.shape.clone();
-        let w = gather_positions(&all, &shape, &positions);
-        if w.len() == cells {
-            return Ok(w.into_iter().map(|v| if v.is_nan() { 0.0 } else { v }).collect());
-        }
-    }
-    let geometry = geometry_for_weights(host, meta, grid, hdims).await?;
-    let mut w: Vec<f64> = match (grid, &geometry) {
-        (Grid::Healpix { .. } | Grid::Unstructured { .. }, _) => vec![1.0; cells],
-        (Grid::Rotated { rlat, .. }, _) => {
-            let rlat_all = coordinate_values(host, meta, rlat).await?;
-            let ys = hdims.first().map(|p| p.positions.clone()).unwrap_or_default();
-            let nx = cells / ys.len().max(1);
-            ys.iter().flat_map(|&y| std::iter::repeat_n(rlat_all[y].to_radians().cos(), nx)).collect()
-        }
-        (_, Some(geometry)) => geometry.centres().iter().map(|(_, lat)| lat.to_radians().cos().max(0.0)).collect(),
-        (_, None) => vec![1.0; cells],
-    };
-    if let (Some(window), Some(geometry)) = (window, &geometry) {
+    let positions: Vec<Vec<usize>> = hdims.iter().map(|p| p.positions.clone()).collect();
+    let mut w = cloudify_cf::weights::area(host, meta, name, grid, &positions).await?;
+    if let Some(window) = window {
+        let geometry = geometry_for_weights(host, meta, grid, hdims).await?;
         for (weight, (lon, lat)) in w.iter_mut().zip(geometry.centres()) {
             if !inside(window, lon, lat) {
                 *weight = 0.0;
@@ -698,7 +632,7 @@ async fn geometry_for_weights(
     meta: &DatasetMeta,
     grid: &Grid,
     hdims: &[&Picked],
-) -> Result<Option<Geometry>, Error> {
+) -> Result<Geometry, Error> {
     let picked: Vec<Picked> = hdims
         .iter()
         .map(|p| Picked {
@@ -712,10 +646,7 @@ async fn geometry_for_weights(
         })
         .collect();
     let order: Vec<usize> = (0..picked.len()).collect();
-    match grid {
-        Grid::Healpix { .. } | Grid::Unstructured { .. } | Grid::Rotated { .. } => Ok(None),
-        _ => geometry(host, meta, grid, &picked, &order, false).await.map(Some),
-    }
+    geometry(host, meta, grid, &picked, &order, false).await
 }
 
 #[cfg(test)]
@@ -723,10 +654,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn positions_are_gathered_and_axes_reordered() {
-        // A 2×3 block; rows 1 and 0, columns 2 and 0.
-        let block = [0.0, 1.0, 2.0, 10.0, 11.0, 12.0];
-        assert_eq!(gather_positions(&block, &[2, 3], &[vec![1, 0], vec![2, 0]]), [12.0, 10.0, 2.0, 0.0]);
+    fn axes_are_reordered() {
         // [a][b] to [b][a].
         assert_eq!(transpose(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3], &[1, 0]), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
         assert_eq!(transpose(&[1.0, 2.0], &[1, 2], &[1]), [1.0, 2.0]);
