@@ -21,6 +21,8 @@ mod zarr;
 mod kerchunk;
 // The plot plugin: the demo plots out of the box.
 mod plot;
+// The diagnostics plugin: results, and injections refused.
+mod diagnostics;
 // Hostile files and reference sets: refused with a reason, the rest served.
 mod hostile;
 // Misbehaving clients: slow headers, load, timeouts, unwanted bodies, forged link headers.

@@ -120,6 +120,78 @@ impl Accumulator {
     }
 }
 
+/// Many reductions of one kind side by side (one per output value), kept in a few flat
+/// arrays: about 20 bytes per slot, values themselves only for `median`.
+#[derive(Debug, Clone)]
+pub struct Slots {
+    reduction: Reduction,
+    count: Vec<u64>,
+    /// Sum, running mean, extreme, first or last value, by reduction.
+    a: Vec<f64>,
+    /// Welford's M2 for `std`/`var`.
+    b: Vec<f64>,
+    values: Vec<Vec<f64>>,
+}
+
+impl Slots {
+    /// `slots` empty reductions.
+    pub fn new(reduction: Reduction, slots: usize) -> Self {
+        let b = if matches!(reduction, Reduction::Std | Reduction::Var) { vec![0.0; slots] } else { Vec::new() };
+        let values = if reduction.holds_values() { vec![Vec::new(); slots] } else { Vec::new() };
+        Self { reduction, count: vec![0; slots], a: vec![0.0; slots], b, values }
+    }
+
+    /// Adds `v` to slot `slot` (NaN is skipped).
+    pub fn push(&mut self, slot: usize, v: f64) {
+        if v.is_nan() {
+            return;
+        }
+        self.count[slot] += 1;
+        let n = self.count[slot];
+        let a = &mut self.a[slot];
+        match self.reduction {
+            Reduction::Sum | Reduction::Count => *a += v,
+            Reduction::Mean => *a += (v - *a) / n as f64,
+            Reduction::Std | Reduction::Var => {
+                let delta = v - *a;
+                *a += delta / n as f64;
+                self.b[slot] += delta * (v - *a);
+            }
+            Reduction::Min if n == 1 || v < *a => *a = v,
+            Reduction::Max if n == 1 || v > *a => *a = v,
+            Reduction::First if n == 1 => *a = v,
+            Reduction::Last => *a = v,
+            Reduction::Median => self.values[slot].push(v),
+            Reduction::Min | Reduction::Max | Reduction::First => {}
+        }
+    }
+
+    /// Every slot's result.
+    pub fn finish(mut self) -> Vec<f64> {
+        (0..self.count.len())
+            .map(|slot| {
+                let n = self.count[slot];
+                match self.reduction {
+                    Reduction::Count => n as f64,
+                    Reduction::Sum => self.a[slot],
+                    _ if n == 0 => f64::NAN,
+                    Reduction::Var => self.b[slot] / n as f64,
+                    Reduction::Std => (self.b[slot] / n as f64).sqrt(),
+                    Reduction::Median => {
+                        let mut accumulator = Accumulator::default();
+                        for &v in &self.values[slot] {
+                            accumulator.push(v, true);
+                        }
+                        self.values[slot] = Vec::new();
+                        accumulator.finish(Reduction::Median)
+                    }
+                    _ => self.a[slot],
+                }
+            })
+            .collect()
+    }
+}
+
 /// `reduction` over `values`.
 pub fn reduce(values: impl IntoIterator<Item = f64>, reduction: Reduction) -> f64 {
     let mut accumulator = Accumulator::default();
@@ -145,5 +217,28 @@ mod tests {
         assert!(reduce(nothing, Reduction::Mean).is_nan() && reduce(nothing, Reduction::Median).is_nan());
         assert_eq!(reduce([3.0, 1.0, 2.0], Reduction::Median), 2.0);
         assert_eq!(Reduction::named("mode"), None);
+    }
+
+    #[test]
+    fn slots_agree_with_single_reductions() {
+        let columns = [[2.0, f64::NAN, 4.0, 4.0], [4.0, 5.0, f64::NAN, f64::NAN], [f64::NAN; 4]];
+        for name in Reduction::NAMES {
+            let reduction = Reduction::named(name).unwrap();
+            let mut slots = Slots::new(reduction, 3);
+            for (slot, column) in columns.iter().enumerate() {
+                for &v in column {
+                    slots.push(slot, v);
+                }
+            }
+            let got = slots.finish();
+            for (slot, column) in columns.iter().enumerate() {
+                let want = reduce(column.iter().copied(), reduction);
+                assert!(
+                    got[slot] == want || (got[slot].is_nan() && want.is_nan()),
+                    "{name} slot {slot}: {} {want}",
+                    got[slot]
+                );
+            }
+        }
     }
 }
