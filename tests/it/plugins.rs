@@ -208,7 +208,8 @@ fn streamed_bodies_and_plugin_config_cross_the_boundary() {
 
 #[test]
 fn the_config_picks_which_plugins_load() {
-    let server = Server::start(&[("CLOUDIFY_PLUGINS__DISABLED", "[diagnostics, hello, intake, kerchunk, plot, stac, zarr]")]);
+    let server =
+        Server::start(&[("CLOUDIFY_PLUGINS__DISABLED", "[diagnostics, hello, intake, kerchunk, plot, stac, zarr]")]);
     assert_eq!(server.get("/hello").status, 404);
     assert_eq!(server.get("/intake.yaml").status, 404);
     assert_eq!(server.get("/faulty/echo").status, 200);
