@@ -16,5 +16,5 @@ pub use codecs::{v2_declaration, CodecName, ServedCodec};
 pub use http::{not_modified, precondition_failed, range_applies, reply, with_validators};
 pub use keys::{chunk_index, parse as parse_key, Format, Key};
 pub use rechunk::Rechunk;
-pub use rendered::{RenderedStores, METADATA_TTL};
+pub use rendered::{Described, DescribedDatasets, RenderedStores, METADATA_TTL};
 pub use store::{request_key, Array, Document, Resolved, Store};

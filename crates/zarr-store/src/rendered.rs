@@ -1,8 +1,11 @@
-//! Rendered stores by dataset id, shared by a plugin's requests.
+//! Rendered stores and described datasets by dataset id, shared by a plugin's requests.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
-use cloudify_sdk::{Error, Host};
+use cloudify_sdk::{meta::DatasetMeta, Error, Host, HostExt};
 
 use crate::{codecs::ServedCodec, rechunk::Rechunk, store::Store};
 
@@ -40,5 +43,48 @@ impl RenderedStores {
         let store = Arc::new(Store::from_host(host, id, codec, rechunk)?);
         self.stores.insert(id.to_owned(), Arc::clone(&store));
         Ok(store)
+    }
+}
+
+/// A dataset's metadata, its generation (a hash of the metadata: caches and `ETag`s follow it)
+/// and its modification time.
+pub struct Described {
+    /// The metadata.
+    pub meta: DatasetMeta,
+    /// Changes whenever the metadata does.
+    pub generation: u64,
+    /// The source's modification time, for `Last-Modified`.
+    pub last_modified: Option<SystemTime>,
+}
+
+/// Each dataset described once per [`METADATA_TTL`], for plugins that compute from the
+/// metadata (plot, diagnostics) rather than render a store.
+pub struct DescribedDatasets {
+    described: moka::sync::Cache<String, Arc<Described>>,
+}
+
+impl Default for DescribedDatasets {
+    fn default() -> Self {
+        Self { described: moka::sync::Cache::builder().time_to_live(METADATA_TTL).build() }
+    }
+}
+
+impl DescribedDatasets {
+    /// Dataset `id` as described within the last [`METADATA_TTL`], else from the host.
+    ///
+    /// # Errors
+    /// What the host's metadata call fails with (404 for an unknown dataset).
+    pub fn get(&self, host: &Host, id: &str) -> Result<Arc<Described>, Error> {
+        if let Some(described) = self.described.get(id) {
+            return Ok(described);
+        }
+        let json = host.metadata_json(id)?;
+        let generation = xxhash_rust::xxh3::xxh3_64(json.as_bytes());
+        let meta: DatasetMeta =
+            serde_json::from_str(&json).map_err(|e| Error::internal(format!("metadata of '{id}': {e}")))?;
+        let last_modified = meta.last_modified.map(|s| UNIX_EPOCH + Duration::from_secs(s.max(0) as u64));
+        let described = Arc::new(Described { meta, generation, last_modified });
+        self.described.insert(id.to_owned(), Arc::clone(&described));
+        Ok(described)
     }
 }

@@ -27,7 +27,7 @@ mod operation;
 use std::sync::Arc;
 
 use cloudify_sdk::{meta::DatasetMeta, Error, Host, HostExt, Plugin, Request, Response, Route, Scope};
-use cloudify_zarr_store::{reply, Document, METADATA_TTL};
+use cloudify_zarr_store::{reply, DescribedDatasets, Document};
 use serde_json::{json, Map, Value};
 
 use crate::{compute::Computed, config::Config};
@@ -58,16 +58,10 @@ fn init(host: Host) -> Result<Plugin, String> {
     Ok(plugin)
 }
 
-/// A dataset's metadata and its generation (a hash of it: caches and ETags follow it).
-struct Described {
-    meta: DatasetMeta,
-    generation: u64,
-}
-
 struct Diagnostics {
     config: Config,
     results: moka::sync::Cache<String, Arc<Document>>,
-    described: moka::sync::Cache<String, Arc<Described>>,
+    described: DescribedDatasets,
 }
 
 /// Path segments are names, actions, frequencies: nothing else gets near the computation.
@@ -83,20 +77,8 @@ impl Diagnostics {
             .weigher(|_, doc: &Arc<Document>| u32::try_from(doc.body.len()).unwrap_or(u32::MAX))
             .max_capacity(config.cache_bytes)
             .build();
-        let described = moka::sync::Cache::builder().time_to_live(METADATA_TTL).build();
+        let described = DescribedDatasets::default();
         Self { config, results, described }
-    }
-
-    fn describe(&self, host: &Host, id: &str) -> Result<Arc<Described>, Error> {
-        if let Some(described) = self.described.get(id) {
-            return Ok(described);
-        }
-        let json = host.metadata_json(id)?;
-        let generation = xxhash_rust::xxh3::xxh3_64(json.as_bytes());
-        let meta = serde_json::from_str(&json).map_err(|e| Error::internal(format!("metadata of '{id}': {e}")))?;
-        let described = Arc::new(Described { meta, generation });
-        self.described.insert(id.to_owned(), Arc::clone(&described));
-        Ok(described)
     }
 
     async fn answer(&self, host: &Host, req: &Request) -> Response {
@@ -114,11 +96,10 @@ impl Diagnostics {
             }
         };
         let var = segment("var")?;
-        let described = self.describe(host, id)?;
+        let described = self.described.get(host, id)?;
         let meta = &described.meta;
         let key = format!("{:x}\u{0}{}", described.generation, req.path);
-        let last_modified =
-            meta.last_modified.map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64));
+        let last_modified = described.last_modified;
         if let Some(doc) = self.results.get(&key) {
             return Ok(reply(req, doc, last_modified, &self.config.cache_control, "application/json"));
         }

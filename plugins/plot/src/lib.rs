@@ -25,7 +25,7 @@ mod request;
 use std::sync::Arc;
 
 use cloudify_sdk::{Error, Host, HostExt, Plugin, Request, Response, Route, Scope};
-use cloudify_zarr_store::{reply, Document, METADATA_TTL};
+use cloudify_zarr_store::{reply, DescribedDatasets, Document};
 use plotters::{backend::SVGBackend, drawing::IntoDrawingArea};
 
 use crate::{
@@ -63,18 +63,12 @@ fn init(host: Host) -> Result<Plugin, String> {
     Ok(plugin)
 }
 
-/// A dataset's metadata and its generation (a hash of it: caches and ETags follow it).
-struct Described {
-    meta: cloudify_sdk::meta::DatasetMeta,
-    generation: u64,
-}
-
 /// Requests answered, with the rendered answers kept by bytes.
 struct PlotService {
     config: Config,
     cache: moka::sync::Cache<String, Arc<Document>>,
     /// Each dataset's metadata, fetched again after `METADATA_TTL` (as the store plugins do).
-    described: moka::sync::Cache<String, Arc<Described>>,
+    described: DescribedDatasets,
 }
 
 impl PlotService {
@@ -83,20 +77,8 @@ impl PlotService {
             .weigher(|_, doc: &Arc<Document>| u32::try_from(doc.body.len()).unwrap_or(u32::MAX))
             .max_capacity(config.cache_bytes)
             .build();
-        let described = moka::sync::Cache::builder().time_to_live(METADATA_TTL).build();
+        let described = DescribedDatasets::default();
         Self { config, cache, described }
-    }
-
-    fn describe(&self, host: &Host, id: &str) -> Result<Arc<Described>, Error> {
-        if let Some(described) = self.described.get(id) {
-            return Ok(described);
-        }
-        let json = host.metadata_json(id)?;
-        let generation = xxhash_rust::xxh3::xxh3_64(json.as_bytes());
-        let meta = serde_json::from_str(&json).map_err(|e| Error::internal(format!("metadata of '{id}': {e}")))?;
-        let described = Arc::new(Described { meta, generation });
-        self.described.insert(id.to_owned(), Arc::clone(&described));
-        Ok(described)
     }
 
     async fn answer(&self, host: &Host, req: &Request) -> Response {
@@ -106,10 +88,9 @@ impl PlotService {
     async fn try_answer(&self, host: &Host, req: &Request) -> Result<Response, Error> {
         let id = req.dataset_id().unwrap_or_default();
         let request = PlotRequest::parse(req, &self.config)?;
-        let described = self.describe(host, id)?;
+        let described = self.described.get(host, id)?;
         let meta = &described.meta;
-        let last_modified =
-            meta.last_modified.map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64));
+        let last_modified = described.last_modified;
         let key = PlotRequest::cache_key(req, described.generation);
         let content_type = request.format.content_type();
         if let Some(doc) = self.cache.get(&key) {
