@@ -546,23 +546,20 @@ async fn cell_corners(
     let (lat_b, lon_b) = (bounds(lat)?, bounds(lon)?);
     let (lat_v, lon_v) = (meta.variables.get(&lat_b)?, meta.variables.get(&lon_b)?);
     let vertices = *lat_v.shape.get(1)? as usize;
-    if lat_v.shape != lon_v.shape || lat_v.shape.len() != 2 || vertices == 0 {
+    let cell_dim = meta.variables[lat].dimensions.first();
+    if lat_v.shape != lon_v.shape || lat_v.shape.len() != 2 || vertices == 0 || lat_v.dimensions.first() != cell_dim {
         return None;
     }
     let radians = in_radians(&meta.variables[lat]) || in_radians(lat_v);
     let convert = |v: f64| if radians { v.to_degrees() } else { v };
     let lat_all = coordinate_values(host, meta, &lat_b).await.ok()?;
     let lon_all = coordinate_values(host, meta, &lon_b).await.ok()?;
-    Some(
-        cells
-            .iter()
-            .map(|&c| {
-                (0..vertices)
-                    .map(|k| (convert(lon_all[c * vertices + k]), convert(lat_all[c * vertices + k])))
-                    .collect()
-            })
-            .collect(),
-    )
+    // Bounds over another dimension than the cells' are not theirs: no corners.
+    let corner = |all: &[f64], c: usize, k: usize| all.get(c * vertices + k).copied().map(convert);
+    cells
+        .iter()
+        .map(|&c| (0..vertices).map(|k| Some((corner(&lon_all, c, k)?, corner(&lat_all, c, k)?))).collect())
+        .collect()
 }
 
 /// A line's values: per position along its axis, the mean over the horizontal cells (area

@@ -245,6 +245,30 @@ fn mistakes_are_json_errors_that_name_them() {
 }
 
 #[test]
+fn cell_bounds_of_another_dimension_are_ignored_not_trusted() {
+    // Bounds declared over 2 "other" rows for 4 cells: the cells are drawn as points.
+    let cells = MockDataset::new("cells")
+        .variable(
+            MockVariable::new("clat", &[("ncells", 4)], [0f64, 10., 20., 30.])
+                .attr("standard_name", "latitude")
+                .attr("bounds", "clat_bnds"),
+        )
+        .variable(
+            MockVariable::new("clon", &[("ncells", 4)], [0f64, 10., 20., 30.])
+                .attr("standard_name", "longitude")
+                .attr("bounds", "clon_bnds"),
+        )
+        .variable(MockVariable::new("clat_bnds", &[("other", 2), ("nv", 3)], [0f64; 6]))
+        .variable(MockVariable::new("clon_bnds", &[("other", 2), ("nv", 3)], [0f64; 6]))
+        .variable(MockVariable::new("ts", &[("ncells", 4)], [1f32, 2., 3., 4.]).attr("coordinates", "clat clon"));
+    let plugin = MockHost::new().dataset(cells).load(plugin_module()).unwrap();
+    let (pixels, width, height, _) = decode(&block_on(plugin.get("/datasets/cells/plot/ts")));
+    assert!(pixels.len() == width * height * 4);
+    let doc = block_on(plugin.get("/datasets/cells/plot/ts?format=json")).json();
+    assert_eq!(doc["frames"][0]["values"], serde_json::json!([1.0, 2.0, 3.0, 4.0]));
+}
+
+#[test]
 fn answers_are_cached_with_validators() {
     let plugin = plugin();
     let first = block_on(plugin.get("/datasets/halves/plot/v/map/viridis"));
