@@ -126,7 +126,7 @@ impl Accumulator {
 pub struct Slots {
     reduction: Reduction,
     count: Vec<u64>,
-    /// Sum, running mean, extreme, first or last value, by reduction.
+    /// Sum (also for the mean), running mean (std, var), extreme, first or last value.
     a: Vec<f64>,
     /// Welford's M2 for `std`/`var`.
     b: Vec<f64>,
@@ -150,8 +150,7 @@ impl Slots {
         let n = self.count[slot];
         let a = &mut self.a[slot];
         match self.reduction {
-            Reduction::Sum | Reduction::Count => *a += v,
-            Reduction::Mean => *a += (v - *a) / n as f64,
+            Reduction::Sum | Reduction::Count | Reduction::Mean => *a += v,
             Reduction::Std | Reduction::Var => {
                 let delta = v - *a;
                 *a += delta / n as f64;
@@ -166,6 +165,23 @@ impl Slots {
         }
     }
 
+    /// Adds `values` to the slots from `first` on, one each.
+    pub fn push_row(&mut self, first: usize, values: &[f64]) {
+        match self.reduction {
+            // The common case without a branch per value on the reduction.
+            Reduction::Mean | Reduction::Sum | Reduction::Count => {
+                let slots = first..first + values.len();
+                for ((count, a), &v) in self.count[slots.clone()].iter_mut().zip(&mut self.a[slots]).zip(values) {
+                    if !v.is_nan() {
+                        *count += 1;
+                        *a += v;
+                    }
+                }
+            }
+            _ => values.iter().enumerate().for_each(|(i, &v)| self.push(first + i, v)),
+        }
+    }
+
     /// Every slot's result.
     pub fn finish(mut self) -> Vec<f64> {
         (0..self.count.len())
@@ -175,6 +191,7 @@ impl Slots {
                     Reduction::Count => n as f64,
                     Reduction::Sum => self.a[slot],
                     _ if n == 0 => f64::NAN,
+                    Reduction::Mean => self.a[slot] / n as f64,
                     Reduction::Var => self.b[slot] / n as f64,
                     Reduction::Std => (self.b[slot] / n as f64).sqrt(),
                     Reduction::Median => {
@@ -230,6 +247,12 @@ mod tests {
                     slots.push(slot, v);
                 }
             }
+            // A row of values into consecutive slots: the same as one at a time.
+            let mut rows = Slots::new(reduction, 3);
+            for ((a, b), c) in columns[0].iter().zip(&columns[1]).zip(&columns[2]) {
+                rows.push_row(0, &[*a, *b, *c]);
+            }
+            let by_rows = rows.finish();
             let got = slots.finish();
             for (slot, column) in columns.iter().enumerate() {
                 let want = reduce(column.iter().copied(), reduction);
@@ -238,6 +261,8 @@ mod tests {
                     "{name} slot {slot}: {} {want}",
                     got[slot]
                 );
+                let row = by_rows[slot];
+                assert!(row == want || (row.is_nan() && want.is_nan()), "{name} by rows, slot {slot}: {row} {want}");
             }
         }
     }

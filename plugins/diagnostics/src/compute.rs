@@ -29,6 +29,41 @@ fn block(meta: &DatasetMeta, var: &str, axis: usize) -> u64 {
     v.chunks.get(axis).copied().filter(|&c| c > 0).unwrap_or(v.shape[axis]).max(1)
 }
 
+/// Calls `reduce(start, count, values)` for each block of `count` positions along `axis` (the
+/// variable's chunk length; the whole variable without an axis), everything along the other
+/// dimensions, decoded. Two blocks are read at a time, so the host decodes them in parallel.
+async fn for_each_block(
+    host: &Host,
+    meta: &DatasetMeta,
+    var: &str,
+    axis: Option<usize>,
+    mut reduce: impl FnMut(usize, usize, &[f64]),
+) -> Result<(), Error> {
+    let v = &meta.variables[var];
+    let n = axis.map_or(1, |a| v.shape[a]);
+    let step = axis.map_or(1, |a| block(meta, var, a));
+    let starts: Vec<u64> = (0..n).step_by(usize::try_from(step).unwrap_or(usize::MAX)).collect();
+    for pair in starts.chunks(2) {
+        let reads = pair.iter().map(|&start| {
+            let count = step.min(n - start);
+            let mut from = vec![0; v.shape.len()];
+            let mut extent = v.shape.clone();
+            if let Some(a) = axis {
+                (from[a], extent[a]) = (start, count);
+            }
+            async move {
+                cloudify_cf::read::block(host, &meta.id, var, v, &from, &extent)
+                    .await
+                    .map(|values| (start, count, values))
+            }
+        });
+        for (start, count, values) in futures::future::try_join_all(reads).await? {
+            reduce(start as usize, count as usize, &values);
+        }
+    }
+    Ok(())
+}
+
 /// Computes `operation` on variable `var`.
 ///
 /// # Errors
@@ -74,29 +109,16 @@ async fn grouped(
     }
     let (outer, inner, groups) = (outer as usize, inner as usize, groups as usize);
     let mut acc = Slots::new(reduction, slots as usize);
-    let n = shape[axis];
-    let step = block(meta, var, axis);
-    let mut start = 0;
-    while start < n {
-        let count = step.min(n - start);
-        let mut from = vec![0; shape.len()];
-        from[axis] = start;
-        let mut extent = shape.clone();
-        extent[axis] = count;
-        let values = cloudify_cf::read::block(host, &meta.id, var, v, &from, &extent).await?;
-        let count = count as usize;
+    for_each_block(host, meta, var, Some(axis), |start, count, values| {
         for o in 0..outer {
             for j in 0..count {
-                let Some(g) = of[start as usize + j] else { continue };
+                let Some(g) = of[start + j] else { continue };
                 let row = (o * count + j) * inner;
-                let slot = (o * groups + g) * inner;
-                for i in 0..inner {
-                    acc.push(slot + i, values[row + i]);
-                }
+                acc.push_row((o * groups + g) * inner, &values[row..row + inner]);
             }
         }
-        start += count as u64;
-    }
+    })
+    .await?;
     let mut dims = v.dimensions.clone();
     dims[axis] = name.clone();
     let mut out_shape: Vec<usize> = shape.iter().map(|&s| s as usize).collect();
@@ -130,53 +152,74 @@ async fn field_mean(
     let kept_strides: Vec<usize> =
         (0..kept.len()).map(|i| kept[i + 1..].iter().map(|&d| v.shape[d] as usize).product()).collect();
 
+    // Each dimension's stride into the output or into the grid's cells.
+    let strides: Vec<(bool, usize)> = (0..v.dimensions.len())
+        .map(|d| match horizontal.iter().position(|h| *h == v.dimensions[d]) {
+            Some(g) => (true, grid_strides[g]),
+            None => (false, kept.iter().position(|&k| k == d).map_or(0, |k| kept_strides[k])),
+        })
+        .collect();
+    let trailing = v.dimensions.ends_with(&horizontal);
+    let rest: usize = kept.iter().skip(1).map(|&d| v.shape[d] as usize).product();
     let (mut sums, mut totals) = (vec![0.0; out_len as usize], vec![0.0; out_len as usize]);
     // Stream along the first kept dimension (time, usually); everything when there is none.
     let axis = kept.first().copied();
-    let n = axis.map_or(1, |a| v.shape[a]);
-    let step = axis.map_or(1, |a| block(meta, var, a));
-    let mut start = 0;
-    while start < n {
-        let count = step.min(n - start);
+    let extent_of = |start: usize, count: usize| -> (Vec<usize>, Vec<usize>) {
         let mut from = vec![0; v.shape.len()];
-        let mut extent = v.shape.clone();
+        let mut extent: Vec<usize> = v.shape.iter().map(|&s| s as usize).collect();
         if let Some(a) = axis {
-            from[a] = start;
-            extent[a] = count;
+            (from[a], extent[a]) = (start, count);
         }
-        let values = cloudify_cf::read::block(host, &meta.id, var, v, &from, &extent).await?;
-        let mut index = vec![0u64; extent.len()];
-        for &value in &values {
-            if !value.is_nan() {
-                let (mut out, mut cell) = (0usize, 0usize);
-                let (mut k, mut h) = (0, 0);
-                for (d, &i) in index.iter().enumerate() {
-                    let i = (i + from[d]) as usize;
-                    if is_horizontal[d] {
-                        let g = horizontal.iter().position(|x| *x == v.dimensions[d]).unwrap_or(h);
-                        cell += i * grid_strides[g];
-                        h += 1;
-                    } else {
-                        out += i * kept_strides[k];
-                        k += 1;
+        (from, extent)
+    };
+    for_each_block(host, meta, var, axis, |start, count, values| {
+        let (from, extent) = extent_of(start, count);
+        if trailing {
+            // The usual layout (time, ..., lat, lon): each run of `cells` values is one output
+            // position's field, in the weights' order.
+            let first = start * rest;
+            for (row, field) in values.chunks_exact(weights.len().max(1)).enumerate() {
+                let (mut sum, mut total) = (0.0, 0.0);
+                for (&x, &w) in field.iter().zip(&weights) {
+                    if !x.is_nan() && w > 0.0 {
+                        sum += w * x;
+                        total += w;
                     }
                 }
-                let w = weights.get(cell).copied().unwrap_or(0.0);
-                if w > 0.0 {
-                    sums[out] += w * value;
-                    totals[out] += w;
-                }
+                sums[first + row] += sum;
+                totals[first + row] += total;
             }
-            for d in (0..index.len()).rev() {
-                index[d] += 1;
-                if index[d] < extent[d] {
-                    break;
+        } else {
+            let mut index = vec![0usize; extent.len()];
+            for &value in values {
+                if !value.is_nan() {
+                    let (mut out, mut cell) = (0usize, 0usize);
+                    for (d, &i) in index.iter().enumerate() {
+                        let (horizontal, stride) = strides[d];
+                        let at = (i + from[d]) * stride;
+                        if horizontal {
+                            cell += at;
+                        } else {
+                            out += at;
+                        }
+                    }
+                    let w = weights.get(cell).copied().unwrap_or(0.0);
+                    if w > 0.0 {
+                        sums[out] += w * value;
+                        totals[out] += w;
+                    }
                 }
-                index[d] = 0;
+                for d in (0..index.len()).rev() {
+                    index[d] += 1;
+                    if index[d] < extent[d] {
+                        break;
+                    }
+                    index[d] = 0;
+                }
             }
         }
-        start += count;
-    }
+    })
+    .await?;
     let values = sums.iter().zip(&totals).map(|(s, t)| if *t > 0.0 { s / t } else { f64::NAN }).collect();
     let dims: Vec<String> = kept.iter().map(|&d| v.dimensions[d].clone()).collect();
     let shape = kept.iter().map(|&d| v.shape[d] as usize).collect();

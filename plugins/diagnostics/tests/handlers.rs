@@ -27,6 +27,8 @@ fn dataset() -> MockDataset {
             }
         }
     }
+    // The same values stored (lat, time, lon).
+    let mixed: Vec<f32> = (0..3).flat_map(|y| (0..24).flat_map(move |t| (0..4).map(move |x| value(t, y, x)))).collect();
     MockDataset::new("climate")
         .variable(
             MockVariable::new("time", &[("time", 24)], times)
@@ -41,6 +43,7 @@ fn dataset() -> MockDataset {
                 .fill_value(FILL)
                 .attr("units", "K"),
         )
+        .variable(MockVariable::new("mixed", &[("lat", 3), ("time", 24), ("lon", 4)], mixed).fill_value(FILL))
         .variable(MockVariable::strings("label", &[("lat", 3)], ["a", "b", "c"]))
 }
 
@@ -134,6 +137,10 @@ fn field_means_are_cos_latitude_weighted() {
         }
         assert!(close(g, sum / total), "step {t}");
     }
+    // Latitude before time: the same series.
+    let mixed = block_on(plugin().get("/datasets/climate/fldmean/mixed")).json();
+    assert_eq!(mixed["dims"], json!(["time"]));
+    assert!(data(&mixed).iter().zip(&got).all(|(a, b)| close(*a, *b)));
 }
 
 #[test]

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Diagnostics benchmark (figures, not a test), on the harness's daily `tas` (10 years,
+# 3650 x 192 x 384, zlib chunks of 120 steps): a monthly climatology
+# (`/groupby/tas/time.month/mean`) and the global-mean series (`/fldmean/tas`), uncached wall
+# time and peak RSS, against xarray + dask (`open_dataset(chunks={})`, the same computations)
+# in the same run; then cached answers against `/zarr/.zmetadata` with wrk (c=8).
+#
+# Usage: tests/bench/diagnostics.sh   (env: DATA=/tmp/anchors-data, OUT=/tmp/cloudify-bench-diagnostics,
+#        PYTHON=/tmp/anchors-venv/bin/python with xarray, dask and netCDF4; DURATION=8)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+data=${DATA:-/tmp/anchors-data}
+out=${OUT:-/tmp/cloudify-bench-diagnostics}
+python=${PYTHON:-/tmp/anchors-venv/bin/python}
+duration=${DURATION:-8}
+mkdir -p "$out"
+source "$repo/tests/bench/server.sh"
+file="$data/nc/tas_day_BENCH_gn_18500101-18591231.nc"
+
+start_server() { # env...
+  port=$((19000 + RANDOM % 1000))
+  env CLOUDIFY_LOG=warn "$@" $out/bin/cloudify serve --bind 127.0.0.1:$port --config $out/bench.toml >"$out/server.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/ready" && break; sleep 0.1; done
+  base="http://127.0.0.1:$port/datasets/tas"
+}
+stop_server() { kill "$pid"; wait "$pid" 2>/dev/null || true; }
+seconds() { curl -s -o /dev/null -w "%{time_total}" "$1"; }
+
+# Uncached: a fresh server per computation (no decoded chunk left from the other), no result cache.
+start_server CLOUDIFY_PLUGIN__DIAGNOSTICS__CACHE_BYTES=0
+echo "cloudify_climatology $(seconds "$base/groupby/tas/time.month/mean")"
+echo "cloudify peak RSS after climatology: $(awk '/VmHWM/ {print $2}' /proc/$pid/status) kB"
+stop_server
+start_server CLOUDIFY_PLUGIN__DIAGNOSTICS__CACHE_BYTES=0
+echo "cloudify_fldmean $(seconds "$base/fldmean/tas")"
+echo "cloudify peak RSS after fldmean: $(awk '/VmHWM/ {print $2}' /proc/$pid/status) kB"
+stop_server
+
+"$python" "$repo/tests/bench/diagnostics_xarray.py" "$file"
+
+start_server
+curl -s -o /dev/null "$base/groupby/tas/time.month/mean"
+echo "cached climatology c=8 req/s: $(wrk -t2 -c8 -d${duration}s "$base/groupby/tas/time.month/mean" | awk '/Requests\/sec/ {print $2}')"
+curl -s -o /dev/null "$base/fldmean/tas"
+echo "cached fldmean c=8 req/s: $(wrk -t2 -c8 -d${duration}s "$base/fldmean/tas" | awk '/Requests\/sec/ {print $2}')"
+echo "zarr .zmetadata c=8 req/s: $(wrk -t2 -c8 -d${duration}s "$base/zarr/.zmetadata" | awk '/Requests\/sec/ {print $2}')"
+stop_server
