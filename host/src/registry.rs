@@ -1,5 +1,7 @@
 //! The dataset registry: datasets configured in the host, and datasets provided by plugins
 //! (xpublish's `get_datasets`/`get_dataset` hooks), asked on every lookup like xpublish does.
+//! A provider may also serve ids it does not list (the diagnostics plugin's derived
+//! datasets): an id no one lists is offered to each provider's `metadata` in turn.
 
 use std::sync::{
     atomic::{AtomicBool, Ordering},
@@ -131,8 +133,9 @@ impl Registry {
         ids
     }
 
-    /// The dataset `id`: a configured one, else the first provider that lists it; `None` also
-    /// when the caller may not read it.
+    /// The dataset `id`: a configured one, else the first provider that lists it, else the
+    /// first provider that describes it when asked; `None` also when the caller may not read
+    /// it.
     pub fn get(&self, id: &str) -> Option<SharedSource> {
         if !self.visible(id) {
             return None;
@@ -140,14 +143,26 @@ impl Registry {
         if let Some(source) = self.datasets.read().unwrap_or_else(PoisonError::into_inner).get(id) {
             return Some(Arc::clone(source));
         }
-        let providers = self.providers.read().unwrap_or_else(PoisonError::into_inner);
-        let provider = providers.iter().find(|p| p.source.list().iter().any(|listed| listed == id))?;
-        let source = ProviderSource {
-            id: id.to_owned(),
-            plugin: provider.plugin.clone(),
-            provider: Arc::clone(&provider.source),
+        // Copied out of the lock: a provider's calls may come back here for the datasets
+        // theirs are made from.
+        let providers: Vec<(String, Arc<DatasetSourceBox>)> = self
+            .providers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|p| (p.plugin.clone(), Arc::clone(&p.source)))
+            .collect();
+        let source_of = |(plugin, provider): &(String, Arc<DatasetSourceBox>)| -> SharedSource {
+            Arc::new(ProviderSource { id: id.to_owned(), plugin: plugin.clone(), provider: Arc::clone(provider) })
         };
-        Some(Arc::new(source))
+        if let Some(listed) = providers.iter().find(|(_, p)| p.list().iter().any(|listed| listed == id)) {
+            return Some(source_of(listed));
+        }
+        providers.iter().map(source_of).find(|source| match source.metadata() {
+            Err(Error::Provider { kind, .. }) => kind != ErrorKind::NOT_FOUND,
+            // Found, or found and failing: its errors are the answer.
+            _ => true,
+        })
     }
 }
 
@@ -167,7 +182,17 @@ impl ProviderSource {
 #[async_trait]
 impl Source for ProviderSource {
     fn metadata(&self) -> Result<Arc<DatasetMeta>> {
-        let json = self.provider.metadata(RStr::from_str(&self.id)).into_result().map_err(|err| {
+        // A provider may block to describe a dataset (reading the values it is computed
+        // from): on a worker of the multi-threaded runtime, its other tasks move elsewhere
+        // meanwhile.
+        let describe = || self.provider.metadata(RStr::from_str(&self.id));
+        let described = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(describe)
+            }
+            _ => describe(),
+        };
+        let json = described.into_result().map_err(|err| {
             self.failed(err.kind, format!("failed to describe dataset '{}': {}", self.id, err.message))
         })?;
         let meta: DatasetMeta = serde_json::from_str(&json).map_err(|err| {
@@ -189,6 +214,15 @@ impl Source for ProviderSource {
             .await
             .into_result()
             .map_err(|err| self.failed(err.kind, format!("failed to read {}/{name}: {}", self.id, err.message)))?;
+        if var.dtype.is_variable_length() {
+            let items = cloudify_sdk::strings::decode(&bytes).map(|items| items.len() as u64);
+            let expected: u64 = var.chunks.iter().product();
+            if items != Ok(expected) {
+                let message = format!("answered a malformed chunk of {} strings for {}/{name}", expected, self.id);
+                return Err(self.failed(ErrorKind::INTERNAL, message));
+            }
+            return Ok(bytes.into_vec());
+        }
         let expected = var.chunk_bytes();
         if bytes.len() as u64 != expected {
             return Err(self.failed(

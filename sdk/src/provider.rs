@@ -20,12 +20,15 @@ use crate::{
 
 /// A dataset provider, xpublish's `get_datasets`/`get_dataset` hooks in Rust.
 pub trait Provider: Send + Sync + 'static {
-    /// Ids this provider serves.
+    /// Ids this provider lists in `/datasets`.
     fn list(&self) -> Vec<String>;
-    /// The metadata of `dataset`.
+    /// The metadata of `dataset`. The host also asks for ids no one lists (a provider may
+    /// serve datasets on demand, such as results named by their id), and calls this where
+    /// blocking is allowed: a provider may wait on the host's reads here (e.g. with
+    /// `futures::executor::block_on`).
     ///
     /// # Errors
-    /// A [`HostError`] of kind `NOT_FOUND` for an unknown id.
+    /// A [`HostError`] of kind `NOT_FOUND` for an id this provider does not serve.
     fn metadata(&self, dataset: &str) -> Result<DatasetMeta, HostError>;
     /// One chunk decoded to little-endian C-order values of the full chunk shape.
     ///

@@ -488,8 +488,15 @@ impl State {
         self.datasets.get(id).ok_or_else(|| not_found(format!("Dataset '{id}' not found")))
     }
 
+    /// The provider serving `id`, as the server finds it: listing it, or describing it when
+    /// asked (anything but `NOT_FOUND`).
     fn provided(&self, id: &str) -> Option<&DatasetSourceBox> {
-        self.provider.get().filter(|p| p.list().iter().any(|d| d == id))
+        let serves = |p: &&DatasetSourceBox| {
+            p.list().iter().any(|d| d == id)
+                || (!self.datasets.contains_key(id)
+                    && !matches!(p.metadata(id.into()).into_result(), Err(err) if err.kind == ErrorKind::NOT_FOUND))
+        };
+        self.provider.get().filter(serves)
     }
 
     fn exists(&self, id: &str) -> bool {

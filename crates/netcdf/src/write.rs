@@ -72,6 +72,24 @@ where
     nc.put_values(&typed(data, from_le), extents.as_slice())
 }
 
+/// A variable-length string variable from a chunk of [`cloudify_dataset::strings`]' layout.
+fn add_strings(file: &mut FileMut, name: &str, var: &VariableMeta, data: &[u8]) -> netcdf::Result<()> {
+    let dims: Vec<&str> = var.dimensions.iter().map(String::as_str).collect();
+    let items = cloudify_dataset::strings::decode(data).map_err(|e| netcdf::Error::Str(e.to_string()))?;
+    let mut nc = file.add_string_variable(name, &dims)?;
+    for (key, value) in &var.attributes {
+        if let Some(value) = attribute(value) {
+            nc.put_attribute(key, value)?;
+        }
+    }
+    for (i, item) in items.iter().enumerate() {
+        let index = cloudify_dataset::hyperslab::unravel(i as u64, &var.shape);
+        let extents: Vec<Range<usize>> = index.iter().map(|&at| at as usize..at as usize + 1).collect();
+        nc.put_string(&String::from_utf8_lossy(item), extents.as_slice())?;
+    }
+    Ok(())
+}
+
 /// Writes `meta` with the little-endian C-order `arrays` (one per variable) as a NetCDF4 file
 /// at `path`; chunked variables are compressed with shuffle + zlib.
 ///
@@ -106,7 +124,8 @@ pub fn write_netcdf4(path: &Path, meta: &DatasetMeta, arrays: &HashMap<String, V
             DataType::Int64 => add::<i64>(&mut file, name, var, data, |b| i64::from_le_bytes(word(b))),
             DataType::Uint64 => add::<u64>(&mut file, name, var, data, |b| u64::from_le_bytes(word(b))),
             DataType::Float64 => add::<f64>(&mut file, name, var, data, |b| f64::from_le_bytes(word(b))),
-            DataType::Char | DataType::String => return Err(fail(format!("{name}: text variables are not written"))),
+            DataType::String => add_strings(&mut file, name, var, data),
+            DataType::Char => return Err(fail(format!("{name}: character arrays are not written"))),
         }
         .map_err(nc)?;
     }

@@ -1,186 +1,156 @@
-//! The computation, streamed along one dimension a chunk-row at a time (a region read of one
-//! chunk's length along it and the whole of the others, so only the chunks needed are read
-//! and never the whole variable), accumulated in f64.
+//! The computation of one window of a result (one output chunk, or the whole result): the
+//! input window read along the reduced dimension a block at a time (region reads, so only
+//! the chunks the window touches are read and never the whole variable), accumulated in f64.
 
 use cloudify_cf::reduce::{Reduction, Slots};
-use cloudify_sdk::{meta::DatasetMeta, Error, ErrorKind, Host};
-use serde_json::Value;
+use cloudify_sdk::{meta::VariableMeta, Error, Host};
 
-use crate::operation::Operation;
+/// Decoded values a block read aims at (a block is never shorter than one chunk along the
+/// streamed dimension): large enough to keep the reads few, small enough that two in flight
+/// stay a small part of the server's memory.
+const BLOCK_VALUES: u64 = 2 << 20;
 
-/// A result: a labelled array.
-pub(crate) struct Computed {
-    pub(crate) dims: Vec<String>,
-    pub(crate) shape: Vec<usize>,
-    pub(crate) values: Vec<f64>,
-    /// Labels of the dimensions that have them.
-    pub(crate) coords: Vec<(String, Vec<Value>)>,
-    /// CF `cell_methods` of what was done.
-    pub(crate) method: String,
+/// Part of a variable: `start` and `count` per dimension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub(crate) start: Vec<u64>,
+    pub(crate) count: Vec<u64>,
 }
 
-fn too_large(values: u64, max: u64) -> Error {
-    Error::new(ErrorKind::TOO_LARGE, format!("the result has {values} values, more than max_result_values = {max}"))
+impl Window {
+    /// All of variable `v`.
+    pub(crate) fn all(v: &VariableMeta) -> Self {
+        Self { start: vec![0; v.shape.len()], count: v.shape.clone() }
+    }
+
+    fn values(&self) -> u64 {
+        self.count.iter().product()
+    }
 }
 
-/// Positions along `dim` read at once: the variable's chunk length along it.
-fn block(meta: &DatasetMeta, var: &str, axis: usize) -> u64 {
-    let v = &meta.variables[var];
-    v.chunks.get(axis).copied().filter(|&c| c > 0).unwrap_or(v.shape[axis]).max(1)
-}
-
-/// Calls `reduce(start, count, values)` for each block of `count` positions along `axis` (the
-/// variable's chunk length; the whole variable without an axis), everything along the other
-/// dimensions, decoded. Two blocks are read at a time, so the host decodes them in parallel.
+/// Calls `reduce(offset, count, values)` for each block of `window` along `axis` (whole
+/// chunks along it, several when they are small; the window in one block without an axis),
+/// `offset` counted from the window's start, values decoded. Two blocks are read at a time,
+/// so the host decodes them in parallel.
 async fn for_each_block(
     host: &Host,
-    meta: &DatasetMeta,
-    var: &str,
+    dataset: &str,
+    name: &str,
+    v: &VariableMeta,
+    window: &Window,
     axis: Option<usize>,
     mut reduce: impl FnMut(usize, usize, &[f64]),
 ) -> Result<(), Error> {
-    let v = &meta.variables[var];
-    let n = axis.map_or(1, |a| v.shape[a]);
-    let step = axis.map_or(1, |a| block(meta, var, a));
-    let starts: Vec<u64> = (0..n).step_by(usize::try_from(step).unwrap_or(usize::MAX)).collect();
+    let (from, n) = axis.map_or((0, 1), |a| (window.start[a], window.count[a]));
+    let step = match axis {
+        Some(a) => {
+            let chunk = v.chunks.get(a).copied().filter(|&c| c > 0).unwrap_or(v.shape[a]).max(1);
+            let row = (window.values() / window.count[a].max(1)).max(1);
+            chunk * (BLOCK_VALUES / row.saturating_mul(chunk)).max(1)
+        }
+        None => 1,
+    };
+    // Blocks start on the chunk grid (the window's start is on it or at 0), so no chunk is
+    // read by two of them.
+    let starts: Vec<u64> = (from..from + n).step_by(usize::try_from(step).unwrap_or(usize::MAX)).collect();
     for pair in starts.chunks(2) {
-        let reads = pair.iter().map(|&start| {
-            let count = step.min(n - start);
-            let mut from = vec![0; v.shape.len()];
-            let mut extent = v.shape.clone();
+        let reads = pair.iter().map(|&at| {
+            let mut block = window.clone();
             if let Some(a) = axis {
-                (from[a], extent[a]) = (start, count);
+                (block.start[a], block.count[a]) = (at, step.min(from + n - at));
             }
             async move {
-                cloudify_cf::read::block(host, &meta.id, var, v, &from, &extent)
+                cloudify_cf::read::block(host, dataset, name, v, &block.start, &block.count)
                     .await
-                    .map(|values| (start, count, values))
+                    .map(|values| (at - from, axis.map_or(1, |a| block.count[a]), values))
             }
         });
-        for (start, count, values) in futures::future::try_join_all(reads).await? {
-            reduce(start as usize, count as usize, &values);
+        for (offset, count, values) in futures::future::try_join_all(reads).await? {
+            reduce(offset as usize, count as usize, &values);
         }
     }
     Ok(())
 }
 
-/// Computes `operation` on variable `var`.
+/// The groups of `window` of variable `name` (all of it along `axis`, the grouped
+/// dimension), position `i` along it in group `of[i]`, reduced: row-major over the window's
+/// shape with `groups` along `axis`.
 ///
 /// # Errors
-/// 413 for a result over `max_values` (or a chunk-row over the host's region limit), what
-/// the host's reads fail with.
-pub(crate) async fn compute(
-    host: &Host,
-    meta: &DatasetMeta,
-    var: &str,
-    operation: Operation,
-    max_values: u64,
-) -> Result<Computed, Error> {
-    match operation {
-        Operation::Grouped { dim, name, labels, of, reduction, method } => {
-            grouped(host, meta, var, &dim, name, labels, &of, reduction, method, max_values).await
-        }
-        Operation::FieldMean { grid } => field_mean(host, meta, var, &grid, max_values).await,
-    }
-}
-
+/// What the host's reads fail with.
 #[allow(clippy::too_many_arguments)]
-async fn grouped(
+pub(crate) async fn grouped(
     host: &Host,
-    meta: &DatasetMeta,
-    var: &str,
-    dim: &str,
-    name: String,
-    labels: Vec<Value>,
+    dataset: &str,
+    name: &str,
+    v: &VariableMeta,
+    window: &Window,
+    axis: usize,
     of: &[Option<usize>],
+    groups: usize,
     reduction: Reduction,
-    method: String,
-    max_values: u64,
-) -> Result<Computed, Error> {
-    let v = &meta.variables[var];
-    let axis = v.dimensions.iter().position(|d| d == dim).ok_or_else(|| Error::internal("grouped dimension lost"))?;
-    let shape: Vec<u64> = v.shape.clone();
-    let outer: u64 = shape[..axis].iter().product();
-    let inner: u64 = shape[axis + 1..].iter().product();
-    let groups = labels.len() as u64;
-    let slots = outer.saturating_mul(groups).saturating_mul(inner);
-    if slots > max_values {
-        return Err(too_large(slots, max_values));
-    }
-    let (outer, inner, groups) = (outer as usize, inner as usize, groups as usize);
-    let mut acc = Slots::new(reduction, slots as usize);
-    for_each_block(host, meta, var, Some(axis), |start, count, values| {
+) -> Result<Vec<f64>, Error> {
+    let outer = window.count[..axis].iter().product::<u64>() as usize;
+    let inner = window.count[axis + 1..].iter().product::<u64>() as usize;
+    let mut acc = Slots::new(reduction, outer * groups * inner);
+    for_each_block(host, dataset, name, v, window, Some(axis), |offset, count, values| {
         for o in 0..outer {
             for j in 0..count {
-                let Some(g) = of[start + j] else { continue };
+                let Some(g) = of[offset + j] else { continue };
                 let row = (o * count + j) * inner;
                 acc.push_row((o * groups + g) * inner, &values[row..row + inner]);
             }
         }
     })
     .await?;
-    let mut dims = v.dimensions.clone();
-    dims[axis] = name.clone();
-    let mut out_shape: Vec<usize> = shape.iter().map(|&s| s as usize).collect();
-    out_shape[axis] = groups;
-    let mut coords = coordinates(host, meta, &v.dimensions, &[dim]).await;
-    coords.push((name, labels));
-    Ok(Computed { dims, shape: out_shape, values: acc.finish(), coords, method })
+    Ok(acc.finish())
 }
 
-async fn field_mean(
+/// The area mean of `window` of variable `name` (all of it along the grid's dimensions;
+/// `grid_position[d]`: where dimension `d` is among them), cells weighted by `weights`
+/// (row-major over the grid's dimensions in the grid's order): row-major over the window's
+/// other dimensions.
+///
+/// # Errors
+/// What the host's reads fail with.
+pub(crate) async fn field_mean(
     host: &Host,
-    meta: &DatasetMeta,
-    var: &str,
-    grid: &cloudify_cf::Grid,
-    max_values: u64,
-) -> Result<Computed, Error> {
-    let v = &meta.variables[var];
-    let horizontal = grid.dimensions(meta);
-    let is_horizontal: Vec<bool> = v.dimensions.iter().map(|d| horizontal.contains(d)).collect();
-    let kept: Vec<usize> = (0..v.dimensions.len()).filter(|&d| !is_horizontal[d]).collect();
-    let out_len: u64 = kept.iter().map(|&d| v.shape[d]).product();
-    if out_len > max_values {
-        return Err(too_large(out_len, max_values));
-    }
-    // Weights over the grid's dimensions, in the grid's order.
-    let positions: Vec<Vec<usize>> =
-        horizontal.iter().map(|d| (0..meta.dimensions.get(d).copied().unwrap_or(0) as usize).collect()).collect();
-    let weights = cloudify_cf::weights::area(host, meta, var, grid, &positions).await?;
-    let grid_strides: Vec<usize> =
-        (0..horizontal.len()).map(|i| positions[i + 1..].iter().map(Vec::len).product()).collect();
-    let kept_strides: Vec<usize> =
-        (0..kept.len()).map(|i| kept[i + 1..].iter().map(|&d| v.shape[d] as usize).product()).collect();
-
-    // Each dimension's stride into the output or into the grid's cells.
-    let strides: Vec<(bool, usize)> = (0..v.dimensions.len())
-        .map(|d| match horizontal.iter().position(|h| *h == v.dimensions[d]) {
-            Some(g) => (true, grid_strides[g]),
-            None => (false, kept.iter().position(|&k| k == d).map_or(0, |k| kept_strides[k])),
+    dataset: &str,
+    name: &str,
+    v: &VariableMeta,
+    window: &Window,
+    grid_position: &[Option<usize>],
+    weights: &[f64],
+) -> Result<Vec<f64>, Error> {
+    let dims = v.shape.len();
+    let kept: Vec<usize> = (0..dims).filter(|&d| grid_position[d].is_none()).collect();
+    let out_len = kept.iter().map(|&d| window.count[d]).product::<u64>() as usize;
+    // The grid's dimensions in the grid's order, and each dimension's stride into the output
+    // or into the grid's cells.
+    let mut grid_sizes: Vec<(usize, usize)> =
+        (0..dims).filter_map(|d| grid_position[d].map(|g| (g, window.count[d] as usize))).collect();
+    grid_sizes.sort_unstable();
+    let strides: Vec<usize> = (0..dims)
+        .map(|d| match grid_position[d] {
+            Some(g) => grid_sizes.iter().filter(|(h, _)| *h > g).map(|(_, n)| n).product(),
+            None => kept.iter().filter(|&&k| k > d).map(|&k| window.count[k] as usize).product(),
         })
         .collect();
-    let trailing = v.dimensions.ends_with(&horizontal);
-    let rest: usize = kept.iter().skip(1).map(|&d| v.shape[d] as usize).product();
-    let (mut sums, mut totals) = (vec![0.0; out_len as usize], vec![0.0; out_len as usize]);
-    // Stream along the first kept dimension (time, usually); everything when there is none.
+    let grid_dims = grid_sizes.len();
+    let trailing = (0..grid_dims).all(|g| grid_position[dims - grid_dims + g] == Some(g));
+    let (mut sums, mut totals) = (vec![0.0; out_len], vec![0.0; out_len]);
+    // Stream along the first kept dimension (time, usually); the window at once without one.
     let axis = kept.first().copied();
-    let extent_of = |start: usize, count: usize| -> (Vec<usize>, Vec<usize>) {
-        let mut from = vec![0; v.shape.len()];
-        let mut extent: Vec<usize> = v.shape.iter().map(|&s| s as usize).collect();
-        if let Some(a) = axis {
-            (from[a], extent[a]) = (start, count);
-        }
-        (from, extent)
-    };
-    for_each_block(host, meta, var, axis, |start, count, values| {
-        let (from, extent) = extent_of(start, count);
+    let rest: usize = kept.iter().skip(1).map(|&d| window.count[d] as usize).product();
+    let cells = weights.len().max(1);
+    for_each_block(host, dataset, name, v, window, axis, |offset, count, values| {
         if trailing {
             // The usual layout (time, ..., lat, lon): each run of `cells` values is one output
             // position's field, in the weights' order.
-            let first = start * rest;
-            for (row, field) in values.chunks_exact(weights.len().max(1)).enumerate() {
+            let first = offset * rest;
+            for (row, field) in values.chunks_exact(cells).enumerate() {
                 let (mut sum, mut total) = (0.0, 0.0);
-                for (&x, &w) in field.iter().zip(&weights) {
+                for (&x, &w) in field.iter().zip(weights) {
                     if !x.is_nan() && w > 0.0 {
                         sum += w * x;
                         total += w;
@@ -189,58 +159,40 @@ async fn field_mean(
                 sums[first + row] += sum;
                 totals[first + row] += total;
             }
-        } else {
-            let mut index = vec![0usize; extent.len()];
-            for &value in values {
-                if !value.is_nan() {
-                    let (mut out, mut cell) = (0usize, 0usize);
-                    for (d, &i) in index.iter().enumerate() {
-                        let (horizontal, stride) = strides[d];
-                        let at = (i + from[d]) * stride;
-                        if horizontal {
-                            cell += at;
-                        } else {
-                            out += at;
-                        }
-                    }
-                    let w = weights.get(cell).copied().unwrap_or(0.0);
-                    if w > 0.0 {
-                        sums[out] += w * value;
-                        totals[out] += w;
+            return;
+        }
+        let mut extent: Vec<usize> = window.count.iter().map(|&c| c as usize).collect();
+        let mut from = vec![0usize; dims];
+        if let Some(a) = axis {
+            (from[a], extent[a]) = (offset, count);
+        }
+        let mut index = vec![0usize; dims];
+        for &value in values {
+            if !value.is_nan() {
+                let (mut out, mut cell) = (0usize, 0usize);
+                for (d, &i) in index.iter().enumerate() {
+                    let at = (i + from[d]) * strides[d];
+                    if grid_position[d].is_some() {
+                        cell += at;
+                    } else {
+                        out += at;
                     }
                 }
-                for d in (0..index.len()).rev() {
-                    index[d] += 1;
-                    if index[d] < extent[d] {
-                        break;
-                    }
-                    index[d] = 0;
+                let w = weights.get(cell).copied().unwrap_or(0.0);
+                if w > 0.0 {
+                    sums[out] += w * value;
+                    totals[out] += w;
                 }
+            }
+            for d in (0..dims).rev() {
+                index[d] += 1;
+                if index[d] < extent[d] {
+                    break;
+                }
+                index[d] = 0;
             }
         }
     })
     .await?;
-    let values = sums.iter().zip(&totals).map(|(s, t)| if *t > 0.0 { s / t } else { f64::NAN }).collect();
-    let dims: Vec<String> = kept.iter().map(|&d| v.dimensions[d].clone()).collect();
-    let shape = kept.iter().map(|&d| v.shape[d] as usize).collect();
-    let coords = coordinates(host, meta, &dims, &[]).await;
-    Ok(Computed { dims, shape, values, coords, method: "area: mean".to_owned() })
-}
-
-/// The labels of `dims` (except `skip`) that have 1-D coordinates: dates for time, numbers
-/// otherwise; coordinates that cannot be read are left out.
-async fn coordinates(host: &Host, meta: &DatasetMeta, dims: &[String], skip: &[&str]) -> Vec<(String, Vec<Value>)> {
-    let mut coords = Vec::new();
-    for dim in dims.iter().filter(|d| !skip.contains(&d.as_str())) {
-        let Some(coord) = meta.variables.get(dim).filter(|c| c.dimensions == [dim.clone()]) else { continue };
-        let Ok(values) = cloudify_cf::read::all(host, &meta.id, dim, coord, 64 << 20).await else { continue };
-        let labels = match cloudify_cf::time::TimeAxis::decode(coord, &values) {
-            Ok(axis) if cloudify_cf::role_of(dim, coord) == cloudify_cf::Role::Time => {
-                axis.dates.iter().map(|d| Value::from(cloudify_cf::time::rfc3339(d))).collect()
-            }
-            _ => values.iter().map(|&v| if v.is_finite() { Value::from(v) } else { Value::Null }).collect(),
-        };
-        coords.push((dim.clone(), labels));
-    }
-    coords
+    Ok(sums.iter().zip(&totals).map(|(s, t)| if *t > 0.0 { s / t } else { f64::NAN }).collect())
 }

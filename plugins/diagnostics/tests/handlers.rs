@@ -39,7 +39,7 @@ fn dataset() -> MockDataset {
         .variable(MockVariable::new("lon", &[("lon", 4)], [0f64, 90., 180., 270.]).attr("units", "degrees_east"))
         .variable(
             MockVariable::new("tas", &[("time", 24), ("lat", 3), ("lon", 4)], tas)
-                .chunks(&[5, 3, 4])
+                .chunks(&[5, 2, 3])
                 .fill_value(FILL)
                 .attr("units", "K"),
         )
@@ -78,7 +78,7 @@ fn monthly_climatology_and_seasons() {
     let plugin = plugin();
     let doc = block_on(plugin.get("/datasets/climate/groupby/tas/time.month/mean")).json();
     assert_eq!(doc["dims"], json!(["month", "lat", "lon"]));
-    assert_eq!(doc["coords"]["month"]["data"], json!((1..=12).map(f64::from).collect::<Vec<_>>()));
+    assert_eq!(doc["coords"]["month"]["data"], json!((1..=12).collect::<Vec<i64>>()));
     assert_eq!(doc["coords"]["lat"]["data"], json!([-30.0, 0.0, 60.0]));
     assert!(doc["attrs"]["cell_methods"].as_str().unwrap().contains("time: mean"));
     let got = data(&doc);
@@ -169,6 +169,77 @@ fn mistakes_and_injections_are_400s_that_list_the_valid_names() {
     let small =
         MockHost::new().dataset(dataset()).config(json!({"max_result_values": 10})).load(plugin_module()).unwrap();
     assert_eq!(block_on(small.get("/datasets/climate/groupby/tas/time.month/mean")).status, 413);
+}
+
+fn floats(bytes: &[u8]) -> Vec<f64> {
+    bytes.chunks_exact(4).map(|b| f64::from(f32::from_le_bytes(b.try_into().unwrap()))).collect()
+}
+
+#[test]
+fn results_are_datasets_computed_a_chunk_at_a_time() {
+    use cloudify_sdk::HostExt;
+    let plugin = plugin();
+    let host = plugin.host();
+    let source_before = host.metadata_json("climate").unwrap();
+
+    // The monthly climatology as a dataset: the result, its labels, the kept coordinates.
+    let id = "climate~groupby~tas~time.month~mean";
+    let meta = host.metadata(id).unwrap();
+    assert_eq!(
+        meta.dimensions.iter().map(|(d, n)| (d.as_str(), *n)).collect::<Vec<_>>(),
+        [("month", 12), ("lat", 3), ("lon", 4)]
+    );
+    assert_eq!(meta.variables.keys().collect::<Vec<_>>(), ["tas", "month", "lat", "lon"]);
+    let tas = &meta.variables["tas"];
+    assert_eq!((tas.shape.clone(), tas.chunks.clone()), (vec![12, 3, 4], vec![12, 2, 3]));
+    assert!(tas.attributes["cell_methods"].as_str().unwrap().contains("grouped by time.month"));
+    assert_eq!(meta.attributes["source_dataset"], "climate");
+    assert!(!host.datasets().iter().any(|d| d == id), "derived datasets are not listed unless configured");
+    // Read chunk by chunk (edge chunks included), the same values as the whole result.
+    let region = block_on(host.region(id, "tas", &[0, 0, 0], &[12, 3, 4])).unwrap();
+    let whole = data(&block_on(plugin.get("/datasets/climate/groupby/tas/time.month/mean")).json());
+    assert!(floats(&region).iter().zip(&whole).all(|(a, b)| (a - b).abs() <= 1e-4 * b.abs()));
+    let months = block_on(host.chunk(id, "month", &[0])).unwrap();
+    assert_eq!(
+        months.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect::<Vec<_>>(),
+        (1..=12).collect::<Vec<_>>()
+    );
+
+    // Seasons are text labels; resampled times are numbers in the source's calendar.
+    let seasons = host.metadata("climate~groupby~tas~time.season~max").unwrap();
+    assert_eq!(seasons.variables["season"].dtype, cloudify_sdk::meta::DataType::String);
+    let labels = block_on(host.chunk("climate~groupby~tas~time.season~max", "season", &[0])).unwrap();
+    let labels: Vec<&[u8]> = cloudify_sdk::strings::decode(&labels).unwrap();
+    assert_eq!(labels, [&b"DJF"[..], b"JJA", b"MAM", b"SON"]);
+    let yearly = host.metadata("climate~resample~tas~1YS~mean").unwrap();
+    assert_eq!(yearly.variables["time"].attributes["calendar"], "noleap");
+    assert_eq!(yearly.variables["time"].attributes["units"], "days since 2000-01-01 00:00:00");
+    let starts = block_on(host.chunk("climate~resample~tas~1YS~mean", "time", &[0])).unwrap();
+    assert_eq!(
+        starts.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect::<Vec<_>>(),
+        [0.0, 365.0]
+    );
+
+    // The global-mean series, and the global mean of the climatology (a derived dataset's).
+    let series = block_on(host.region("climate~fldmean~tas", "tas", &[0], &[24])).unwrap();
+    let want = data(&block_on(plugin.get("/datasets/climate/fldmean/tas")).json());
+    assert!(floats(&series).iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-4 * b.abs()));
+    let nested = host.metadata("climate~groupby~tas~time.month~mean~fldmean~tas").unwrap();
+    assert_eq!(nested.variables["tas"].dimensions, ["month"]);
+    assert_eq!(block_on(host.region(&nested.id, "tas", &[0], &[12])).unwrap().len(), 12 * 4);
+
+    // Unknown sources are not found; operations the grammar refuses are 400s.
+    assert_eq!(host.metadata("nowhere~fldmean~tas").unwrap_err().kind().status(), 404);
+    assert_eq!(host.metadata("climate~groupby~tas~time.week~mean").unwrap_err().kind().status(), 400);
+    assert_eq!(host.metadata("climate~groupby~tas~time.month~eval(1)").unwrap_err().kind().status(), 404);
+    // Nothing of the source changed.
+    assert_eq!(host.metadata_json("climate").unwrap(), source_before);
+
+    // Configured ones are listed.
+    let config =
+        json!({"derived": [{"dataset": "climate", "variable": "tas", "operation": "groupby/time.season/mean"}]});
+    let listed = MockHost::new().dataset(dataset()).config(config).load(plugin_module()).unwrap();
+    assert!(listed.host().datasets().contains(&"climate~groupby~tas~time.season~mean".to_owned()));
 }
 
 #[test]
