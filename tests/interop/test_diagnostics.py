@@ -1,6 +1,7 @@
 """/groupby, /resample and /fldmean: the diagnostics plugin's results equal xarray's
 groupby(...).<action>(), resample(time=...).<action>() and weighted(cos(lat)).mean(...) on the
-same files, in every calendar, with masked values handled as xarray handles them.
+same files, in every calendar, with masked values handled as xarray handles them; as JSON, as
+NetCDF4 files and as derived datasets read through /zarr (v2 and v3).
 """
 
 import netCDF4
@@ -56,6 +57,11 @@ path = "{daily}"
 
 [[folders]]
 path = "{files}"
+
+[[plugin.diagnostics.derived]]
+dataset = "daily_noleap"
+variable = "tas"
+operation = "groupby/time.season/mean"
 """)
     srv = Server("--config", str(config), cache_dir=cache_dir)
     srv.daily = daily
@@ -133,3 +139,88 @@ def test_refusals(served):
         reply = requests.get(f"{served.url}/datasets/{path}", timeout=60)
         assert reply.status_code == 400, path
         assert "error" in reply.json()
+
+
+def derived_id(path):
+    """The derived dataset's id of a result's path: `{source}~{operation}~{var}~...`."""
+    return "~".join(path.split("/"))
+
+
+def expected_of(ds, operation, arg=None, action="mean"):
+    if operation == "groupby":
+        return getattr(ds.tas.groupby(arg), action)()
+    if operation == "resample":
+        return getattr(ds.tas.resample(time=arg), action)()
+    return ds.tas.weighted(np.cos(np.deg2rad(ds.lat))).mean(("lat", "lon"))
+
+
+DERIVED = [("groupby", "time.month", "mean"), ("groupby", "time.season", "max"), ("groupby", "time.year", "count"),
+           ("resample", "QS-DEC", "std"), ("resample", "1MS", "median"), ("fldmean", None, None)]
+
+
+def same_coords(got, expected):
+    for name, coord in expected.coords.items():
+        if coord.dtype.kind in "OUST":
+            # Text: numpy's unicode, objects or StringDType, as each reader chooses.
+            assert [str(v) for v in got[name].values] == [str(v) for v in coord.values], name
+        elif coord.dtype.kind in "Mm" or coord.dtype == object:
+            assert [str(v)[:19] for v in got[name].values] == [str(v)[:19] for v in coord.values], name
+        else:
+            np.testing.assert_array_equal(got[name].values, coord.values, err_msg=name)
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+@pytest.mark.parametrize("calendar", CALENDARS)
+@pytest.mark.parametrize("operation,arg,action", DERIVED)
+def test_derived_datasets_read_through_zarr_equal_xarray(served, calendar, operation, arg, action, fmt):
+    ds = xr.open_dataset(served.daily / f"daily_{calendar}.nc")
+    path = "/".join(filter(None, [f"daily_{calendar}", operation, "tas", arg, action]))
+    url = f"{served.url}/datasets/{derived_id(path)}/zarr"
+    got = xr.open_dataset(url, engine="zarr", zarr_format=fmt, consolidated=True, chunks={}).load()
+    expected = expected_of(ds, operation, arg, action or "mean")
+    check(got.tas.values.astype("f8"), expected, action or "mean")
+    assert got.tas.dims == expected.dims
+    same_coords(got, expected)
+
+
+@pytest.mark.parametrize("operation,arg,action", DERIVED)
+def test_results_as_netcdf_files_equal_xarray(served, tmp_path, operation, arg, action):
+    ds = xr.open_dataset(served.daily / "daily_360_day.nc")
+    path = "/".join(filter(None, ["daily_360_day", operation, "tas", arg, action]))
+    reply = requests.get(f"{served.url}/datasets/{path}?format=netcdf", timeout=120)
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"] == "application/x-netcdf"
+    (tmp_path / "result.nc").write_bytes(reply.content)
+    got = xr.open_dataset(tmp_path / "result.nc").load()
+    expected = expected_of(ds, operation, arg, action or "mean")
+    check(got.tas.values.astype("f8"), expected, action or "mean")
+    same_coords(got, expected)
+    assert "cell_methods" in got.tas.attrs
+
+
+def test_derived_datasets_are_datasets(served):
+    source_info = requests.get(f"{served.url}/datasets/daily_noleap/info", timeout=30).content
+    listed = requests.get(f"{served.url}/datasets", timeout=30).json()
+    # Configured derived datasets are listed (and so in STAC); others resolve without being listed.
+    assert "daily_noleap~groupby~tas~time.season~mean" in listed
+    assert not any("~fldmean~" in d for d in listed)
+    item = requests.get(f"{served.url}/stac/collections/cloudify-all/items/daily_noleap~groupby~tas~time.season~mean",
+                        timeout=60)
+    assert item.status_code == 200, item.text
+    assert item.json()["properties"]["cube:variables"]["tas"]["dimensions"] == ["season", "lat", "lon"]
+    info = requests.get(f"{served.url}/datasets/daily_noleap~fldmean~tas/info", timeout=60)
+    assert info.status_code == 200, info.text
+    assert "tas" in info.json()["variables"]
+    picture = requests.get(f"{served.url}/datasets/daily_noleap~groupby~tas~time.month~mean/plot/tas", timeout=60)
+    assert picture.status_code == 200 and picture.content[:4] == b"\x89PNG"
+    # A browser gets a summary that links the result's forms.
+    page = requests.get(f"{served.url}/datasets/daily_noleap/groupby/tas/time.month/mean",
+                        headers={"Accept": "text/html"}, timeout=60)
+    assert page.headers["content-type"].startswith("text/html")
+    assert "daily_noleap~groupby~tas~time.month~mean/zarr" in page.text and "format=netcdf" in page.text
+    # Unknown sources and refused operations, as ids.
+    assert requests.get(f"{served.url}/datasets/nowhere~fldmean~tas/info", timeout=30).status_code == 404
+    assert requests.get(f"{served.url}/datasets/daily_noleap~groupby~tas~time.week~mean/info",
+                        timeout=30).status_code == 400
+    # Nothing of the source changed.
+    assert requests.get(f"{served.url}/datasets/daily_noleap/info", timeout=30).content == source_info

@@ -169,6 +169,21 @@ fn mistakes_and_injections_are_400s_that_list_the_valid_names() {
     let small =
         MockHost::new().dataset(dataset()).config(json!({"max_result_values": 10})).load(plugin_module()).unwrap();
     assert_eq!(block_on(small.get("/datasets/climate/groupby/tas/time.month/mean")).status, 413);
+    // Over max_input_bytes of input at once: refused, the chunked dataset named instead; the
+    // derived dataset still computes chunk by chunk.
+    let config = json!({"max_input_bytes": 1000});
+    let small = MockHost::new().dataset(dataset()).config(config).load(plugin_module()).unwrap();
+    let (status, message) = {
+        let response = block_on(small.get("/datasets/climate/groupby/tas/time.month/mean"));
+        (response.status, response.error_message().unwrap_or_default())
+    };
+    assert!(
+        status == 413 && message.contains("1152 bytes") && message.contains("climate~groupby~tas~time.month~mean/zarr"),
+        "{message}"
+    );
+    let chunk =
+        block_on(cloudify_sdk::HostExt::chunk(small.host(), "climate~groupby~tas~time.month~mean", "tas", &[0, 0, 0]));
+    assert_eq!(chunk.unwrap().len(), 12 * 2 * 3 * 4);
 }
 
 fn floats(bytes: &[u8]) -> Vec<f64> {
