@@ -158,9 +158,10 @@ impl Registry {
         if let Some(listed) = providers.iter().find(|(_, p)| p.list().iter().any(|listed| listed == id)) {
             return Some(source_of(listed));
         }
+        // Served: described, or refused for what the request names (a 400 says why). A
+        // provider failing on an id (a broken plugin) does not turn every unknown id into a 500.
         providers.iter().map(source_of).find(|source| match source.metadata() {
-            Err(Error::Provider { kind, .. }) => kind != ErrorKind::NOT_FOUND,
-            // Found, or found and failing: its errors are the answer.
+            Err(Error::Provider { kind, .. }) => kind != ErrorKind::NOT_FOUND && kind != ErrorKind::INTERNAL,
             _ => true,
         })
     }

@@ -28,7 +28,8 @@ pub trait Provider: Send + Sync + 'static {
     /// `futures::executor::block_on`).
     ///
     /// # Errors
-    /// A [`HostError`] of kind `NOT_FOUND` for an id this provider does not serve.
+    /// A [`HostError`] of kind `NOT_FOUND` for an id this provider does not serve (an
+    /// `INTERNAL` error for an unlisted id counts as not served too).
     fn metadata(&self, dataset: &str) -> Result<DatasetMeta, HostError>;
     /// One chunk decoded to little-endian C-order values of the full chunk shape.
     ///

@@ -489,12 +489,13 @@ impl State {
     }
 
     /// The provider serving `id`, as the server finds it: listing it, or describing it when
-    /// asked (anything but `NOT_FOUND`).
+    /// asked (anything but `NOT_FOUND` or `INTERNAL`).
     fn provided(&self, id: &str) -> Option<&DatasetSourceBox> {
         let serves = |p: &&DatasetSourceBox| {
             p.list().iter().any(|d| d == id)
                 || (!self.datasets.contains_key(id)
-                    && !matches!(p.metadata(id.into()).into_result(), Err(err) if err.kind == ErrorKind::NOT_FOUND))
+                    && !matches!(p.metadata(id.into()).into_result(),
+                        Err(err) if err.kind == ErrorKind::NOT_FOUND || err.kind == ErrorKind::INTERNAL))
         };
         self.provider.get().filter(serves)
     }

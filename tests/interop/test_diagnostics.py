@@ -183,10 +183,11 @@ def test_derived_datasets_read_through_zarr_equal_xarray(served, calendar, opera
     same_coords(got, expected)
 
 
+@pytest.mark.parametrize("calendar", CALENDARS)
 @pytest.mark.parametrize("operation,arg,action", DERIVED)
-def test_results_as_netcdf_files_equal_xarray(served, tmp_path, operation, arg, action):
-    ds = xr.open_dataset(served.daily / "daily_360_day.nc")
-    path = "/".join(filter(None, ["daily_360_day", operation, "tas", arg, action]))
+def test_results_as_netcdf_files_equal_xarray(served, tmp_path, calendar, operation, arg, action):
+    ds = xr.open_dataset(served.daily / f"daily_{calendar}.nc")
+    path = "/".join(filter(None, [f"daily_{calendar}", operation, "tas", arg, action]))
     reply = requests.get(f"{served.url}/datasets/{path}?format=netcdf", timeout=120)
     assert reply.status_code == 200, reply.text
     assert reply.headers["content-type"] == "application/x-netcdf"
