@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what cloudify needs on Debian, only what is missing: system packages, and with
 # --python (everything the test suite needs) cargo-deny and the venvs of the interop suite
-# (.venv and .venv-zarr30, re-made when their requirements change).
+# (.venv, .venv-zarr30 and .venv-icechunk, re-made when their requirements change).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,14 +30,15 @@ if [ "${1:-}" = "--python" ] && ! cargo deny --version 2>/dev/null | grep -q " $
   cargo install -q --locked cargo-deny --version "$CARGO_DENY_VERSION"
 fi
 
-# A venv from a requirements file, re-made when the file changes.
+# A venv from a requirements file (with the interpreter $3, default python3), re-made when
+# the file changes.
 venv() {
-  local dir=$1 requirements=$2 want
+  local dir=$1 requirements=$2 python=${3:-python3} want
   want=$(sha256sum "$requirements" | cut -d' ' -f1)
   if [ ! -x "$dir/bin/python" ] || [ "$(cat "$dir/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
     echo "setup: creating $dir for the interop tests"
     rm -rf "$dir"
-    python3 -m venv "$dir"
+    "$python" -m venv "$dir"
     "$dir/bin/pip" install -q --upgrade pip
     "$dir/bin/pip" install -q -r "$requirements"
     echo "$want" > "$dir/.requirements.sha256"
@@ -49,4 +50,24 @@ if [ "${1:-}" = "--python" ]; then
   # zarr-python 3.0.x, still pinned by clients such as ceda-datapoint: the catalog assets must
   # open there too.
   venv .venv-zarr30 tests/interop/requirements-zarr30.txt
+  # Python icechunk 2.x needs Python >= 3.12, which Debian's python3 (3.11) is not: the
+  # oldest 3.12+ of pyenv, else a python3.12/3.13 on the PATH.
+  python312=""
+  if command -v pyenv >/dev/null; then
+    for version in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.(1[2-9])' | sort -V); do
+      python312="$(pyenv root)/versions/$version/bin/python3"
+      break
+    done
+  fi
+  if [ -z "$python312" ]; then
+    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[2-9]*/bin/python3; do
+      [ -x "$candidate" ] && python312=$candidate && break
+    done
+  fi
+  [ -n "$python312" ] || python312=$(command -v python3.12 || command -v python3.13 || true)
+  if [ -z "$python312" ]; then
+    echo "setup: no Python >= 3.12 (pyenv or python3.12) for the icechunk tests" >&2
+    exit 1
+  fi
+  venv .venv-icechunk tests/interop/requirements-icechunk.txt "$python312"
 fi

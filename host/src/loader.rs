@@ -99,6 +99,8 @@ fn static_plugins() -> Vec<PluginModRef> {
     let mut modules = Vec::new();
     #[cfg(feature = "static-diagnostics")]
     modules.push(cloudify_diagnostics_plugin::plugin_module());
+    #[cfg(feature = "static-icechunk")]
+    modules.push(cloudify_icechunk_plugin::plugin_module());
     #[cfg(feature = "static-intake")]
     modules.push(cloudify_intake::plugin_module());
     #[cfg(feature = "static-kerchunk")]

@@ -161,6 +161,9 @@ impl ErrorKind {
     pub const PRECONDITION_FAILED: Self = Self(6);
     /// The requested byte range lies outside the resource.
     pub const RANGE_NOT_SATISFIABLE: Self = Self(7);
+    /// The data lies where the operator did not allow reads (e.g. a virtual chunk outside
+    /// the authorized containers).
+    pub const FORBIDDEN: Self = Self(8);
 
     /// The HTTP status this kind maps to: the one table from error kinds to statuses, used
     /// by the host and by plugins. Kinds this SDK does not know are 500.
@@ -172,6 +175,7 @@ impl ErrorKind {
             Self::UNSUPPORTED => 409,
             Self::PRECONDITION_FAILED => 412,
             Self::RANGE_NOT_SATISFIABLE => 416,
+            Self::FORBIDDEN => 403,
             _ => 500,
         }
     }

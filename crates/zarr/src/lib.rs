@@ -67,7 +67,9 @@ pub struct ZarrSource {
     meta: Arc<DatasetMeta>,
     arrays: Arrays,
     utf32: Utf32,
-    stores: Arc<Stores>,
+    /// Where chunk references point (stores opened by location); `None` for a store given as
+    /// zarrs storage, whose chunks have no location of their own.
+    stores: Option<Arc<Stores>>,
 }
 
 /// The array as Zarr v3 metadata JSON, whatever version it is stored in.
@@ -222,8 +224,10 @@ type Utf32 = HashMap<String, usize>;
 /// The dataset a store's root group describes: arrays `names` opened from `storage` (those
 /// of types not served yet left out with a warning), their dimensions, and `group_json`'s
 /// attributes.
+/// The arrays of the group at `group` (`/` for the root) named `names`.
 async fn describe(
     storage: &Storage,
+    group: &str,
     group_json: &Value,
     names: Vec<String>,
     location: &str,
@@ -235,7 +239,7 @@ async fn describe(
     let mut utf32 = HashMap::new();
     let mut dimensions = Vec::<(String, u64)>::new();
     for name in names {
-        let path = format!("/{name}");
+        let path = format!("{}/{name}", group.trim_end_matches('/'));
         let array = match Array::async_open(Arc::clone(storage), &path).await {
             Ok(array) => array,
             // One array zarrs cannot open (e.g. v2 `<U` text with a null fill value) leaves
@@ -292,7 +296,7 @@ pub async fn describe_storage(storage: Storage, location: &str, id: &str, limits
     let group_json = serde_json::to_value(group.metadata_opt(&options)).unwrap_or_default();
     let paths = group.async_child_array_paths().await.map_err(|e| fail(e.to_string()))?;
     let names = paths.iter().map(|p| p.as_str().trim_start_matches('/').to_owned()).collect();
-    let (mut meta, _, utf32) = describe(&storage, &group_json, names, location, id, limits).await;
+    let (mut meta, _, utf32) = describe(&storage, "/", &group_json, names, location, id, limits).await;
     // References name stored bytes; text converted on read has none.
     for name in utf32.keys() {
         tracing::warn!(store = location, array = name, "array not served: fixed-length unicode in a reference set");
@@ -321,8 +325,32 @@ impl ZarrSource {
                 .await
                 .ok_or_else(|| fail(format!("cannot list the store ({err}) and it has no consolidated metadata")))?,
         };
-        let (meta, arrays, utf32) = describe(&storage, &group_json, names, location, id, limits).await;
-        Ok(Self { location: location.trim_end_matches('/').to_owned(), meta: Arc::new(meta), arrays, utf32, stores })
+        let (meta, arrays, utf32) = describe(&storage, "/", &group_json, names, location, id, limits).await;
+        let location = location.trim_end_matches('/').to_owned();
+        Ok(Self { location, meta: Arc::new(meta), arrays, utf32, stores: Some(stores) })
+    }
+
+    /// Opens the group at `group` (`/`, `/a/b`) of `storage` as dataset `id`; `location` names
+    /// the store in messages. Its chunks are read through `storage`; they have no location a
+    /// chunk reference could name.
+    ///
+    /// # Errors
+    /// [`Error::Open`] when the group is not readable or cannot list its arrays.
+    pub async fn from_storage(
+        storage: Storage,
+        group: &str,
+        location: &str,
+        id: &str,
+        limits: &Limits,
+    ) -> Result<Self> {
+        let fail = |reason: String| Error::Open { location: format!("{location}{group}"), reason };
+        let opened = Group::async_open(Arc::clone(&storage), group).await.map_err(|e| fail(e.to_string()))?;
+        let options = GroupMetadataOptions::default().with_metadata_convert_version(MetadataConvertVersion::V3);
+        let group_json = serde_json::to_value(opened.metadata_opt(&options)).unwrap_or_default();
+        let paths = opened.async_child_array_paths().await.map_err(|e| fail(e.to_string()))?;
+        let names = paths.iter().filter_map(|p| p.as_str().rsplit('/').next().map(str::to_owned)).collect();
+        let (meta, arrays, utf32) = describe(&storage, group, &group_json, names, location, id, limits).await;
+        Ok(Self { location: location.to_owned(), meta: Arc::new(meta), arrays, utf32, stores: None })
     }
 
     fn array(
@@ -384,8 +412,9 @@ impl Source for ZarrSource {
         if self.utf32.contains_key(name) {
             return Ok(ChunkRef::Computed);
         }
+        let Some(stores) = &self.stores else { return Ok(ChunkRef::Computed) };
         let url = format!("{}/{}", self.location, array.chunk_key(index).as_str());
-        match self.stores.stat(&url).await {
+        match stores.stat(&url).await {
             Ok(stat) => Ok(ChunkRef::Range { url: url.into(), offset: 0, length: stat.size }),
             Err(cloudify_store::Error::NotFound { .. }) => Ok(ChunkRef::Missing),
             Err(err) => Err(err.into()),

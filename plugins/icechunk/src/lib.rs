@@ -1,0 +1,120 @@
+//! cloudify's icechunk plugin: Icechunk repositories (transactional Zarr v3, native and
+//! virtual chunks) served as datasets through the SDK's dataset provider, so that every other
+//! plugin (`/zarr` v2 and v3, `/info`, STAC, intake, plot, diagnostics) works on them.
+//!
+//! `[[plugin.icechunk.repos]]` (see `config.rs`) names each repository: a local folder,
+//! `s3://` or read-only `http(s)://`; a branch, tag or snapshot; the virtual chunk containers
+//! it may read. Each group holding arrays is a dataset (`id`, `id.a.b` for `/a/b`), its
+//! global attributes carrying `icechunk_snapshot_id`. The `ref` is re-resolved every
+//! `refresh_secs`: a commit to the branch is served without a restart. A repository that
+//! cannot be opened is skipped with one warning line and retried then.
+//!
+//! icechunk runs on a small tokio runtime of this plugin's own (`storage.rs`): the host's
+//! runtime lives in another copy of tokio, which icechunk's I/O cannot see.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod config;
+mod repos;
+mod storage;
+
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use cloudify_dataset::Source;
+use cloudify_sdk::{abi::HostError, meta::DatasetMeta, ErrorKind, Host, HostExt, Plugin, Provider};
+
+use crate::{config::Config, repos::Repos};
+
+cloudify_sdk::declare_plugin!(name: "icechunk", init: init);
+
+/// How long loading waits for the repositories' first opening, so that they are served when
+/// the server starts answering (a slower one shows up when it is opened).
+const FIRST_OPEN: Duration = Duration::from_secs(30);
+
+/// The plugin's runtime, one per process, never dropped (dropping a runtime from async code
+/// panics, and plugins live as long as the server).
+fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("icechunk")
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the icechunk runtime: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn init(host: Host) -> Result<Plugin, String> {
+    let config: Config = host.config().map_err(|err| err.to_string())?;
+    let plugin =
+        Plugin::new("icechunk", env!("CARGO_PKG_VERSION")).description("Icechunk repositories served as datasets");
+    if config.repos.is_empty() {
+        return Ok(plugin);
+    }
+    let runtime = runtime()?;
+    let repos = Arc::new(Repos::new(config.repos, runtime.handle().clone(), host.clone()));
+    let (opened, first) = std::sync::mpsc::channel();
+    let first_open = Arc::clone(&repos);
+    runtime.spawn(async move {
+        first_open.refresh_all().await;
+        let _ = opened.send(());
+        first_open.refresh_forever().await;
+    });
+    if first.recv_timeout(FIRST_OPEN).is_err() {
+        host.log(cloudify_sdk::LogLevel::Warn, "icechunk repositories still opening; served once they are");
+    }
+    Ok(plugin.dataset_source(cloudify_sdk::dataset_source(Repositories(repos))))
+}
+
+/// The repositories as a dataset provider.
+struct Repositories(Arc<Repos>);
+
+fn not_found(dataset: &str) -> HostError {
+    HostError::new(ErrorKind::NOT_FOUND, format!("no icechunk dataset '{dataset}'"))
+}
+
+/// A read failure: 403 naming the container for a virtual chunk outside the authorized ones.
+fn read_error(message: &str) -> HostError {
+    let container = message.split_once(storage::UNAUTHORIZED).and_then(|(_, rest)| rest.split('`').nth(1));
+    match container {
+        Some(prefix) => HostError::new(
+            ErrorKind::FORBIDDEN,
+            format!("virtual chunks in '{prefix}' are not authorized for this repository (authorize_virtual)"),
+        ),
+        None => HostError::new(ErrorKind::INTERNAL, message),
+    }
+}
+
+impl Provider for Repositories {
+    fn list(&self) -> Vec<String> {
+        self.0.ids()
+    }
+
+    fn metadata(&self, dataset: &str) -> Result<DatasetMeta, HostError> {
+        self.0
+            .metadata(dataset)
+            .ok_or_else(|| not_found(dataset))?
+            .map_err(|e| HostError::new(ErrorKind::INTERNAL, e.to_string()))
+    }
+
+    fn read_chunk(
+        &self,
+        dataset: &str,
+        variable: &str,
+        index: &[u64],
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, HostError>> + Send + 'static {
+        let source = self.0.get(dataset).map(|(source, _)| source);
+        let (dataset, variable, index) = (dataset.to_owned(), variable.to_owned(), index.to_vec());
+        async move {
+            let source = source.ok_or_else(|| not_found(&dataset))?;
+            source.read_chunk(&variable, &index).await.map_err(|e| read_error(&e.to_string()))
+        }
+    }
+}

@@ -1,0 +1,203 @@
+"""Icechunk repositories served as datasets (the icechunk plugin), read with xarray through
+/zarr (v2 and v3) and compared with what Python's icechunk reads from the same repository at
+the same ref. Runs in its own venv (.venv-icechunk: icechunk 2.x needs Python >= 3.12).
+"""
+
+import time
+
+import icechunk
+import numpy as np
+import pytest
+import requests
+import xarray as xr
+import zarr
+
+from conftest import Server
+
+
+def dataset(scale, title):
+    rng = np.random.default_rng(0)
+    ds = xr.Dataset(
+        {"tas": (("time", "lat", "lon"), (rng.normal(280, 5, (6, 3, 5)) * scale).astype("f4"), {"units": "K"}),
+         "flag": (("lat", "lon"), np.arange(15, dtype="i2").reshape(3, 5)),
+         "pr": (("time", "lat", "lon"), rng.gamma(1, 2, (6, 3, 5)), {"units": "mm/day"})},
+        coords={"time": np.arange(6, dtype="f8"), "lat": [-10.0, 0.0, 10.0], "lon": np.arange(5) * 72.0},
+        attrs={"title": title})
+    ds.time.attrs.update(units="days since 2000-01-01", calendar="noleap")
+    return ds
+
+
+ENCODING = {"tas": {"chunks": (2, 3, 5)}, "pr": {"chunks": (4, 2, 2)}}
+
+
+def write(session, ds, group=None):
+    ds.to_zarr(session.store, group=group, zarr_format=3, consolidated=False, mode="w", encoding=ENCODING)
+
+
+@pytest.fixture(scope="module")
+def repo_path(tmp_path_factory):
+    """A native repository: two commits on main (a sub-group in the second), a tag on the first."""
+    path = tmp_path_factory.mktemp("icechunk") / "repo"
+    repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(path)))
+    session = repo.writable_session("main")
+    write(session, dataset(1.0, "first"))
+    first = session.commit("first")
+    session = repo.writable_session("main")
+    write(session, dataset(1.5, "second"))
+    write(session, dataset(2.0, "ocean"), group="ocean/surface")
+    second = session.commit("second")
+    repo.create_tag("v1", first)
+    return path, first, second
+
+
+@pytest.fixture(scope="module")
+def served(repo_path, tmp_path_factory):
+    path, first, _ = repo_path
+    config = tmp_path_factory.mktemp("config") / "cloudify.toml"
+    config.write_text(f"""
+[demo]
+enabled = false
+
+[[plugin.icechunk.repos]]
+id = "ice"
+url = "{path}"
+refresh_secs = 1
+
+[[plugin.icechunk.repos]]
+id = "ice_tag"
+url = "{path}"
+ref = "v1"
+
+[[plugin.icechunk.repos]]
+id = "ice_snapshot"
+url = "file://{path}"
+ref = "{first}"
+
+[[plugin.icechunk.repos]]
+id = "later"
+url = "{path.parent / 'later'}"
+refresh_secs = 1
+""")
+    srv = Server("--config", str(config))
+    yield srv
+    srv.stop()
+
+
+def python_read(path, group=None, **ref):
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(path)))
+    return xr.open_zarr(repo.readonly_session(**ref).store, group=group, consolidated=False, zarr_format=3).load()
+
+
+def served_read(srv, dataset_id, fmt):
+    url = f"{srv.url}/datasets/{dataset_id}/zarr"
+    return xr.open_dataset(url, engine="zarr", zarr_format=fmt, consolidated=True).load()
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_every_ref_equals_what_icechunk_reads(served, repo_path, fmt):
+    path, first, second = repo_path
+    for dataset_id, group, ref, snapshot in [
+        ("ice", None, {"branch": "main"}, second),
+        ("ice.ocean.surface", "ocean/surface", {"branch": "main"}, second),
+        ("ice_tag", None, {"tag": "v1"}, first),
+        ("ice_snapshot", None, {"snapshot_id": first}, first),
+    ]:
+        got = served_read(served, dataset_id, fmt)
+        want = python_read(path, group, **ref)
+        xr.testing.assert_identical(got.drop_attrs(deep=False), want.drop_attrs(deep=False))
+        assert got.attrs["title"] == want.attrs["title"]
+        assert got.attrs["icechunk_snapshot_id"] == snapshot
+
+
+def test_a_commit_to_the_branch_is_served_without_a_restart(served, repo_path):
+    path, _, _ = repo_path
+    before = requests.get(f"{served.url}/datasets/ice/zarr/.zmetadata", timeout=30)
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(path)))
+    session = repo.writable_session("main")
+    group = zarr.open_group(session.store, mode="r+", zarr_format=3)
+    group["tas"][0, 0, 0] = -1.0
+    group.attrs["title"] = "third"
+    third = session.commit("third")
+    # Within refresh_secs for the dataset (/info), and the store plugins' metadata TTL (30 s)
+    # for /zarr.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        info = requests.get(f"{served.url}/datasets/ice/info", timeout=30).json()
+        if info["global_attributes"].get("icechunk_snapshot_id") == third:
+            break
+        time.sleep(0.2)
+    assert info["global_attributes"]["icechunk_snapshot_id"] == third
+    deadline = time.monotonic() + 45
+    while time.monotonic() < deadline:
+        zmetadata = requests.get(f"{served.url}/datasets/ice/zarr/.zmetadata", timeout=30).json()
+        if zmetadata["metadata"][".zattrs"]["icechunk_snapshot_id"] == third:
+            break
+        time.sleep(1)
+    got = served_read(served, "ice", 3)
+    assert got.attrs["icechunk_snapshot_id"] == third
+    assert got.tas.values[0, 0, 0] == -1.0
+    xr.testing.assert_identical(got.drop_attrs(deep=False), python_read(path, branch="main").drop_attrs(deep=False))
+    after = requests.get(f"{served.url}/datasets/ice/zarr/.zmetadata", timeout=30)
+    assert after.headers["etag"] != before.headers["etag"], "a new snapshot is a new version"
+    # The tag still serves the first commit.
+    assert served_read(served, "ice_tag", 3).attrs["title"] == "first"
+
+
+def test_a_repository_that_is_missing_at_start_is_retried(served, repo_path):
+    path, _, _ = repo_path
+    assert "later" not in requests.get(f"{served.url}/datasets", timeout=30).json()
+    assert any("icechunk repository 'later' not served" in line for line in served.log)
+    repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(path.parent / "later")))
+    session = repo.writable_session("main")
+    write(session, dataset(3.0, "later"))
+    session.commit("later")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and "later" not in requests.get(f"{served.url}/datasets", timeout=30).json():
+        time.sleep(0.3)
+    assert served_read(served, "later", 3).attrs["title"] == "later"
+
+
+def test_virtual_chunks_read_where_authorized(tmp_path):
+    """A virtual repository whose chunks are byte ranges of a raw file: read when its
+    container is authorized, refused with the container named when it is not."""
+    values = np.arange(2 * 6 * 4, dtype="<f4").reshape(12, 4)
+    raw = tmp_path / "raw.bin"
+    raw.write_bytes(b"HEADER--" + values.tobytes())
+    prefix = f"file://{tmp_path}/"
+    config = icechunk.RepositoryConfig.default()
+    config.set_virtual_chunk_container(icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(str(tmp_path))))
+    storage = icechunk.local_filesystem_storage(str(tmp_path / "virtual"))
+    repo = icechunk.Repository.create(storage, config,
+                                      authorize_virtual_chunk_access={prefix: icechunk.credentials.LocalFileSystemAccess()})
+    session = repo.writable_session("main")
+    root = zarr.open_group(session.store, mode="w", zarr_format=3)
+    root.create_array("v", shape=(12, 4), chunks=(6, 4), dtype="f4", compressors=None, fill_value=np.nan,
+                      dimension_names=["y", "x"])
+    chunk_bytes = 6 * 4 * 4
+    for i in range(2):
+        session.store.set_virtual_ref(f"v/c/{i}/0", f"{prefix}raw.bin", offset=8 + i * chunk_bytes, length=chunk_bytes)
+    session.commit("virtual")
+    repo.save_config()
+    toml = tmp_path / "cloudify.toml"
+    toml.write_text(f"""
+[demo]
+enabled = false
+
+[[plugin.icechunk.repos]]
+id = "virtual"
+url = "{tmp_path / 'virtual'}"
+authorize_virtual = ["{prefix}"]
+
+[[plugin.icechunk.repos]]
+id = "unauthorized"
+url = "{tmp_path / 'virtual'}"
+""")
+    srv = Server("--config", str(toml))
+    try:
+        got = served_read(srv, "virtual", 3)
+        np.testing.assert_array_equal(got.v.values, values)
+        reply = requests.get(f"{srv.url}/datasets/unauthorized/zarr/v/0.0", timeout=30)
+        assert reply.status_code == 403, reply.text
+        assert prefix in reply.json()["error"]
+    finally:
+        srv.stop()
