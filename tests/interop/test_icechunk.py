@@ -3,6 +3,10 @@
 the same ref. Runs in its own venv (.venv-icechunk: icechunk 2.x needs Python >= 3.12).
 """
 
+import functools
+import http.server
+import os
+import threading
 import time
 
 import icechunk
@@ -201,3 +205,94 @@ url = "{tmp_path / 'virtual'}"
         assert prefix in reply.json()["error"]
     finally:
         srv.stop()
+
+
+class RangeFiles(http.server.SimpleHTTPRequestHandler):
+    """Static files with single byte ranges (`bytes=a-b`, `bytes=a-`, `bytes=-n`), which the
+    standard library's handler lacks and object_store's HTTP client needs."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        spec = self.headers.get("Range")
+        path = self.translate_path(self.path)
+        if not spec or not os.path.isfile(path):
+            return super().do_GET()
+        size = os.path.getsize(path)
+        first, _, last = spec.removeprefix("bytes=").partition("-")
+        start, end = (size - int(last), size - 1) if not first else (int(first), int(last) if last else size - 1)
+        end = min(end, size - 1)
+        with open(path, "rb") as f:
+            f.seek(start)
+            body = f.read(end - start + 1)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_repository_over_http_is_served_read_only(repo_path, tmp_path):
+    path, _, _ = repo_path
+    handler = functools.partial(RangeFiles, directory=str(path.parent))
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    toml = tmp_path / "cloudify.toml"
+    toml.write_text(f"""
+[demo]
+enabled = false
+
+[[plugin.icechunk.repos]]
+id = "web"
+url = "http://127.0.0.1:{web.server_port}/{path.name}"
+ref = "v1"
+""")
+    srv = Server("--config", str(toml))
+    try:
+        got = served_read(srv, "web", 3)
+        xr.testing.assert_identical(got.drop_attrs(deep=False), python_read(path, tag="v1").drop_attrs(deep=False))
+    finally:
+        srv.stop()
+        web.shutdown()
+
+
+def test_a_repository_on_s3_is_served(tmp_path):
+    """A repository Python writes to an S3-compatible server (moto, loopback only)."""
+    from moto.server import ThreadedMotoServer
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    moto.start()
+    try:
+        endpoint = f"http://127.0.0.1:{moto._server.server_port}"
+        credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+        import boto3
+
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket="climate")
+        storage = icechunk.s3_storage(bucket="climate", prefix="repos/tas", endpoint_url=endpoint, allow_http=True,
+                                      region="us-east-1", access_key_id="testing", secret_access_key="testing",
+                                      force_path_style=True)
+        repo = icechunk.Repository.create(storage)
+        session = repo.writable_session("main")
+        write(session, dataset(1.0, "on s3"))
+        session.commit("s3")
+        want = xr.open_zarr(repo.readonly_session(branch="main").store, consolidated=False, zarr_format=3).load()
+        toml = tmp_path / "cloudify.toml"
+        toml.write_text("""
+[demo]
+enabled = false
+
+[[plugin.icechunk.repos]]
+id = "s3"
+url = "s3://climate/repos/tas"
+""")
+        srv = Server("--config", str(toml), env={**credentials, "AWS_ENDPOINT_URL": endpoint})
+        try:
+            got = served_read(srv, "s3", 2)
+            xr.testing.assert_identical(got.drop_attrs(deep=False), want.drop_attrs(deep=False))
+            assert got.attrs["title"] == "on s3"
+        finally:
+            srv.stop()
+    finally:
+        moto.stop()
