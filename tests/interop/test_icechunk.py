@@ -172,7 +172,7 @@ def test_virtual_chunks_read_where_authorized(tmp_path):
     config.set_virtual_chunk_container(icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(str(tmp_path))))
     storage = icechunk.local_filesystem_storage(str(tmp_path / "virtual"))
     repo = icechunk.Repository.create(storage, config,
-                                      authorize_virtual_chunk_access={prefix: icechunk.credentials.LocalFileSystemAccess()})
+                                      authorize_virtual_chunk_access={prefix: icechunk.credentials.LocalFileSystemAccess})
     session = repo.writable_session("main")
     root = zarr.open_group(session.store, mode="w", zarr_format=3)
     root.create_array("v", shape=(12, 4), chunks=(6, 4), dtype="f4", compressors=None, fill_value=np.nan,
