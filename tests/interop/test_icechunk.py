@@ -17,6 +17,7 @@ import xarray as xr
 import zarr
 
 from conftest import Server
+from test_stac import assert_valid
 
 
 def dataset(scale, title):
@@ -110,7 +111,7 @@ def test_every_ref_equals_what_icechunk_reads(served, repo_path, fmt):
         want = python_read(path, group, **ref)
         xr.testing.assert_identical(got.drop_attrs(deep=False), want.drop_attrs(deep=False))
         assert got.attrs["title"] == want.attrs["title"]
-        assert got.attrs["icechunk_snapshot_id"] == snapshot
+        assert got.attrs["_icechunk_snapshot_id"] == snapshot
 
 
 def test_a_commit_to_the_branch_is_served_without_a_restart(served, repo_path):
@@ -127,18 +128,18 @@ def test_a_commit_to_the_branch_is_served_without_a_restart(served, repo_path):
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         info = requests.get(f"{served.url}/datasets/ice/info", timeout=30).json()
-        if info["global_attributes"].get("icechunk_snapshot_id") == third:
+        if info["global_attributes"].get("_icechunk_snapshot_id") == third:
             break
         time.sleep(0.2)
-    assert info["global_attributes"]["icechunk_snapshot_id"] == third
+    assert info["global_attributes"]["_icechunk_snapshot_id"] == third
     deadline = time.monotonic() + 45
     while time.monotonic() < deadline:
         zmetadata = requests.get(f"{served.url}/datasets/ice/zarr/.zmetadata", timeout=30).json()
-        if zmetadata["metadata"][".zattrs"]["icechunk_snapshot_id"] == third:
+        if zmetadata["metadata"][".zattrs"]["_icechunk_snapshot_id"] == third:
             break
         time.sleep(1)
     got = served_read(served, "ice", 3)
-    assert got.attrs["icechunk_snapshot_id"] == third
+    assert got.attrs["_icechunk_snapshot_id"] == third
     assert got.tas.values[0, 0, 0] == -1.0
     xr.testing.assert_identical(got.drop_attrs(deep=False), python_read(path, branch="main").drop_attrs(deep=False))
     after = requests.get(f"{served.url}/datasets/ice/zarr/.zmetadata", timeout=30)
@@ -296,3 +297,24 @@ url = "s3://climate/repos/tas"
             srv.stop()
     finally:
         moto.stop()
+
+
+def test_stac_items_point_at_the_repository(served, repo_path):
+    """The item of an icechunk dataset (core schemas valid; the storage, version and zarr
+    extension schemas are not installable offline) carries the repository as an asset that
+    Python icechunk opens at the snapshot the server reads, and pystac-client finds it."""
+    import pystac_client
+
+    path, first, _ = repo_path
+    item = requests.get(f"{served.url}/stac/collections/cloudify-all/items/ice_tag", timeout=30).json()
+    assert_valid(item)
+    asset = item["assets"][f"ice_tag@{first}"]
+    assert asset["type"] == "application/vnd.zarr+icechunk"
+    assert asset["roles"] == ["data", "references", "latest-version"]
+    assert asset["href"] == f"file://{path}" and asset["version"] == first
+    assert any("storage/v2.0.0" in e for e in item["stac_extensions"])
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(asset["href"].removeprefix("file://")))
+    opened = xr.open_zarr(repo.readonly_session(snapshot_id=asset["version"]).store, consolidated=False).load()
+    xr.testing.assert_identical(opened.drop_attrs(deep=False), served_read(served, "ice_tag", 3).drop_attrs(deep=False))
+    found = pystac_client.Client.open(f"{served.url}/stac").search(ids=["ice_tag"]).item_collection()
+    assert [i.id for i in found] == ["ice_tag"]

@@ -5,7 +5,9 @@
 //! `[[plugin.icechunk.repos]]` (see `config.rs`) names each repository: a local folder,
 //! `s3://` or read-only `http(s)://`; a branch, tag or snapshot; the virtual chunk containers
 //! it may read. Each group holding arrays is a dataset (`id`, `id.a.b` for `/a/b`), its
-//! global attributes carrying `icechunk_snapshot_id`. The `ref` is re-resolved every
+//! global attributes carrying `_icechunk_href` and `_icechunk_snapshot_id` as DKRZ's cloudify
+//! marks icechunk datasets (the STAC plugin describes the repository from them), its
+//! modification time the commit's. The `ref` is re-resolved every
 //! `refresh_secs`: a commit to the branch is served without a restart. A repository that
 //! cannot be opened is skipped with one warning line and retried then.
 //!
@@ -110,7 +112,7 @@ impl Provider for Repositories {
         variable: &str,
         index: &[u64],
     ) -> impl std::future::Future<Output = Result<Vec<u8>, HostError>> + Send + 'static {
-        let source = self.0.get(dataset).map(|(source, _)| source);
+        let source = self.0.get(dataset);
         let (dataset, variable, index) = (dataset.to_owned(), variable.to_owned(), index.to_vec());
         async move {
             let source = source.ok_or_else(|| not_found(&dataset))?;

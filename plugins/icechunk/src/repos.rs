@@ -23,12 +23,21 @@ use tokio::runtime::Handle;
 
 use crate::{config::RepoConfig, storage::SnapshotStorage};
 
-/// The attribute naming the snapshot a dataset was read from.
-pub(crate) const SNAPSHOT_ATTRIBUTE: &str = "icechunk_snapshot_id";
+/// Where a dataset comes from, in the attributes DKRZ's cloudify marks icechunk datasets with
+/// (its STAC plugin, and ours, describe such datasets by them): the repository and the
+/// snapshot; ours adds whether chunks are virtual and the S3 storage scheme.
+const HREF_ATTRIBUTE: &str = "_icechunk_href";
+const SNAPSHOT_ATTRIBUTE: &str = "_icechunk_snapshot_id";
+const VIRTUAL_ATTRIBUTE: &str = "_icechunk_virtual";
+const STORAGE_ATTRIBUTE: &str = "_icechunk_storage";
 
 /// One repository at one snapshot: its datasets, by id.
 struct Snapshot {
     id: String,
+    /// When it was committed (Unix seconds): the datasets' `Last-Modified`.
+    committed: Option<i64>,
+    /// Whether the repository declares virtual chunk containers.
+    virtual_chunks: bool,
     datasets: Vec<(String, Arc<ZarrSource>)>,
 }
 
@@ -72,6 +81,35 @@ async fn storage(url: &str) -> Result<Arc<dyn icechunk::Storage + Send + Sync>, 
     }
     let path = url.strip_prefix("file://").unwrap_or(url);
     icechunk::new_local_filesystem_storage(std::path::Path::new(path)).await.map_err(|e| failed(&e))
+}
+
+/// The repository's URL as clients open it: local folders as absolute `file://` URLs.
+fn href(url: &str) -> String {
+    if url.contains("://") {
+        return url.to_owned();
+    }
+    let path = std::path::Path::new(url);
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    format!("file://{}", absolute.display())
+}
+
+/// The STAC storage extension's scheme of an `s3://` repository (`custom-s3` with the
+/// endpoint the server reads it from, `aws-s3` otherwise).
+fn storage_scheme(url: &str) -> Option<Value> {
+    let bucket = url.strip_prefix("s3://")?.split('/').next()?;
+    let env = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok()).filter(|v| !v.is_empty());
+    let region = env(&["AWS_REGION", "AWS_DEFAULT_REGION"]).unwrap_or_else(|| "us-east-1".to_owned());
+    Some(match env(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]) {
+        Some(endpoint) => {
+            serde_json::json!({"type": "custom-s3", "platform": endpoint, "bucket": bucket, "region": region})
+        }
+        None => serde_json::json!({
+            "type": "aws-s3",
+            "platform": "https://{bucket}.s3.{region}.amazonaws.com",
+            "bucket": bucket,
+            "region": region,
+        }),
+    })
 }
 
 /// The credentials that authorize a container of URL prefix `prefix`.
@@ -138,6 +176,11 @@ async fn snapshot(
             groups.insert(if parent.is_empty() { "/".to_owned() } else { parent.to_owned() });
         }
     }
+    let committed = match SnapshotId::try_from(id.as_str()) {
+        Ok(snapshot) => repo.lookup_snapshot(&snapshot).await.ok().map(|info| info.flushed_at.timestamp()),
+        Err(_) => None,
+    };
+    let virtual_chunks = repo.config().virtual_chunk_containers.as_ref().is_some_and(|c| !c.is_empty());
     let store = Store::from_session(Arc::new(tokio::sync::RwLock::new(session))).await;
     let storage: Storage = Arc::new(SnapshotStorage::new(store, runtime));
     let mut datasets = Vec::new();
@@ -149,7 +192,7 @@ async fn snapshot(
             .map_err(|e| failed(&e))?;
         datasets.push((dataset, Arc::new(source)));
     }
-    Ok(Snapshot { id, datasets })
+    Ok(Snapshot { id, committed, virtual_chunks, datasets })
 }
 
 impl Repo {
@@ -220,21 +263,35 @@ impl Repos {
             .collect()
     }
 
-    /// Dataset `id` and the snapshot it is read from.
-    pub(crate) fn get(&self, id: &str) -> Option<(Arc<ZarrSource>, String)> {
+    /// Dataset `id`, its repository and the snapshot it is read from.
+    fn find(&self, id: &str) -> Option<(Arc<ZarrSource>, &Repo, Arc<Snapshot>)> {
         self.repos.iter().find_map(|repo| {
             let snapshot = repo.snapshot.read().unwrap_or_else(PoisonError::into_inner).clone()?;
             let source = snapshot.datasets.iter().find(|(dataset, _)| dataset == id)?.1.clone();
-            Some((source, snapshot.id.clone()))
+            Some((source, &**repo, snapshot))
         })
     }
 
-    /// Dataset `id`'s metadata, with the snapshot it is read from.
+    /// Dataset `id`.
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<ZarrSource>> {
+        self.find(id).map(|(source, _, _)| source)
+    }
+
+    /// Dataset `id`'s metadata, with where it comes from (repository, snapshot, commit time).
     pub(crate) fn metadata(&self, id: &str) -> Option<Result<DatasetMeta, cloudify_dataset::Error>> {
-        let (source, snapshot) = self.get(id)?;
+        let (source, repo, snapshot) = self.find(id)?;
         Some(source.metadata().map(|meta| {
             let mut meta = DatasetMeta::clone(&meta);
-            meta.attributes.insert(SNAPSHOT_ATTRIBUTE.to_owned(), Value::from(snapshot));
+            let attributes = &mut meta.attributes;
+            attributes.insert(HREF_ATTRIBUTE.to_owned(), Value::from(href(&repo.config.url)));
+            attributes.insert(SNAPSHOT_ATTRIBUTE.to_owned(), Value::from(snapshot.id.clone()));
+            if snapshot.virtual_chunks {
+                attributes.insert(VIRTUAL_ATTRIBUTE.to_owned(), Value::from(true));
+            }
+            if let Some(scheme) = storage_scheme(&repo.config.url) {
+                attributes.insert(STORAGE_ATTRIBUTE.to_owned(), scheme);
+            }
+            meta.last_modified = snapshot.committed;
             meta
         }))
     }

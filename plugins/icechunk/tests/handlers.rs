@@ -66,7 +66,9 @@ fn repositories_are_datasets_per_ref() {
 
     let meta = host.metadata("main").unwrap();
     assert_eq!(meta.attributes["title"], "test");
-    assert_eq!(meta.attributes["icechunk_snapshot_id"], second.as_str());
+    assert_eq!(meta.attributes["_icechunk_snapshot_id"], second.as_str());
+    assert_eq!(meta.attributes["_icechunk_href"], format!("file://{}", path.display()));
+    assert!(meta.last_modified.is_some_and(|t| t > 1_700_000_000), "the commit's time");
     let v = &meta.variables["v"];
     assert_eq!(
         (v.dimensions.clone(), v.shape.clone(), v.chunks.clone()),
@@ -76,7 +78,7 @@ fn repositories_are_datasets_per_ref() {
         values(&block_on(host.region("main", "v", &[0, 0], &[4, 2])).unwrap()),
         [10.0, 20.0, 30.0, 40.0, 5.0, 6.0, 7.0, 8.0]
     );
-    assert_eq!(host.metadata("tagged").unwrap().attributes["icechunk_snapshot_id"], first.as_str());
+    assert_eq!(host.metadata("tagged").unwrap().attributes["_icechunk_snapshot_id"], first.as_str());
     assert_eq!(values(&block_on(host.chunk("tagged", "v", &[0, 0])).unwrap()), [1.0, 2.0, 3.0, 4.0]);
     assert_eq!(host.metadata("nowhere").unwrap_err().kind().status(), 404);
 }

@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 use crate::{
     config::Profile,
     facts::{Axis, Facts},
+    icechunk,
 };
 
 pub(crate) const STAC_VERSION: &str = "1.1.0";
@@ -179,18 +180,33 @@ pub(crate) fn item(meta: &DatasetMeta, facts: &Facts, context: ItemContext<'_>) 
     }
     let mut links = context.links.to_json(&profile.collection.title);
     links.extend(profile.links.iter().cloned());
-    json!({
+    let (mut assets, mut extensions) = (context.assets, profile.stac_extensions.clone());
+    let repository = icechunk::repository(meta);
+    if let Some(repository) = &repository {
+        assets.insert(repository.asset.0.clone(), repository.asset.1.clone());
+        for extension in icechunk::EXTENSIONS {
+            if !extensions.iter().any(|e| e == extension) {
+                extensions.push(extension.to_owned());
+            }
+        }
+    }
+    let mut item = json!({
         "type": "Feature",
         "stac_version": STAC_VERSION,
-        "stac_extensions": profile.stac_extensions,
+        "stac_extensions": extensions,
         "id": meta.id,
         "geometry": geometry(bbox),
         "bbox": bbox,
         "properties": properties,
         "links": links,
-        "assets": context.assets,
+        "assets": assets,
         "collection": profile.collection.id,
-    })
+    });
+    // At the item's top level, where xpystac reads it (as cloudify puts it).
+    if let Some(schemes) = repository.and_then(|r| r.schemes) {
+        item["storage:schemes"] = Value::Object(schemes);
+    }
+    item
 }
 
 fn updated(meta: &DatasetMeta) -> Option<String> {

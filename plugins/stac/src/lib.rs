@@ -21,6 +21,7 @@
 mod api;
 mod config;
 mod facts;
+mod icechunk;
 mod item;
 mod search;
 

@@ -98,6 +98,39 @@ fn the_collection_and_the_api_agree_on_the_items() {
 }
 
 #[test]
+fn icechunk_datasets_point_at_their_repository_as_cloudify_describes_them() {
+    let repository = global()
+        .attr("_icechunk_href", "s3://climate/repos/era5")
+        .attr("_icechunk_snapshot_id", "YAMWDCMCADAK2ZQMTTJG")
+        .attr("_icechunk_virtual", true)
+        .attr(
+            "_icechunk_storage",
+            serde_json::json!({"type": "aws-s3", "platform": "https://{bucket}.s3.{region}.amazonaws.com",
+                               "bucket": "climate", "region": "eu-west-1"}),
+        );
+    let plugin = MockHost::new().dataset(repository).plugins(&["zarr"]).load(plugin_module()).unwrap();
+    let item = block_on(plugin.get("/datasets/global/stac")).json();
+    let asset = &item["assets"]["global@YAMWDCMCADAK2ZQMTTJG"];
+    assert_eq!(asset["href"], "s3://climate/repos/era5");
+    assert_eq!(asset["type"], "application/vnd.zarr+icechunk");
+    assert_eq!(asset["roles"], serde_json::json!(["data", "references", "latest-version", "virtual"]));
+    assert_eq!((asset["zarr:zarr_format"].as_u64(), asset["zarr:consolidated"].as_bool()), (Some(3), Some(false)));
+    assert_eq!(asset["version"], "YAMWDCMCADAK2ZQMTTJG");
+    assert_eq!(asset["storage:refs"], serde_json::json!(["aws-s3-climate"]));
+    assert_eq!(item["storage:schemes"]["aws-s3-climate"]["region"], "eu-west-1");
+    let extensions: Vec<&str> =
+        item["stac_extensions"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+    for name in ["storage/v2.0.0", "version/v1.2.0", "zarr/v1.1.0"] {
+        assert!(extensions.iter().any(|e| e.contains(name)), "{name}: {extensions:?}");
+    }
+    assert!(item["assets"]["zstore"].is_object(), "the server's own Zarr asset stays");
+    // Other datasets are not icechunk items.
+    let plain = block_on(self::plugin().get("/datasets/global/stac")).json();
+    assert!(plain.get("storage:schemes").is_none());
+    assert!(!plain["stac_extensions"].to_string().contains("storage"));
+}
+
+#[test]
 fn the_plugin_keeps_the_contract() {
     block_on(plugin().assert_conformance());
 }
