@@ -197,13 +197,18 @@ authorize_virtual = ["{prefix}"]
 id = "unauthorized"
 url = "{tmp_path / 'virtual'}"
 """)
-    srv = Server("--config", str(toml))
+    srv = Server("--config", str(toml), env={"CLOUDIFY_PLUGIN__ZARR__CACHE_BYTES": "0"})
     try:
         got = served_read(srv, "virtual", 3)
         np.testing.assert_array_equal(got.v.values, values)
         reply = requests.get(f"{srv.url}/datasets/unauthorized/zarr/v/0.0", timeout=30)
         assert reply.status_code == 403, reply.text
         assert prefix in reply.json()["error"]
+        # The file the chunks point into vanishes: a JSON 500 for them, and nothing else fails.
+        raw.unlink()
+        reply = requests.get(f"{srv.url}/datasets/virtual/zarr/v/1.0", timeout=30)
+        assert reply.status_code == 500 and "error" in reply.json()
+        assert requests.get(f"{srv.url}/datasets/virtual/zarr/.zmetadata", timeout=30).status_code == 200
     finally:
         srv.stop()
 
