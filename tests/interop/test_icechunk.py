@@ -35,6 +35,18 @@ def dataset(scale, title):
 ENCODING = {"tas": {"chunks": (2, 3, 5)}, "pr": {"chunks": (4, 2, 2)}}
 
 
+def serve(folder, *repos, env=None):
+    """A server of `repos` (dicts of `[[plugin.icechunk.repos]]` keys), its config in `folder`."""
+    def toml(value):
+        return "[" + ", ".join(f'"{v}"' for v in value) + "]" if isinstance(value, list) else (
+            str(value) if isinstance(value, int) else f'"{value}"')
+    tables = "".join("\n[[plugin.icechunk.repos]]\n" + "".join(f"{k} = {toml(v)}\n" for k, v in repo.items())
+                     for repo in repos)
+    config = folder / "cloudify.toml"
+    config.write_text("[demo]\nenabled = false\n" + tables)
+    return Server("--config", str(config), env=env)
+
+
 def write(session, ds, group=None):
     ds.to_zarr(session.store, group=group, zarr_format=3, consolidated=False, mode="w", encoding=ENCODING)
 
@@ -58,32 +70,11 @@ def repo_path(tmp_path_factory):
 @pytest.fixture(scope="module")
 def served(repo_path, tmp_path_factory):
     path, first, _ = repo_path
-    config = tmp_path_factory.mktemp("config") / "cloudify.toml"
-    config.write_text(f"""
-[demo]
-enabled = false
-
-[[plugin.icechunk.repos]]
-id = "ice"
-url = "{path}"
-refresh_secs = 1
-
-[[plugin.icechunk.repos]]
-id = "ice_tag"
-url = "{path}"
-ref = "v1"
-
-[[plugin.icechunk.repos]]
-id = "ice_snapshot"
-url = "file://{path}"
-ref = "{first}"
-
-[[plugin.icechunk.repos]]
-id = "later"
-url = "{path.parent / 'later'}"
-refresh_secs = 1
-""")
-    srv = Server("--config", str(config))
+    srv = serve(tmp_path_factory.mktemp("config"),
+                {"id": "ice", "url": path, "refresh_secs": 1},
+                {"id": "ice_tag", "url": path, "ref": "v1"},
+                {"id": "ice_snapshot", "url": f"file://{path}", "ref": first},
+                {"id": "later", "url": path.parent / "later", "refresh_secs": 1})
     yield srv
     srv.stop()
 
@@ -183,21 +174,8 @@ def test_virtual_chunks_read_where_authorized(tmp_path):
         session.store.set_virtual_ref(f"v/c/{i}/0", f"{prefix}raw.bin", offset=8 + i * chunk_bytes, length=chunk_bytes)
     session.commit("virtual")
     repo.save_config()
-    toml = tmp_path / "cloudify.toml"
-    toml.write_text(f"""
-[demo]
-enabled = false
-
-[[plugin.icechunk.repos]]
-id = "virtual"
-url = "{tmp_path / 'virtual'}"
-authorize_virtual = ["{prefix}"]
-
-[[plugin.icechunk.repos]]
-id = "unauthorized"
-url = "{tmp_path / 'virtual'}"
-""")
-    srv = Server("--config", str(toml), env={"CLOUDIFY_PLUGIN__ZARR__CACHE_BYTES": "0"})
+    srv = serve(tmp_path, {"id": "virtual", "url": tmp_path / "virtual", "authorize_virtual": [prefix]},
+                {"id": "unauthorized", "url": tmp_path / "virtual"}, env={"CLOUDIFY_PLUGIN__ZARR__CACHE_BYTES": "0"})
     try:
         got = served_read(srv, "virtual", 3)
         np.testing.assert_array_equal(got.v.values, values)
@@ -244,17 +222,7 @@ def test_a_repository_over_http_is_served_read_only(repo_path, tmp_path):
     handler = functools.partial(RangeFiles, directory=str(path.parent))
     web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=web.serve_forever, daemon=True).start()
-    toml = tmp_path / "cloudify.toml"
-    toml.write_text(f"""
-[demo]
-enabled = false
-
-[[plugin.icechunk.repos]]
-id = "web"
-url = "http://127.0.0.1:{web.server_port}/{path.name}"
-ref = "v1"
-""")
-    srv = Server("--config", str(toml))
+    srv = serve(tmp_path, {"id": "web", "url": f"http://127.0.0.1:{web.server_port}/{path.name}", "ref": "v1"})
     try:
         got = served_read(srv, "web", 3)
         xr.testing.assert_identical(got.drop_attrs(deep=False), python_read(path, tag="v1").drop_attrs(deep=False))
@@ -284,16 +252,8 @@ def test_a_repository_on_s3_is_served(tmp_path):
         write(session, dataset(1.0, "on s3"))
         session.commit("s3")
         want = xr.open_zarr(repo.readonly_session(branch="main").store, consolidated=False, zarr_format=3).load()
-        toml = tmp_path / "cloudify.toml"
-        toml.write_text("""
-[demo]
-enabled = false
-
-[[plugin.icechunk.repos]]
-id = "s3"
-url = "s3://climate/repos/tas"
-""")
-        srv = Server("--config", str(toml), env={**credentials, "AWS_ENDPOINT_URL": endpoint})
+        srv = serve(tmp_path, {"id": "s3", "url": "s3://climate/repos/tas"},
+                    env={**credentials, "AWS_ENDPOINT_URL": endpoint})
         try:
             got = served_read(srv, "s3", 2)
             xr.testing.assert_identical(got.drop_attrs(deep=False), want.drop_attrs(deep=False))
