@@ -76,11 +76,26 @@ impl Derivation {
         Ok(Self { source: source.to_owned(), var: rest[0].to_owned(), segments })
     }
 
-    /// The derivation a derived dataset's id names, `None` for any other id.
+    /// The derivation a derived dataset's id names, `None` for any other id (and for
+    /// derivations nested deeper than [`MAX_NESTING`]).
     pub(crate) fn from_id(id: &str) -> Option<Self> {
         if id.len() > 1024 || id.matches(SEPARATOR).count() > 5 * MAX_NESTING {
             return None;
         }
+        let derivation = Self::parse(id)?;
+        let (mut depth, mut source) = (1, Self::parse(&derivation.source));
+        while let Some(inner) = source {
+            depth += 1;
+            if depth > MAX_NESTING {
+                return None;
+            }
+            source = Self::parse(&inner.source);
+        }
+        Some(derivation)
+    }
+
+    /// `id` read as a derivation, however deep.
+    fn parse(id: &str) -> Option<Self> {
         let parts: Vec<&str> = id.split(SEPARATOR).collect();
         let at = (1..parts.len()).rev().find(|&i| arity(parts[i]) == Some(parts.len() - i - 1))?;
         let source = parts[..at].join(&SEPARATOR.to_string());
@@ -298,4 +313,42 @@ async fn fldmean(host: &Host, meta: &DatasetMeta, var: &str) -> Result<Operation
         .collect();
     let weights = cloudify_cf::weights::area(host, meta, var, &grid, &positions).await?;
     Ok(Operation::FieldMean { grid, weights })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_parse_from_the_right_and_round_trip() {
+        let d = Derivation::from_id("cmip~6~groupby~tas~time.month~mean").unwrap();
+        assert_eq!((d.source.as_str(), d.var.as_str()), ("cmip~6", "tas"));
+        assert_eq!(d.path(), "groupby/tas/time.month/mean");
+        assert_eq!(d.id(), "cmip~6~groupby~tas~time.month~mean");
+        let nested = Derivation::from_id("a~groupby~tas~time.month~mean~fldmean~tas").unwrap();
+        assert_eq!((nested.source.as_str(), nested.path().as_str()), ("a~groupby~tas~time.month~mean", "fldmean/tas"));
+        assert_eq!(Derivation::from_id("a~resample~pr~QS-DEC~max").unwrap().path(), "resample/pr/QS-DEC/max");
+    }
+
+    #[test]
+    fn hostile_ids_are_no_derivations() {
+        let deep = format!("a{}", "~fldmean~tas".repeat(MAX_NESTING + 2));
+        let long = format!("{}~fldmean~tas", "x".repeat(2000));
+        for id in [
+            "tas",
+            "~fldmean~tas",
+            "a~fldmean",
+            "a~fldmean~tas~extra",
+            "a~groupby~tas~time.month",
+            "a~groupby~tas~time.month).__class__~mean",
+            "a~groupby~tas~__import__('os')~mean",
+            "a~eval~tas",
+            "a~fldmean~",
+            deep.as_str(),
+            long.as_str(),
+        ] {
+            assert!(Derivation::from_id(id).is_none(), "{id}");
+        }
+        assert!(plain("time.month") && plain("QS-DEC") && !plain("a b") && !plain("x/y") && !plain(""));
+    }
 }
