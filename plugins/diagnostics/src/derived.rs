@@ -110,7 +110,7 @@ impl Plan {
         let mut window = Window::all(v);
         let Some(index) = index else { return window };
         let out = &self.meta.variables[self.var()];
-        let reduced = self.reduced_dims();
+        let reduced = reduced_dims(&self.operation, &self.source.meta);
         // Output dimension k is input dimension kept[k] (a grouped one keeps its place).
         let kept: Vec<usize> = match &self.operation {
             Operation::Grouped { .. } => (0..v.shape.len()).collect(),
@@ -127,14 +127,6 @@ impl Plan {
             window.count[d] = chunk.min(v.shape[d] - window.start[d]);
         }
         window
-    }
-
-    /// The dimensions of the input the operation reduces.
-    fn reduced_dims(&self) -> Vec<String> {
-        match &self.operation {
-            Operation::Grouped { dim, .. } => vec![dim.clone()],
-            Operation::FieldMean { grid, .. } => grid.dimensions(&self.source.meta),
-        }
     }
 
     /// The result over `window` (row-major over the output's window), f64.
@@ -195,6 +187,14 @@ impl Plan {
             });
         }
         Ok(cloudify_sdk::HostExt::chunk(host, &self.source.meta.id, name, index).await?.into_vec())
+    }
+}
+
+/// The dimensions of the input (described by `meta`) that `operation` reduces.
+fn reduced_dims(operation: &Operation, meta: &DatasetMeta) -> Vec<String> {
+    match operation {
+        Operation::Grouped { dim, .. } => vec![dim.clone()],
+        Operation::FieldMean { grid, .. } => grid.dimensions(meta),
     }
 }
 
@@ -297,10 +297,7 @@ fn describe(derivation: &Derivation, source: &Described, operation: &Operation) 
 
     // The source's coordinates of what is left: dimension coordinates, auxiliary coordinates,
     // cell measures, grid mappings, and their bounds; none over a reduced dimension.
-    let reduced: Vec<String> = match operation {
-        Operation::Grouped { dim, .. } => vec![dim.clone()],
-        Operation::FieldMean { grid, .. } => grid.dimensions(meta),
-    };
+    let reduced = reduced_dims(operation, meta);
     let mut wanted: Vec<String> = dims.clone();
     wanted.extend(names_in(&v.attributes, "coordinates"));
     if matches!(operation, Operation::Grouped { .. }) {
