@@ -48,6 +48,14 @@ enum Command {
     /// STAC catalogs.
     #[command(subcommand)]
     Stac(StacCommand),
+    /// Icechunk repositories: `cloudify icechunk virtualize FILE... --repo DIR` (runs
+    /// `cloudify-icechunk` beside this program, the one program linking icechunk).
+    #[command(disable_help_flag = true)]
+    Icechunk {
+        /// What `cloudify-icechunk` is given.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -137,6 +145,23 @@ fn tune_malloc() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_malloc() {}
 
+/// Runs `program` from this executable's folder with `args` (a helper program shipped with
+/// the server) and passes its exit status on.
+fn run_beside(program: &str, args: &[std::ffi::OsString]) -> ExitCode {
+    let beside = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join(program)));
+    let Some(path) = beside.filter(|path| path.is_file()) else {
+        eprintln!("cloudify: {program} is not installed beside this program (cargo build --release builds it)");
+        return ExitCode::FAILURE;
+    };
+    match std::process::Command::new(&path).args(args).status() {
+        Ok(status) => status.code().and_then(|code| u8::try_from(code).ok()).map_or(ExitCode::FAILURE, ExitCode::from),
+        Err(err) => {
+            eprintln!("cloudify: {}: {err}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     tune_malloc();
     let cli = Cli::parse();
@@ -173,6 +198,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Icechunk { args } => run_beside("cloudify-icechunk", &args),
         Command::Stac(StacCommand::Build { out, base_url }) => {
             runtime.block_on(stac_build(config, cli.plugin_dir, &out, base_url))
         }

@@ -283,3 +283,187 @@ def test_stac_items_point_at_the_repository(served, repo_path):
     xr.testing.assert_identical(opened.drop_attrs(deep=False), served_read(served, "ice_tag", 3).drop_attrs(deep=False))
     found = pystac_client.Client.open(f"{served.url}/stac").search(ids=["ice_tag"]).item_collection()
     assert [i.id for i in found] == ["ice_tag"]
+
+
+# --- `cloudify icechunk virtualize`: NetCDF files as virtual repositories -------------------
+
+def nc4_file(path, steps=6, first=0, chunk_steps=2):
+    """NetCDF4: zlib + shuffle, chunked, a fill value, CF time, a scalar and a 2-D variable."""
+    import netCDF4
+
+    rng = np.random.default_rng(first)
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
+        ds.title = "virtualized"
+        ds.createDimension("time", None)
+        ds.createDimension("lat", 18)
+        ds.createDimension("lon", 24)
+        time = ds.createVariable("time", "f8", ("time",))
+        time.units, time.calendar = "days since 2000-01-01", "360_day"
+        time[:] = (first + np.arange(steps)) * 30.0
+        ds.createVariable("lat", "f4", ("lat",))[:] = np.linspace(-85, 85, 18)
+        ds.createVariable("lon", "f4", ("lon",))[:] = np.arange(24) * 15.0
+        tas = ds.createVariable("tas", "f4", ("time", "lat", "lon"), chunksizes=(chunk_steps, 9, 12), zlib=True,
+                                shuffle=True, complevel=4, fill_value=np.float32(1e20))
+        tas.units, tas.standard_name = "K", "air_temperature"
+        values = rng.normal(280, 8, (steps, 18, 24)).astype("f4")
+        values[0, 0, :3] = np.ma.masked
+        tas[:] = values
+        pr = ds.createVariable("pr", "f8", ("time", "lat", "lon"), chunksizes=(chunk_steps, 18, 24), zlib=True)
+        pr.units = "kg m-2 s-1"
+        pr[:] = rng.gamma(1, 1e-5, (steps, 18, 24))
+        ds.createVariable("orog", "i2", ("lat", "lon"), zlib=True)[:] = np.arange(18 * 24).reshape(18, 24)
+        height = ds.createVariable("height", "f8", ())
+        height.units = "m"
+        height[...] = 2.0
+
+
+def nc3_file(path):
+    """NetCDF3 classic: big-endian, contiguous variables and a record variable."""
+    import netCDF4
+
+    with netCDF4.Dataset(path, "w", format="NETCDF3_CLASSIC") as ds:
+        ds.createDimension("time", None)
+        ds.createDimension("station", 300)
+        time = ds.createVariable("time", "i4", ("time",))
+        time.units = "hours since 1990-01-01"
+        time[:] = np.arange(5) * 6
+        ds.createVariable("elevation", "f4", ("station",))[:] = np.linspace(10, 700, 300)
+        temp = ds.createVariable("temp", "f4", ("time", "station"), fill_value=np.float32(-999))
+        temp.units = "degC"
+        temp[:] = np.arange(1500, dtype="f4").reshape(5, 300) / 3
+        temp[2, 3] = np.ma.masked
+        ds.createVariable("count", "i2", ("time", "station"))[:] = np.arange(1500).reshape(5, 300)
+
+
+def virtualize(*args, check=True):
+    from conftest import _binary
+    import subprocess
+
+    done = subprocess.run([str(_binary()), "icechunk", "virtualize", *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def open_virtual(repo_path, prefix, **ref):
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(repo_path)),
+                                    authorize_virtual_chunk_access={prefix: icechunk.credentials.LocalFileSystemAccess})
+    ref = ref or {"branch": "main"}
+    return xr.open_zarr(repo.readonly_session(**ref).store, consolidated=False, zarr_format=3).load(), repo
+
+
+def assert_equals_netcdf(got, want):
+    """What Python reads through icechunk equals what netCDF4-python reads from the files."""
+    assert set(got.variables) == set(want.variables)
+    assert dict(got.sizes) == dict(want.sizes)
+    assert got.attrs.get("title") == want.attrs.get("title")
+    for name in want.variables:
+        a, b = got[name], want[name]
+        assert a.dims == b.dims, name
+        assert a.attrs.get("units") == b.attrs.get("units"), name
+        assert a.encoding.get("units") == b.encoding.get("units") and a.encoding.get("calendar") == b.encoding.get(
+            "calendar"), name
+        assert a.dtype.newbyteorder("=") == b.dtype.newbyteorder("="), (name, a.dtype, b.dtype)
+        np.testing.assert_array_equal(a.values, b.values, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def netcdf_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("netcdf")
+    nc4_file(folder / "chunked.nc")
+    nc3_file(folder / "classic.nc")
+    for i in range(4):
+        nc4_file(folder / f"series_{i}.nc", steps=4, first=4 * i)
+    return folder
+
+
+@pytest.mark.parametrize("name", ["chunked", "classic"])
+def test_a_virtualized_file_equals_netcdf4(netcdf_files, tmp_path, name):
+    source = netcdf_files / f"{name}.nc"
+    done = virtualize(source, "--repo", tmp_path / "repo")
+    prefix = f"file://{netcdf_files}/"
+    assert f"virtual chunk container {prefix}" in done.stdout
+    got, repo = open_virtual(tmp_path / "repo", prefix)
+    assert_equals_netcdf(got, xr.open_dataset(source))
+    # The container is in the repository's config, and the chunks are references into the file.
+    assert [c.url_prefix for c in repo.config.virtual_chunk_containers.values()] == [prefix]
+    session = repo.readonly_session(branch="main")
+    data_var = "tas" if name == "chunked" else "temp"
+    chunks = list(session.all_virtual_chunk_locations())
+    assert chunks and all(loc == f"{prefix}{name}.nc" for loc in chunks)
+    assert int(done.stdout.split(" virtual chunks")[0].rsplit(" ", 1)[1]) > 0
+    # Raw values as netCDF4-python reads them, without xarray's decoding on either side.
+    import netCDF4
+
+    with netCDF4.Dataset(source) as nc:
+        nc.set_auto_maskandscale(False)
+        raw = zarr.open_group(session.store, mode="r", zarr_format=3)[data_var][...]
+        np.testing.assert_array_equal(raw, nc[data_var][...])
+
+
+def joined(files):
+    parts = [xr.open_dataset(f) for f in files]
+    return xr.concat(parts, dim="time", data_vars="minimal", coords="minimal", compat="override").load()
+
+
+def test_a_virtualized_series_and_its_appended_snapshot(netcdf_files, tmp_path):
+    series = sorted(netcdf_files.glob("series_*.nc"))
+    repo_path = tmp_path / "series"
+    virtualize(*series[:3], "--repo", repo_path, "--concat-dim", "time", "--message", "three files")
+    prefix = f"file://{netcdf_files}/"
+    want = joined(series[:3])
+    got, repo = open_virtual(repo_path, prefix)
+    assert_equals_netcdf(got, want)
+    first = repo.lookup_branch("main")
+    assert next(iter(repo.ancestry(branch="main"))).message == "three files"
+
+    virtualize(series[3], "--repo", repo_path, "--append", "--concat-dim", "time")
+    appended, repo = open_virtual(repo_path, prefix)
+    everything = joined(series)
+    assert_equals_netcdf(appended, everything)
+    assert appended.sizes["time"] == 16
+    # The earlier snapshot still holds the first three files only.
+    before, _ = open_virtual(repo_path, prefix, snapshot_id=first)
+    assert before.sizes["time"] == 12 and before.time.values[-1] == want.time.values[-1]
+
+    # Writing again without --append is refused, as is appending what does not continue.
+    again = virtualize(series[0], "--repo", repo_path, check=False)
+    assert again.returncode != 0 and "--append" in again.stderr
+    other = virtualize(netcdf_files / "classic.nc", "--repo", repo_path, "--append", "--concat-dim", "time",
+                       check=False)
+    assert other.returncode != 0 and "'time': the files' data_type \"int32\" differs" in other.stderr
+    assert repo.lookup_branch("main") == open_virtual(repo_path, prefix)[1].lookup_branch("main"), "nothing committed"
+
+
+def test_the_server_reads_a_virtualized_repository(netcdf_files, tmp_path):
+    source = netcdf_files / "chunked.nc"
+    virtualize(source, "--repo", tmp_path / "repo")
+    srv = serve(tmp_path, {"id": "virtualized", "url": tmp_path / "repo",
+                           "authorize_virtual": [f"file://{netcdf_files}/"]})
+    try:
+        for fmt in (2, 3):
+            assert_equals_netcdf(served_read(srv, "virtualized", fmt), xr.open_dataset(source))
+    finally:
+        srv.stop()
+
+
+def test_files_mapped_to_an_http_container(netcdf_files, tmp_path):
+    """--container: the references point at the URL the files are published under (here a
+    local range-serving HTTP server), and Python reads them from there."""
+    handler = functools.partial(RangeFiles, directory=str(netcdf_files))
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{web.server_port}/"
+        source = netcdf_files / "chunked.nc"
+        done = virtualize(source, "--repo", tmp_path / "repo", "--container", f"{netcdf_files}={url}")
+        assert f"virtual chunk container {url}" in done.stdout
+        repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(tmp_path / "repo")),
+                                        authorize_virtual_chunk_access={url: icechunk.credentials.HttpAccess})
+        session = repo.readonly_session(branch="main")
+        assert set(session.all_virtual_chunk_locations()) == {f"{url}chunked.nc"}
+        got = xr.open_zarr(session.store, consolidated=False, zarr_format=3).load()
+        assert_equals_netcdf(got, xr.open_dataset(source))
+    finally:
+        web.shutdown()

@@ -14,29 +14,60 @@ use cloudify_sdk::{ChunkRef, Error};
 use cloudify_store::Stores;
 use cloudify_zarr_store::{CodecName, Format, ServedCodec, Store};
 
-/// The chunks of a scanned dataset, read from its files.
-struct SourceChunks<'a> {
-    source: &'a VirtualSource,
-    store: &'a Store,
+/// Files scanned into one dataset, rendered as a Zarr store whose chunks are the files'
+/// stored bytes (the `source` codec): what reference sets and virtual repositories are
+/// written from.
+pub struct ScannedFiles {
+    /// The dataset, read from its files.
+    pub source: VirtualSource,
+    /// Its Zarr documents (v2 and v3) and arrays.
+    pub store: Store,
 }
 
 fn failure(err: impl std::fmt::Display) -> Error {
     Error::internal(err.to_string())
 }
 
-impl ChunkAccess for SourceChunks<'_> {
-    async fn locate(&self, var: &str, index: &[u64]) -> Result<ChunkRef, Error> {
+impl ScannedFiles {
+    /// Where chunk `index` of `var` is stored.
+    ///
+    /// # Errors
+    /// Unknown variable or chunk.
+    pub async fn locate(&self, var: &str, index: &[u64]) -> Result<ChunkRef, Error> {
         self.source.chunk_ref(var, index).await.map_err(failure)
     }
 
-    async fn stored(&self, var: &str, index: &[u64]) -> Result<Vec<u8>, Error> {
+    /// The stored bytes of chunk `index` of `var`.
+    ///
+    /// # Errors
+    /// A failed read.
+    pub async fn stored(&self, var: &str, index: &[u64]) -> Result<Vec<u8>, Error> {
         self.source.read_raw_chunk(var, index).await.map_err(failure)
     }
 
-    async fn encoded(&self, var: &str, index: &[u64]) -> Result<Vec<u8>, Error> {
+    /// Chunk `index` of `var` decoded, then encoded with the chain the store declares in
+    /// `format` (for chunks without stored bytes of their own).
+    ///
+    /// # Errors
+    /// A failed read or encoding.
+    pub async fn encoded(&self, var: &str, index: &[u64], format: Format) -> Result<Vec<u8>, Error> {
         let values = self.source.read_chunk(var, index).await.map_err(failure)?;
         let array = self.store.arrays.get(var).ok_or_else(|| failure(format!("no variable '{var}'")))?;
-        array.encoder(Format::V2).encode(&values).map_err(failure)
+        array.encoder(format).encode(&values).map_err(failure)
+    }
+}
+
+impl ChunkAccess for ScannedFiles {
+    async fn locate(&self, var: &str, index: &[u64]) -> Result<ChunkRef, Error> {
+        ScannedFiles::locate(self, var, index).await
+    }
+
+    async fn stored(&self, var: &str, index: &[u64]) -> Result<Vec<u8>, Error> {
+        ScannedFiles::stored(self, var, index).await
+    }
+
+    async fn encoded(&self, var: &str, index: &[u64]) -> Result<Vec<u8>, Error> {
+        ScannedFiles::encoded(self, var, index, Format::V2).await
     }
 }
 
@@ -82,6 +113,24 @@ pub async fn scan_references(
     inline_threshold: u64,
     limits: &Limits,
 ) -> Result<ReferenceSet, String> {
+    let scanned = scan_files(files, concat_dim, "a reference set", limits).await?;
+    let inlining = Inlining { threshold: inline_threshold, max_encoded_bytes: u64::MAX };
+    let set = reference_set(&scanned.store, &scanned, inlining, |url| url).await;
+    set.map_err(|failure| failure.to_string())
+}
+
+/// `files` (NetCDF3 or NetCDF4) scanned and joined along `concat_dim` (default: the
+/// unlimited dimension) when there are several. What is left out (variables that cannot be
+/// served, groups other than the root, which `product` does not describe) is said on stderr.
+///
+/// # Errors
+/// A file that cannot be scanned, or files that do not join.
+pub async fn scan_files(
+    files: &[PathBuf],
+    concat_dim: Option<&str>,
+    product: &str,
+    limits: &Limits,
+) -> Result<ScannedFiles, String> {
     let stores = Arc::new(Stores::new());
     let mut parts = Vec::new();
     for file in files {
@@ -93,10 +142,7 @@ pub async fn scan_references(
             eprintln!("cloudify: {}: variable '{variable}' left out: {reason}", file.display());
         }
         for (group, _) in &scanned.groups {
-            eprintln!(
-                "cloudify: {}: group '{group}' left out: a reference set describes the root group",
-                file.display()
-            );
+            eprintln!("cloudify: {}: group '{group}' left out: {product} describes the root group", file.display());
         }
         parts.push(scanned.dataset);
     }
@@ -115,7 +161,5 @@ pub async fn scan_references(
     let source = VirtualSource::new(dataset, stores, fallback, limits).map_err(|e| e.to_string())?;
     let meta = source.metadata().map_err(|e| e.to_string())?;
     let store = Store::new(&meta, 0, ServedCodec::new(CodecName::Source, None), None)?;
-    let inlining = Inlining { threshold: inline_threshold, max_encoded_bytes: u64::MAX };
-    let set = reference_set(&store, &SourceChunks { source: &source, store: &store }, inlining, |url| url).await;
-    set.map_err(|failure| failure.to_string())
+    Ok(ScannedFiles { source, store })
 }

@@ -19,6 +19,7 @@
 mod config;
 mod repos;
 mod storage;
+pub mod virtualize;
 
 use std::{
     sync::{Arc, OnceLock},

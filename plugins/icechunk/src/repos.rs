@@ -57,7 +57,7 @@ pub(crate) struct Repos {
 }
 
 /// A repository's storage from its URL.
-async fn storage(url: &str) -> Result<Arc<dyn icechunk::Storage + Send + Sync>, String> {
+pub(crate) async fn storage(url: &str) -> Result<Arc<dyn icechunk::Storage + Send + Sync>, String> {
     let failed = |e: &dyn std::fmt::Display| format!("{url}: {e}");
     if let Some(rest) = url.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
