@@ -6,6 +6,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod codecs;
+mod files;
 mod http;
 mod keys;
 mod rechunk;
@@ -13,6 +14,7 @@ mod rendered;
 mod store;
 
 pub use codecs::{v2_declaration, CodecName, ServedCodec};
+pub use files::{file_names, file_url, parse_range, Range as ByteRange};
 pub use http::{not_modified, precondition_failed, range_applies, reply, with_validators};
 pub use keys::{chunk_index, parse as parse_key, Format, Key};
 pub use rechunk::Rechunk;

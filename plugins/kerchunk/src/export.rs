@@ -6,11 +6,10 @@ use std::{collections::HashMap, future::Future, sync::Arc};
 
 use cloudify_kerchunk::{parquet::RECORD_SIZE, reference_set, ChunkAccess, Inlining};
 use cloudify_sdk::{ChunkRef, Error, Host, HostExt, Request, Response};
-use cloudify_zarr_store::{reply, Document, Store};
+use cloudify_zarr_store::{file_names, file_url, reply, Document, Store};
 
 use crate::{
     config::Targets,
-    files::{file_names, file_url},
     serve::{encode_values, KerchunkService},
 };
 
