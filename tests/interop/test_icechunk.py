@@ -139,6 +139,17 @@ def test_a_commit_to_the_branch_is_served_without_a_restart(served, repo_path):
     assert served_read(served, "ice_tag", 3).attrs["title"] == "first"
 
 
+def test_an_icechunk_dataset_is_republished_as_a_repository(served, repo_path):
+    """/icechunk/ of a dataset the plugin serves (no stored bytes of the server's own): the
+    values are copied in as native chunks, and Python reads what it reads at the source."""
+    path, first, _ = repo_path
+    repo = icechunk.Repository.open(icechunk.http_storage(f"{served.url}/datasets/ice_tag/icechunk"))
+    session = repo.readonly_session(branch="main")
+    assert list(session.all_virtual_chunk_locations()) == []
+    got = xr.open_zarr(session.store, consolidated=False, zarr_format=3).load()
+    xr.testing.assert_identical(got.drop_attrs(deep=False), python_read(path, tag="v1").drop_attrs(deep=False))
+
+
 def test_a_repository_that_is_missing_at_start_is_retried(served, repo_path):
     path, _, _ = repo_path
     assert "later" not in requests.get(f"{served.url}/datasets", timeout=30).json()
@@ -467,3 +478,44 @@ def test_files_mapped_to_an_http_container(netcdf_files, tmp_path):
         assert_equals_netcdf(got, xr.open_dataset(source))
     finally:
         web.shutdown()
+
+
+def test_every_dataset_opens_as_an_icechunk_repository(netcdf_files, tmp_path):
+    """/datasets/{id}/icechunk/: the server's datasets as read-only repositories that Python
+    icechunk opens over HTTP, their chunks read from the server's /files."""
+    config = tmp_path / "cloudify.toml"
+    config.write_text(f"""[demo]
+enabled = false
+[[datasets]]
+id = "chunked"
+path = "{netcdf_files}/chunked.nc"
+[[datasets]]
+id = "series"
+path = "{netcdf_files}/series_*.nc"
+""")
+    srv = Server("--config", str(config))
+    try:
+        for dataset_id, want in [("chunked", xr.open_dataset(netcdf_files / "chunked.nc")),
+                                 ("series", joined(sorted(netcdf_files.glob("series_*.nc"))))]:
+            base = f"{srv.url}/datasets/{dataset_id}/icechunk/"
+            described = requests.get(base, timeout=60).json()
+            files = f"{srv.url}/datasets/{dataset_id}/files/"
+            assert described["virtual_chunk_containers"] == [files]
+            repo = icechunk.Repository.open(icechunk.http_storage(base),
+                                            authorize_virtual_chunk_access={files: icechunk.credentials.HttpAccess})
+            session = repo.readonly_session(branch="main")
+            assert session.snapshot_id == described["snapshot_id"]
+            locations = set(session.all_virtual_chunk_locations())
+            assert locations and all(loc.startswith(files) for loc in locations)
+            got = xr.open_zarr(session.store, consolidated=False, zarr_format=3).load()
+            assert_equals_netcdf(got, want)
+        # Objects are read with ranges as well; unknown ones and hostile paths are 404s.
+        whole = requests.get(f"{srv.url}/datasets/chunked/icechunk/repo", timeout=30)
+        part = requests.get(f"{srv.url}/datasets/chunked/icechunk/repo", headers={"Range": "bytes=2-9"}, timeout=30)
+        assert part.status_code == 206 and part.content == whole.content[2:10]
+        for path in ["snapshots/NOPE", "..%2f..%2fetc/passwd", "chunks//x"]:
+            reply = requests.get(f"{srv.url}/datasets/chunked/icechunk/{path}", timeout=30)
+            assert reply.status_code == 404 and "error" in reply.json(), path
+        assert requests.get(f"{srv.url}/datasets/nothing/icechunk/repo", timeout=30).status_code == 404
+    finally:
+        srv.stop()

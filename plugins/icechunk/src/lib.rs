@@ -17,6 +17,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod config;
+mod export;
 mod repos;
 mod storage;
 pub mod virtualize;
@@ -27,9 +28,9 @@ use std::{
 };
 
 use cloudify_dataset::Source;
-use cloudify_sdk::{abi::HostError, meta::DatasetMeta, ErrorKind, Host, HostExt, Plugin, Provider};
+use cloudify_sdk::{abi::HostError, meta::DatasetMeta, ErrorKind, Host, HostExt, Plugin, Provider, Route, Scope};
 
-use crate::{config::Config, repos::Repos};
+use crate::{config::Config, export::Exports, repos::Repos};
 
 cloudify_sdk::declare_plugin!(name: "icechunk", init: init);
 
@@ -56,12 +57,32 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
 
 fn init(host: Host) -> Result<Plugin, String> {
     let config: Config = host.config().map_err(|err| err.to_string())?;
-    let plugin =
-        Plugin::new("icechunk", env!("CARGO_PKG_VERSION")).description("Icechunk repositories served as datasets");
+    let runtime = runtime()?;
+    let exports = Arc::new(Exports::new(runtime.handle().clone()));
+    let described = Arc::clone(&exports);
+    let plugin = Plugin::new("icechunk", env!("CARGO_PKG_VERSION"))
+        .description("Icechunk repositories served as datasets; every dataset as a read-only Icechunk repository")
+        .route(
+            Route::get(Scope::Dataset, "/icechunk/{*path}", move |host, req| {
+                let exports = Arc::clone(&exports);
+                async move { exports.answer(&host, &req).await }
+            })
+            .summary(
+                "The dataset as a read-only Icechunk repository (icechunk's HTTP storage), chunks referencing /files",
+            )
+            .content_type("application/octet-stream"),
+        )
+        .route(
+            Route::get(Scope::Dataset, "/icechunk/", move |host, req| {
+                let exports = Arc::clone(&described);
+                async move { exports.answer(&host, &req).await }
+            })
+            .summary("The dataset's Icechunk repository: its snapshot and the virtual chunk containers to authorize")
+            .content_type("application/json"),
+        );
     if config.repos.is_empty() {
         return Ok(plugin);
     }
-    let runtime = runtime()?;
     let repos = Arc::new(Repos::new(config.repos, runtime.handle().clone(), host.clone()));
     let (opened, first) = std::sync::mpsc::channel();
     let first_open = Arc::clone(&repos);

@@ -133,7 +133,7 @@ fn unix_seconds(time: SystemTime) -> Result<u32, String> {
 }
 
 /// The object store a container of URL prefix `prefix` reads with.
-fn store_for(prefix: &str) -> Result<ObjectStoreConfig, String> {
+pub(crate) fn store_for(prefix: &str) -> Result<ObjectStoreConfig, String> {
     if prefix.starts_with("s3://") {
         let env = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok()).filter(|v| !v.is_empty());
         let mut options = S3Options::default();
