@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use cloudify_dataset::{
-    hyperslab::ravel, DataType, DatasetMeta, Limits, StoredChunk, VariableChunks, VariableMeta, VirtualDataset,
+    hyperslab::{ravel, unravel},
+    DataType, DatasetMeta, Limits, StoredChunk, VariableChunks, VariableMeta, VirtualDataset,
 };
 use hdf5_metno::{dataset::Layout, filters::Filter, Dataset};
 use indexmap::IndexMap;
@@ -113,19 +114,40 @@ fn locate(ds: &Dataset, var: &VariableMeta, count: u64) -> VariableChunks {
             if stored > count {
                 return fallback("the chunk index holds more chunks than the grid");
             }
+            if var.chunks.len() != ds.ndim() {
+                return fallback("chunk rank differs from the dataset's");
+            }
             let mut chunks = vec![StoredChunk::Missing; count];
-            for i in 0..stored {
-                let Some(info) = ds.chunk_info(i) else {
+            // Lookups walk the chunk index either way (libhdf5 1.10): by coordinate when most
+            // chunks exist, the faster walk; by position when few do (fewer lookups).
+            let dense = stored.saturating_mul(2) >= count;
+            for i in 0..if dense { count } else { stored } {
+                let found = if dense {
+                    let start: Vec<u64> =
+                        unravel(i as u64, &grid).iter().zip(&var.chunks).map(|(i, c)| i * c).collect();
+                    match chunk_at(ds, &start) {
+                        Some(Some(found)) => Some(found),
+                        Some(None) => continue,
+                        None => None,
+                    }
+                } else {
+                    ds.chunk_info(i).map(|info| FoundChunk {
+                        offset: info.offset,
+                        addr: info.addr,
+                        size: info.size,
+                        filter_mask: info.filter_mask,
+                    })
+                };
+                let Some(found) = found else {
                     return fallback("chunk index unreadable");
                 };
-                if info.filter_mask != 0 {
+                if found.filter_mask != 0 {
                     return fallback("some chunks skip filters");
                 }
                 let index: Vec<u64> =
-                    info.offset.iter().zip(&var.chunks).map(|(&offset, &size)| offset / size).collect();
-                let flat = ravel(&index, &grid) as usize;
-                match chunks.get_mut(flat) {
-                    Some(slot) => *slot = StoredChunk::Range { file: 0, offset: info.addr, length: info.size },
+                    found.offset.iter().zip(&var.chunks).map(|(&offset, &size)| offset / size).collect();
+                match chunks.get_mut(ravel(&index, &grid) as usize) {
+                    Some(slot) => *slot = StoredChunk::Range { file: 0, offset: found.addr, length: found.size },
                     None => return fallback("chunk outside the grid"),
                 }
             }
@@ -134,6 +156,34 @@ fn locate(ds: &Dataset, var: &VariableMeta, count: u64) -> VariableChunks {
         #[allow(unreachable_patterns)]
         _ => fallback("virtual layout"),
     }
+}
+
+/// Where a stored chunk is.
+struct FoundChunk {
+    /// Its first element.
+    offset: Vec<u64>,
+    addr: u64,
+    size: u64,
+    filter_mask: u32,
+}
+
+/// The chunk of `ds` starting at element `start` (one coordinate per dimension): `Some(None)`
+/// when it was never written, `None` when the index cannot be read. `hdf5-metno` wraps the
+/// lookup by position only.
+#[allow(unsafe_code)]
+fn chunk_at(ds: &Dataset, start: &[u64]) -> Option<Option<FoundChunk>> {
+    use hdf5_metno_sys::{h5::HADDR_UNDEF, h5d::H5Dget_chunk_info_by_coord};
+    let mut found = FoundChunk { offset: start.to_vec(), addr: 0, size: 0, filter_mask: 0 };
+    // SAFETY: `start` holds one coordinate per dimension of `ds` (checked by the caller),
+    // the out-pointers are fields of a live local, and hdf5-metno's lock serializes the call
+    // with every other use of libhdf5.
+    let status = hdf5_metno::sync::sync(|| unsafe {
+        H5Dget_chunk_info_by_coord(ds.id(), start.as_ptr(), &mut found.filter_mask, &mut found.addr, &mut found.size)
+    });
+    if status < 0 {
+        return None;
+    }
+    Some((found.addr != HADDR_UNDEF).then_some(found))
 }
 
 pub(crate) fn scan(path: &Path, location: &str, id: &str, limits: &Limits) -> Result<Scan> {
