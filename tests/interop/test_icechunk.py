@@ -519,3 +519,31 @@ path = "{netcdf_files}/series_*.nc"
         assert requests.get(f"{srv.url}/datasets/nothing/icechunk/repo", timeout=30).status_code == 404
     finally:
         srv.stop()
+
+
+def test_a_corrupt_repository_is_skipped_and_retried(repo_path, tmp_path):
+    """A repository whose `repo` object is garbage: one warning line, the others served, and
+    served itself once it is repaired (retried every refresh)."""
+    path, _, _ = repo_path
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "repo").write_bytes(b"ICE\xf0\x9f\xa7\x8aCHUNK" + os.urandom(200))
+    srv = serve(tmp_path, {"id": "broken", "url": broken, "refresh_secs": 1}, {"id": "fine", "url": path})
+    try:
+        listed = requests.get(f"{srv.url}/datasets", timeout=30).json()
+        assert "fine" in listed and "broken" not in listed
+        assert requests.get(f"{srv.url}/datasets/broken/info", timeout=30).status_code == 404
+        time.sleep(2.5)
+        warnings = [line for line in srv.log if "icechunk repository 'broken' not served" in line]
+        assert len(warnings) == 1, warnings  # one line per failure streak, not one per refresh
+        (broken / "repo").unlink()
+        repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(broken)))
+        session = repo.writable_session("main")
+        write(session, dataset(1.0, "repaired"))
+        session.commit("repaired")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and "broken" not in requests.get(f"{srv.url}/datasets", timeout=30).json():
+            time.sleep(0.3)
+        assert served_read(srv, "broken", 3).attrs["title"] == "repaired"
+    finally:
+        srv.stop()
