@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use cloudify_dataset::{check_chunk_index, variable, DatasetMeta, Error, Result, SharedSource, Source};
 use cloudify_sdk::{
     abi::{ChunkKey, DatasetSourceBox},
-    ErrorKind,
+    ChunkRef, ErrorKind,
 };
 use indexmap::IndexMap;
 
@@ -178,6 +178,14 @@ impl ProviderSource {
     fn failed(&self, kind: ErrorKind, reason: String) -> Error {
         Error::Provider { plugin: self.plugin.clone(), kind, reason }
     }
+
+    /// The key of a chunk of `name`, checked against the metadata here, so the plugin only
+    /// ever sees valid keys and its errors are read failures.
+    fn checked_key(&self, name: &str, index: &[u64]) -> Result<ChunkKey> {
+        let meta = self.metadata()?;
+        check_chunk_index(name, variable(&meta, name)?, index)?;
+        Ok(ChunkKey { dataset: self.id.as_str().into(), variable: name.into(), index: index.into() })
+    }
 }
 
 #[async_trait]
@@ -202,13 +210,27 @@ impl Source for ProviderSource {
         Ok(Arc::new(meta))
     }
 
+    async fn chunk_ref(&self, name: &str, index: &[u64]) -> Result<ChunkRef> {
+        let key = self.checked_key(name, index)?;
+        let found = self.provider.chunk_reference(key).await.into_result();
+        found.map_err(|err| self.failed(err.kind, format!("failed to locate {}/{name}: {}", self.id, err.message)))
+    }
+
+    async fn read_raw_chunk(&self, name: &str, index: &[u64]) -> Result<Vec<u8>> {
+        let key = self.checked_key(name, index)?;
+        match self.provider.read_raw_chunk(key).await.into_result() {
+            Ok(bytes) => Ok(bytes.into_vec()),
+            Err(err) if err.kind == ErrorKind::UNSUPPORTED => {
+                Err(Error::Unsupported { what: format!("stored bytes of {}/{name}: {}", self.id, err.message) })
+            }
+            Err(err) => Err(self.failed(err.kind, format!("failed to read {}/{name}: {}", self.id, err.message))),
+        }
+    }
+
     async fn read_chunk(&self, name: &str, index: &[u64]) -> Result<Vec<u8>> {
-        // Keys are checked here, so the plugin only ever sees valid ones and its errors are
-        // read failures.
+        let key = self.checked_key(name, index)?;
         let meta = self.metadata()?;
         let var = variable(&meta, name)?;
-        check_chunk_index(name, var, index)?;
-        let key = ChunkKey { dataset: self.id.as_str().into(), variable: name.into(), index: index.into() };
         let bytes = self
             .provider
             .read_chunk(key)

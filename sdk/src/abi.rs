@@ -351,8 +351,12 @@ pub trait DatasetSource: Send + Sync {
     /// Metadata of one dataset as JSON text ([`crate::meta::DatasetMeta`]).
     fn metadata(&self, dataset: RStr<'_>) -> RResult<RString, HostError>;
     /// One chunk decoded to little-endian C-order values.
-    #[sabi(last_prefix_field)]
     fn read_chunk(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>>;
+    /// Where one chunk's stored bytes are (since 0.3.0).
+    fn chunk_reference(&self, key: ChunkKey) -> FfiFuture<RResult<ChunkRef, HostError>>;
+    /// One chunk's stored bytes, encoded as the metadata's `codecs` declare (since 0.3.0).
+    #[sabi(last_prefix_field)]
+    fn read_raw_chunk(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>>;
 }
 
 /// An owned [`DatasetSource`] trait object.

@@ -13,7 +13,7 @@ use async_ffi::{FfiFuture, FutureExt as _};
 use futures::FutureExt as _;
 
 use crate::{
-    abi::{ChunkKey, DatasetSource, DatasetSourceBox, DatasetSource_TO, ErrorKind, HostError},
+    abi::{ChunkKey, ChunkRef, DatasetSource, DatasetSourceBox, DatasetSource_TO, ErrorKind, HostError},
     handler::panic_message,
     meta::DatasetMeta,
 };
@@ -41,6 +41,34 @@ pub trait Provider: Send + Sync + 'static {
         variable: &str,
         index: &[u64],
     ) -> impl Future<Output = Result<Vec<u8>, HostError>> + Send + 'static;
+    /// Where one chunk's stored bytes are, for reference sets (`kerchunk.json`); by default
+    /// computed: no stored bytes to point at.
+    ///
+    /// # Errors
+    /// A [`HostError`] saying what was wrong with the key or the lookup.
+    fn chunk_ref(
+        &self,
+        dataset: &str,
+        variable: &str,
+        index: &[u64],
+    ) -> impl Future<Output = Result<ChunkRef, HostError>> + Send + 'static {
+        let _ = (dataset, variable, index);
+        async { Ok(ChunkRef::Computed) }
+    }
+    /// One chunk's stored bytes, encoded as the metadata's `codecs` declare (`/kerchunk`
+    /// serves them as they are); by default `UNSUPPORTED`.
+    ///
+    /// # Errors
+    /// A [`HostError`] saying what was wrong with the key or the read.
+    fn read_raw_chunk(
+        &self,
+        dataset: &str,
+        variable: &str,
+        index: &[u64],
+    ) -> impl Future<Output = Result<Vec<u8>, HostError>> + Send + 'static {
+        let _ = (dataset, variable, index);
+        async { Err(HostError::new(ErrorKind::UNSUPPORTED, "this dataset's chunks have no stored bytes")) }
+    }
 }
 
 /// Wraps a [`Provider`] for [`crate::Plugin::dataset_source`], with every call panic-safe.
@@ -71,16 +99,36 @@ impl<P: Provider> DatasetSource for Guarded<P> {
     }
 
     fn read_chunk(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>> {
-        let call = || self.0.read_chunk(&key.dataset, &key.variable, &key.index);
-        match catch_unwind(AssertUnwindSafe(call)) {
-            Ok(fut) => AssertUnwindSafe(fut)
-                .catch_unwind()
-                .map(|outcome| outcome.unwrap_or_else(|panic| Err(panicked(&*panic))).map(RVec::from).into())
-                .into_ffi(),
-            Err(panic) => {
-                let err = panicked(&*panic);
-                async move { RResult::RErr(err) }.into_ffi()
-            }
+        guarded(|| self.0.read_chunk(&key.dataset, &key.variable, &key.index), RVec::from)
+    }
+
+    fn chunk_reference(&self, key: ChunkKey) -> FfiFuture<RResult<ChunkRef, HostError>> {
+        guarded(|| self.0.chunk_ref(&key.dataset, &key.variable, &key.index), |found| found)
+    }
+
+    fn read_raw_chunk(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>> {
+        guarded(|| self.0.read_raw_chunk(&key.dataset, &key.variable, &key.index), RVec::from)
+    }
+}
+
+/// The future `call` makes, run with its panics (making it, and polling it) as errors.
+fn guarded<T, R, F>(
+    call: impl FnOnce() -> F,
+    convert: impl FnOnce(T) -> R + Send + 'static,
+) -> FfiFuture<RResult<R, HostError>>
+where
+    F: Future<Output = Result<T, HostError>> + Send + 'static,
+    T: 'static,
+    R: Send + 'static,
+{
+    match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(fut) => AssertUnwindSafe(fut)
+            .catch_unwind()
+            .map(|outcome| outcome.unwrap_or_else(|panic| Err(panicked(&*panic))).map(convert).into())
+            .into_ffi(),
+        Err(panic) => {
+            let err = panicked(&*panic);
+            async move { RResult::RErr(err) }.into_ffi()
         }
     }
 }

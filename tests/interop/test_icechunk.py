@@ -105,6 +105,25 @@ def test_every_ref_equals_what_icechunk_reads(served, repo_path, fmt):
         assert got.attrs["_icechunk_snapshot_id"] == snapshot
 
 
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_kerchunk_serves_a_native_repository_stored_chunks(served, repo_path, fmt):
+    """/kerchunk over an icechunk dataset: the chunks as the repository stores them (its own
+    codecs declared), equal to what Python icechunk reads."""
+    path, first, _ = repo_path
+    got = xr.open_dataset(f"{served.url}/datasets/ice_tag/kerchunk", engine="zarr", zarr_format=fmt,
+                          consolidated=True).load()
+    want = python_read(path, tag="v1")
+    xr.testing.assert_identical(got.drop_attrs(deep=False), want.drop_attrs(deep=False))
+    raw = requests.get(f"{served.url}/datasets/ice_tag/kerchunk/tas/c/0/0/0", timeout=30)
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(path)))
+    stored = repo.readonly_session(tag="v1").store
+    import asyncio
+    import zarr.core.buffer
+
+    want_bytes = asyncio.run(stored.get("tas/c/0/0/0", prototype=zarr.core.buffer.default_buffer_prototype()))
+    assert raw.status_code == 200 and raw.content == want_bytes.to_bytes()
+
+
 def test_a_commit_to_the_branch_is_served_without_a_restart(served, repo_path):
     path, _, _ = repo_path
     before = requests.get(f"{served.url}/datasets/ice/zarr/.zmetadata", timeout=30)
@@ -453,8 +472,18 @@ def test_the_server_reads_a_virtualized_repository(netcdf_files, tmp_path):
     srv = serve(tmp_path, {"id": "virtualized", "url": tmp_path / "repo",
                            "authorize_virtual": [f"file://{netcdf_files}/"]})
     try:
+        want = xr.open_dataset(source)
         for fmt in (2, 3):
-            assert_equals_netcdf(served_read(srv, "virtualized", fmt), xr.open_dataset(source))
+            assert_equals_netcdf(served_read(srv, "virtualized", fmt), want)
+            # /kerchunk: the stored bytes, fetched from where the virtual references point.
+            stored = xr.open_dataset(f"{srv.url}/datasets/virtualized/kerchunk", engine="zarr", zarr_format=fmt)
+            assert_equals_netcdf(stored.load(), want)
+        # kerchunk.json references the virtual chunks' locations: the NetCDF file itself.
+        refs = requests.get(f"{srv.url}/datasets/virtualized/kerchunk.json", timeout=60).json()["refs"]
+        assert refs["tas/0.0.0"][0] == f"file://{source}"
+        got = xr.open_dataset("reference://", engine="zarr", backend_kwargs={
+            "consolidated": False, "storage_options": {"fo": f"{srv.url}/datasets/virtualized/kerchunk.json"}})
+        assert_equals_netcdf(got.load(), want)
     finally:
         srv.stop()
 

@@ -95,8 +95,9 @@ pub fn fixtures() -> &'static Fixtures {
         copy_dir(&repo().join("sdk"), &next.join("sdk"));
         copy_dir(&repo().join("examples/hello-plugin"), &next.join("examples/hello-plugin"));
         let sdk_toml = next.join("sdk/Cargo.toml");
-        let text =
-            std::fs::read_to_string(&sdk_toml).unwrap().replacen("version = \"0.2.0\"", "version = \"0.1.0\"", 1);
+        let text = std::fs::read_to_string(&sdk_toml).unwrap();
+        let current = text.lines().find(|line| line.starts_with("version = ")).expect("the SDK's version").to_owned();
+        let text = text.replacen(&current, "version = \"0.1.0\"", 1);
         std::fs::write(&sdk_toml, text).unwrap();
         let hello_toml = next.join("examples/hello-plugin/Cargo.toml");
         let text = std::fs::read_to_string(&hello_toml)
@@ -128,13 +129,13 @@ pub fn fixtures() -> &'static Fixtures {
 }
 
 /// A plugin folder holding `examples/hello-plugin` built against the SDK as of its last ABI
-/// bump (`tests/sdk-0.2.0`, a frozen copy): the current host must load it.
+/// bump (`tests/sdk-0.3.0`, a frozen copy): the current host must load it.
 pub fn frozen_sdk_plugin_dir() -> &'static Path {
     static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_dir, plugins) = DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let frozen = dir.path().join("frozen");
-        copy_dir(&repo().join("tests/sdk-0.2.0"), &frozen.join("sdk"));
+        copy_dir(&repo().join("tests/sdk-0.3.0"), &frozen.join("sdk"));
         copy_dir(&repo().join("examples/hello-plugin"), &frozen.join("examples/hello-plugin"));
         let hello_toml = frozen.join("examples/hello-plugin/Cargo.toml");
         let text = std::fs::read_to_string(&hello_toml)

@@ -28,7 +28,9 @@ use std::{
 };
 
 use cloudify_dataset::Source;
-use cloudify_sdk::{abi::HostError, meta::DatasetMeta, ErrorKind, Host, HostExt, Plugin, Provider, Route, Scope};
+use cloudify_sdk::{
+    abi::HostError, meta::DatasetMeta, ChunkRef, ErrorKind, Host, HostExt, Plugin, Provider, Route, Scope,
+};
 
 use crate::{config::Config, export::Exports, repos::Repos};
 
@@ -140,5 +142,33 @@ impl Provider for Repositories {
             let source = source.ok_or_else(|| not_found(&dataset))?;
             source.read_chunk(&variable, &index).await.map_err(|e| read_error(&e.to_string()))
         }
+    }
+
+    fn read_raw_chunk(
+        &self,
+        dataset: &str,
+        variable: &str,
+        index: &[u64],
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, HostError>> + Send + 'static {
+        let source = self.0.get(dataset);
+        let (dataset, variable, index) = (dataset.to_owned(), variable.to_owned(), index.to_vec());
+        async move {
+            let source = source.ok_or_else(|| not_found(&dataset))?;
+            source.read_raw_chunk(&variable, &index).await.map_err(|e| match e {
+                cloudify_dataset::Error::Unsupported { what } => HostError::new(ErrorKind::UNSUPPORTED, what),
+                other => read_error(&other.to_string()),
+            })
+        }
+    }
+
+    fn chunk_ref(
+        &self,
+        dataset: &str,
+        variable: &str,
+        index: &[u64],
+    ) -> impl std::future::Future<Output = Result<ChunkRef, HostError>> + Send + 'static {
+        let repos = Arc::clone(&self.0);
+        let (dataset, variable, index) = (dataset.to_owned(), variable.to_owned(), index.to_vec());
+        async move { repos.chunk_ref(&dataset, &variable, &index).await.map_err(|e| HostError::new(ErrorKind::INTERNAL, e)) }
     }
 }

@@ -10,12 +10,13 @@ use std::{
 };
 
 use cloudify_dataset::{DatasetMeta, Limits, Source};
-use cloudify_sdk::{Host, HostExt, LogLevel};
+use cloudify_sdk::{ChunkRef, Host, HostExt, LogLevel};
 use cloudify_zarr::{Storage, ZarrSource};
 use icechunk::{
     config::{Credentials, S3Credentials, S3Options},
-    format::{snapshot::NodeData, SnapshotId},
+    format::{manifest::ChunkPayload, snapshot::NodeData, ChunkIndices, SnapshotId},
     repository::VersionInfo,
+    session::Session,
     Repository, Store,
 };
 use serde_json::Value;
@@ -39,6 +40,10 @@ struct Snapshot {
     /// Whether the repository declares virtual chunk containers.
     virtual_chunks: bool,
     datasets: Vec<(String, Arc<ZarrSource>)>,
+    /// The group of each dataset, by id.
+    groups: HashMap<String, String>,
+    /// The snapshot's session, for where chunks are stored.
+    session: Arc<tokio::sync::RwLock<Session>>,
 }
 
 /// A configured repository and what is served of it.
@@ -181,18 +186,21 @@ async fn snapshot(
         Err(_) => None,
     };
     let virtual_chunks = repo.config().virtual_chunk_containers.as_ref().is_some_and(|c| !c.is_empty());
-    let store = Store::from_session(Arc::new(tokio::sync::RwLock::new(session))).await;
+    let session = Arc::new(tokio::sync::RwLock::new(session));
+    let store = Store::from_session(Arc::clone(&session)).await;
     let storage: Storage = Arc::new(SnapshotStorage::new(store, runtime));
     let mut datasets = Vec::new();
+    let mut dataset_groups = HashMap::new();
     for group in groups {
         let dataset = dataset_id(&config.id, &group);
         let location = format!("{}@{id}", config.url);
         let source = ZarrSource::from_storage(Arc::clone(&storage), &group, &location, &dataset, &Limits::default())
             .await
             .map_err(|e| failed(&e))?;
+        dataset_groups.insert(dataset.clone(), group);
         datasets.push((dataset, Arc::new(source)));
     }
-    Ok(Snapshot { id, committed, virtual_chunks, datasets })
+    Ok(Snapshot { id, committed, virtual_chunks, datasets, groups: dataset_groups, session })
 }
 
 impl Repo {
@@ -275,6 +283,30 @@ impl Repos {
     /// Dataset `id`.
     pub(crate) fn get(&self, id: &str) -> Option<Arc<ZarrSource>> {
         self.find(id).map(|(source, _, _)| source)
+    }
+
+    /// Where chunk `index` of `variable` of dataset `id` is stored: virtual chunks at their
+    /// location, small inline ones as their bytes; native chunks (objects of the repository)
+    /// as computed, to be read through the dataset.
+    pub(crate) async fn chunk_ref(&self, id: &str, variable: &str, index: &[u64]) -> Result<ChunkRef, String> {
+        let (_, _, snapshot) = self.find(id).ok_or_else(|| format!("no icechunk dataset '{id}'"))?;
+        let group = snapshot.groups.get(id).map(|g| g.trim_end_matches('/')).unwrap_or_default();
+        let path = icechunk::format::Path::new(&format!("{group}/{variable}")).map_err(|e| e.to_string())?;
+        let coords =
+            index.iter().map(|&i| u32::try_from(i).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
+        let lookup = async move {
+            let session = snapshot.session.read().await;
+            session.get_chunk_ref(&path, &ChunkIndices(coords)).await.map_err(|e| e.to_string())
+        };
+        let found = self.runtime.spawn(lookup).await.map_err(|e| e.to_string())??;
+        Ok(match found {
+            None => ChunkRef::Missing,
+            Some(ChunkPayload::Virtual(chunk)) => {
+                ChunkRef::Range { url: chunk.location.url().into(), offset: chunk.offset, length: chunk.length }
+            }
+            Some(ChunkPayload::Inline(bytes)) => ChunkRef::Inline(bytes.to_vec().into()),
+            Some(_) => ChunkRef::Computed,
+        })
     }
 
     /// Dataset `id`'s metadata, with where it comes from (repository, snapshot, commit time).

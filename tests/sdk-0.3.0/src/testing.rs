@@ -488,8 +488,16 @@ impl State {
         self.datasets.get(id).ok_or_else(|| not_found(format!("Dataset '{id}' not found")))
     }
 
+    /// The provider serving `id`, as the server finds it: listing it, or describing it when
+    /// asked (anything but `NOT_FOUND` or `INTERNAL`).
     fn provided(&self, id: &str) -> Option<&DatasetSourceBox> {
-        self.provider.get().filter(|p| p.list().iter().any(|d| d == id))
+        let serves = |p: &&DatasetSourceBox| {
+            p.list().iter().any(|d| d == id)
+                || (!self.datasets.contains_key(id)
+                    && !matches!(p.metadata(id.into()).into_result(),
+                        Err(err) if err.kind == ErrorKind::NOT_FOUND || err.kind == ErrorKind::INTERNAL))
+        };
+        self.provider.get().filter(serves)
     }
 
     fn exists(&self, id: &str) -> bool {
@@ -591,16 +599,16 @@ impl HostApi for Mock {
     }
 
     fn read_raw_chunk(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>> {
-        // The mock stores chunks with the `bytes` (or `vlen-utf8`) codec alone: as decoded.
-        if self.0.provided(key.dataset.as_str()).is_some() {
-            return ready(RResult::RErr(HostError::new(ErrorKind::UNSUPPORTED, "a provider's chunks are computed")));
+        if let Some(provider) = self.0.provided(key.dataset.as_str()) {
+            return provider.read_raw_chunk(key);
         }
+        // The mock stores chunks with the `bytes` (or `vlen-utf8`) codec alone: as decoded.
         self.read_chunk(key)
     }
 
     fn chunk_reference(&self, key: ChunkKey) -> FfiFuture<RResult<ChunkRef, HostError>> {
-        if self.0.provided(key.dataset.as_str()).is_some() {
-            return ready(RResult::ROk(ChunkRef::Computed));
+        if let Some(provider) = self.0.provided(key.dataset.as_str()) {
+            return provider.chunk_reference(key);
         }
         let chunk = self.0.dataset(&key.dataset).and_then(|d| d.variable_named(&key.variable)?.chunk(&key.index));
         ready(chunk.map(|bytes| ChunkRef::Inline(bytes.into())).into())

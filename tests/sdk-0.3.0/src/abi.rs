@@ -161,6 +161,9 @@ impl ErrorKind {
     pub const PRECONDITION_FAILED: Self = Self(6);
     /// The requested byte range lies outside the resource.
     pub const RANGE_NOT_SATISFIABLE: Self = Self(7);
+    /// The data lies where the operator did not allow reads (e.g. a virtual chunk outside
+    /// the authorized containers).
+    pub const FORBIDDEN: Self = Self(8);
 
     /// The HTTP status this kind maps to: the one table from error kinds to statuses, used
     /// by the host and by plugins. Kinds this SDK does not know are 500.
@@ -172,6 +175,7 @@ impl ErrorKind {
             Self::UNSUPPORTED => 409,
             Self::PRECONDITION_FAILED => 412,
             Self::RANGE_NOT_SATISFIABLE => 416,
+            Self::FORBIDDEN => 403,
             _ => 500,
         }
     }
@@ -347,8 +351,12 @@ pub trait DatasetSource: Send + Sync {
     /// Metadata of one dataset as JSON text ([`crate::meta::DatasetMeta`]).
     fn metadata(&self, dataset: RStr<'_>) -> RResult<RString, HostError>;
     /// One chunk decoded to little-endian C-order values.
-    #[sabi(last_prefix_field)]
     fn read_chunk(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>>;
+    /// Where one chunk's stored bytes are (since 0.3.0).
+    fn chunk_reference(&self, key: ChunkKey) -> FfiFuture<RResult<ChunkRef, HostError>>;
+    /// One chunk's stored bytes, encoded as the metadata's `codecs` declare (since 0.3.0).
+    #[sabi(last_prefix_field)]
+    fn read_raw_chunk(&self, key: ChunkKey) -> FfiFuture<RResult<RVec<u8>, HostError>>;
 }
 
 /// An owned [`DatasetSource`] trait object.

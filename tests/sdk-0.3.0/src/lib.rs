@@ -57,9 +57,11 @@
 //! The package version of this crate is the ABI version, `0.x.y`:
 //!
 //! * `y` is bumped for prefix-compatible additions only: a new field appended after the
-//!   last prefix field of [`abi::PluginMod`], a new method appended to a `#[sabi_trait]` after its
-//!   `last_prefix_field`. Plugins built against `0.x.y` load in any host `0.x.z` with `z >= y`
-//!   that knows the fields they use; a host checks with the prefix accessors.
+//!   last prefix field of [`abi::PluginMod`]. Plugins built against `0.x.y` load in any host
+//!   `0.x.z` with `z >= y` that knows the fields they use; a host checks with the prefix
+//!   accessors. Not a method appended to a `#[sabi_trait]`, although abi_stable documents it:
+//!   its layout check then refuses plugins built before (abi_stable#118; the frozen-SDK test
+//!   caught it), so that is a bump of `x`.
 //! * Within `0.x`, `Request`, `RouteSpec` and `PluginDecl` grow through their `extensions`
 //!   (name/value pairs both sides ignore when unknown); a key becomes a field at the next bump.
 //! * `x` is bumped for anything else (a changed struct, a new enum variant, a changed
@@ -68,6 +70,10 @@
 //!
 //! Versions:
 //!
+//! * 0.3.0: a dataset provider also answers where a chunk's stored bytes are and the bytes
+//!   themselves (`DatasetSource::chunk_reference`, `read_raw_chunk`; [`Provider::chunk_ref`]
+//!   and [`Provider::read_raw_chunk`] with defaults), so `/kerchunk` and `kerchunk.json` work
+//!   over datasets of plugins (icechunk repositories).
 //! * 0.2.0: the raw ABI (the `#[sabi_trait]`s, `PluginMod`, `abi_stable`, `async_ffi`) moved
 //!   under [`abi`]; the crate root is the safe layer. [`Response::stream`] replaces
 //!   hand-built `BodyStream`s and catches panics while producing the body; the host's services
