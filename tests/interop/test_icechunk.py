@@ -261,8 +261,9 @@ def test_a_repository_over_http_is_served_read_only(repo_path, tmp_path):
         web.shutdown()
 
 
-def test_a_repository_on_s3_is_served(tmp_path):
-    """A repository Python writes to an S3-compatible server (moto, loopback only)."""
+def test_a_repository_on_s3_is_served(tmp_path, netcdf_files):
+    """A repository Python writes to an S3-compatible server (moto, loopback only), and one
+    `virtualize` writes there."""
     from moto.server import ThreadedMotoServer
 
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
@@ -290,6 +291,22 @@ def test_a_repository_on_s3_is_served(tmp_path):
             assert got.attrs["title"] == "on s3"
         finally:
             srv.stop()
+        source = netcdf_files / "chunked.nc"
+        import subprocess
+        from conftest import _binary
+
+        done = subprocess.run([str(_binary()), "icechunk", "virtualize", str(source), "--repo", "s3://climate/virtual"],
+                              env={**os.environ, **credentials, "AWS_ENDPOINT_URL": endpoint}, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        storage = icechunk.s3_storage(bucket="climate", prefix="virtual", endpoint_url=endpoint, allow_http=True,
+                                      region="us-east-1", access_key_id="testing", secret_access_key="testing",
+                                      force_path_style=True)
+        prefix = f"file://{netcdf_files}/"
+        repo = icechunk.Repository.open(storage, authorize_virtual_chunk_access={
+            prefix: icechunk.credentials.LocalFileSystemAccess})
+        got = xr.open_zarr(repo.readonly_session(branch="main").store, consolidated=False, zarr_format=3).load()
+        assert_equals_netcdf(got, xr.open_dataset(source))
     finally:
         moto.stop()
 
