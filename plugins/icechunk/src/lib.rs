@@ -106,15 +106,33 @@ fn not_found(dataset: &str) -> HostError {
     HostError::new(ErrorKind::NOT_FOUND, format!("no icechunk dataset '{dataset}'"))
 }
 
-/// A read failure: 403 naming the container for a virtual chunk outside the authorized ones.
-fn read_error(message: &str) -> HostError {
+/// A read failure: 403 naming the container for a virtual chunk outside the authorized ones,
+/// `UNSUPPORTED` for what the dataset cannot give (stored bytes of converted text, ...).
+fn read_error(error: cloudify_dataset::Error) -> HostError {
+    if let cloudify_dataset::Error::Unsupported { what } = error {
+        return HostError::new(ErrorKind::UNSUPPORTED, what);
+    }
+    let message = error.to_string();
     let container = message.split_once(storage::UNAUTHORIZED).and_then(|(_, rest)| rest.split('`').nth(1));
     match container {
         Some(prefix) => HostError::new(
             ErrorKind::FORBIDDEN,
             format!("virtual chunks in '{prefix}' are not authorized for this repository (authorize_virtual)"),
         ),
-        None => HostError::new(ErrorKind::INTERNAL, message),
+        None => HostError::new(ErrorKind::INTERNAL, message.as_str()),
+    }
+}
+
+impl Repositories {
+    /// The source of dataset `dataset` and the chunk's owned key, for a read made later.
+    fn chunk_of(
+        &self,
+        dataset: &str,
+        variable: &str,
+        index: &[u64],
+    ) -> Result<(Arc<cloudify_zarr::ZarrSource>, String, Vec<u64>), HostError> {
+        let source = self.0.get(dataset).ok_or_else(|| not_found(dataset))?;
+        Ok((source, variable.to_owned(), index.to_vec()))
     }
 }
 
@@ -136,11 +154,10 @@ impl Provider for Repositories {
         variable: &str,
         index: &[u64],
     ) -> impl std::future::Future<Output = Result<Vec<u8>, HostError>> + Send + 'static {
-        let source = self.0.get(dataset);
-        let (dataset, variable, index) = (dataset.to_owned(), variable.to_owned(), index.to_vec());
+        let chunk = self.chunk_of(dataset, variable, index);
         async move {
-            let source = source.ok_or_else(|| not_found(&dataset))?;
-            source.read_chunk(&variable, &index).await.map_err(|e| read_error(&e.to_string()))
+            let (source, variable, index) = chunk?;
+            source.read_chunk(&variable, &index).await.map_err(read_error)
         }
     }
 
@@ -150,14 +167,10 @@ impl Provider for Repositories {
         variable: &str,
         index: &[u64],
     ) -> impl std::future::Future<Output = Result<Vec<u8>, HostError>> + Send + 'static {
-        let source = self.0.get(dataset);
-        let (dataset, variable, index) = (dataset.to_owned(), variable.to_owned(), index.to_vec());
+        let chunk = self.chunk_of(dataset, variable, index);
         async move {
-            let source = source.ok_or_else(|| not_found(&dataset))?;
-            source.read_raw_chunk(&variable, &index).await.map_err(|e| match e {
-                cloudify_dataset::Error::Unsupported { what } => HostError::new(ErrorKind::UNSUPPORTED, what),
-                other => read_error(&other.to_string()),
-            })
+            let (source, variable, index) = chunk?;
+            source.read_raw_chunk(&variable, &index).await.map_err(read_error)
         }
     }
 
