@@ -124,6 +124,19 @@ def test_kerchunk_serves_a_native_repository_stored_chunks(served, repo_path, fm
     assert raw.status_code == 200 and raw.content == want_bytes.to_bytes()
 
 
+def test_plot_and_diagnostics_work_on_icechunk_datasets(served, repo_path):
+    """The plugins that compute from values read icechunk datasets through the host too: an
+    area mean derived from one equals xarray's on what Python icechunk reads, and a map is
+    drawn."""
+    path, _, _ = repo_path
+    want = python_read(path, tag="v1")
+    got = xr.open_dataset(f"{served.url}/datasets/ice_tag~fldmean~tas/zarr", engine="zarr").load()
+    expected = want.tas.weighted(np.cos(np.deg2rad(want.lat))).mean(("lat", "lon"))
+    np.testing.assert_allclose(got.tas.values, expected.values, rtol=1e-5)
+    picture = requests.get(f"{served.url}/datasets/ice_tag/plot/tas", timeout=60)
+    assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG"), picture.text[:200]
+
+
 def test_a_commit_to_the_branch_is_served_without_a_restart(served, repo_path):
     path, _, _ = repo_path
     before = requests.get(f"{served.url}/datasets/ice/zarr/.zmetadata", timeout=30)
