@@ -1,24 +1,11 @@
 //! The reference set of a dataset served as a Zarr store: the store's Zarr v2 metadata
 //! documents, and per chunk where its stored bytes are, or the bytes themselves.
 
-use std::future::Future;
-
 use cloudify_sdk::{hyperslab::unravel, ChunkRef, Error, ErrorKind};
-use cloudify_zarr_store::Store;
+use cloudify_zarr_store::{ChunkAccess, Format, Store};
 use serde_json::{json, Value};
 
 use crate::{v2_chunk_key, Reference, ReferenceSet};
-
-/// What building a reference set needs from the data plane (the host's API in a plugin,
-/// the sources themselves in the command line tool).
-pub trait ChunkAccess: Sync {
-    /// Where chunk `index` of `var` is stored.
-    fn locate(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<ChunkRef, Error>> + Send;
-    /// The stored bytes of chunk `index` of `var`.
-    fn stored(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Error>> + Send;
-    /// Chunk `index` of `var` decoded, then encoded with the store's declared v2 chain.
-    fn encoded(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Error>> + Send;
-}
 
 /// How chunks enter a reference set.
 #[derive(Debug, Clone, Copy)]
@@ -86,7 +73,7 @@ pub async fn reference_set(
                 // Zarr fills absent keys with the declared fill value.
                 ChunkRef::Missing if fills_missing => continue,
                 _ => {
-                    let bytes = access.encoded(var, &index).await?;
+                    let bytes = access.encoded(var, &index, Format::V2).await?;
                     encoded_bytes += bytes.len() as u64;
                     if encoded_bytes > inlining.max_encoded_bytes {
                         let message = format!(
@@ -124,7 +111,7 @@ mod tests {
         async fn stored(&self, _: &str, _: &[u64]) -> Result<Vec<u8>, Error> {
             Ok(vec![9, 9, 9, 9])
         }
-        async fn encoded(&self, _: &str, _: &[u64]) -> Result<Vec<u8>, Error> {
+        async fn encoded(&self, _: &str, _: &[u64], _: Format) -> Result<Vec<u8>, Error> {
             Ok(vec![0, 1, 255])
         }
     }
@@ -142,7 +129,7 @@ mod tests {
         Store::new(&meta, 1, ServedCodec::new(CodecName::Source, None), None).unwrap()
     }
 
-    fn block_on<T>(future: impl Future<Output = T>) -> T {
+    fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(future)
     }
 

@@ -19,7 +19,7 @@ pub mod source;
 
 use indexmap::IndexMap;
 
-pub use build::{reference_set, ChunkAccess, Inlining};
+pub use build::{reference_set, Inlining};
 pub use json::ReadLimits;
 
 /// What can go wrong reading or writing a reference set.

@@ -8,11 +8,11 @@ use std::{
 };
 
 use cloudify_dataset::{concat, Limits, Source, VirtualSource};
-use cloudify_kerchunk::{parquet::RECORD_SIZE, reference_set, ChunkAccess, Inlining, ReferenceSet};
+use cloudify_kerchunk::{parquet::RECORD_SIZE, reference_set, Inlining, ReferenceSet};
 use cloudify_netcdf::{fallback_for, scan};
 use cloudify_sdk::{ChunkRef, Error};
 use cloudify_store::Stores;
-use cloudify_zarr_store::{CodecName, Format, ServedCodec, Store};
+use cloudify_zarr_store::{ChunkAccess, CodecName, Format, ServedCodec, Store};
 
 /// Files scanned into one dataset, rendered as a Zarr store whose chunks are the files'
 /// stored bytes (the `source` codec): what reference sets and virtual repositories are
@@ -28,46 +28,19 @@ fn failure(err: impl std::fmt::Display) -> Error {
     Error::internal(err.to_string())
 }
 
-impl ScannedFiles {
-    /// Where chunk `index` of `var` is stored.
-    ///
-    /// # Errors
-    /// Unknown variable or chunk.
-    pub async fn locate(&self, var: &str, index: &[u64]) -> Result<ChunkRef, Error> {
+impl ChunkAccess for ScannedFiles {
+    async fn locate(&self, var: &str, index: &[u64]) -> Result<ChunkRef, Error> {
         self.source.chunk_ref(var, index).await.map_err(failure)
     }
 
-    /// The stored bytes of chunk `index` of `var`.
-    ///
-    /// # Errors
-    /// A failed read.
-    pub async fn stored(&self, var: &str, index: &[u64]) -> Result<Vec<u8>, Error> {
+    async fn stored(&self, var: &str, index: &[u64]) -> Result<Vec<u8>, Error> {
         self.source.read_raw_chunk(var, index).await.map_err(failure)
     }
 
-    /// Chunk `index` of `var` decoded, then encoded with the chain the store declares in
-    /// `format` (for chunks without stored bytes of their own).
-    ///
-    /// # Errors
-    /// A failed read or encoding.
-    pub async fn encoded(&self, var: &str, index: &[u64], format: Format) -> Result<Vec<u8>, Error> {
+    async fn encoded(&self, var: &str, index: &[u64], format: Format) -> Result<Vec<u8>, Error> {
         let values = self.source.read_chunk(var, index).await.map_err(failure)?;
         let array = self.store.arrays.get(var).ok_or_else(|| failure(format!("no variable '{var}'")))?;
         array.encoder(format).encode(&values).map_err(failure)
-    }
-}
-
-impl ChunkAccess for ScannedFiles {
-    async fn locate(&self, var: &str, index: &[u64]) -> Result<ChunkRef, Error> {
-        ScannedFiles::locate(self, var, index).await
-    }
-
-    async fn stored(&self, var: &str, index: &[u64]) -> Result<Vec<u8>, Error> {
-        ScannedFiles::stored(self, var, index).await
-    }
-
-    async fn encoded(&self, var: &str, index: &[u64]) -> Result<Vec<u8>, Error> {
-        ScannedFiles::encoded(self, var, index, Format::V2).await
     }
 }
 

@@ -5,6 +5,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod chunks;
 mod codecs;
 mod files;
 mod http;
@@ -13,6 +14,7 @@ mod rechunk;
 mod rendered;
 mod store;
 
+pub use chunks::{encode_values, ChunkAccess, HostChunks};
 pub use codecs::{v2_declaration, CodecName, ServedCodec};
 pub use files::{file_names, file_url, parse_range, Range as ByteRange};
 pub use http::{not_modified, precondition_failed, range_applies, reply, with_validators};

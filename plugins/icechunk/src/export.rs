@@ -6,33 +6,28 @@
 //! repository is written once per generation and base URL into icechunk's in-memory
 //! storage, with the `/files` prefix as its virtual chunk container.
 
-use std::{
-    collections::{btree_map::Entry, BTreeMap},
-    sync::Arc,
-    time::SystemTime,
-};
+use std::{collections::BTreeMap, sync::Arc, time::SystemTime};
 
 use bytes::Bytes;
-use cloudify_sdk::{hyperslab::unravel, ChunkRef, Error, ErrorKind, Host, HostExt, Request, Response};
+use cloudify_sdk::{Error, ErrorKind, Host, HostExt, Request, Response};
 use cloudify_zarr_store::{
-    file_names, file_url, parse_range, precondition_failed, with_validators, ByteRange, CodecName, Format, ServedCodec,
-    Store as ZarrStore,
+    file_names, file_url, parse_range, precondition_failed, with_validators, ByteRange, CodecName, HostChunks,
+    ServedCodec, Store as ZarrStore,
 };
 use futures::TryStreamExt;
 use icechunk::{
     config::HttpConfig,
-    format::{
-        manifest::{Checksum, SecondsSinceEpoch, VirtualChunkLocation, VirtualChunkRef},
-        ChunkIndices,
-    },
-    store::SetVirtualRefsResult,
+    format::manifest::{Checksum, SecondsSinceEpoch},
     virtual_chunks::VirtualChunkContainer,
     ObjectStoreConfig, Repository, Store,
 };
 use serde_json::json;
 use tokio::{runtime::Handle, sync::RwLock};
 
-use crate::virtualize::{store_for, INLINE_THRESHOLD};
+use crate::{
+    virtualize::{store_for, INLINE_THRESHOLD},
+    write::write_array,
+};
 
 /// Repositories kept (the most recently used datasets' ones).
 const KEPT: u64 = 32;
@@ -148,72 +143,36 @@ fn failed(e: impl std::fmt::Display) -> Error {
 /// virtual reference per stored chunk (to `/files` at `base` for the server's files, to the
 /// source URL for remote ones), small chunks and chunks without stored bytes native.
 async fn export(host: &Host, id: &str, base: &str, store: &ZarrStore) -> Result<Exported, Error> {
-    let mut targets = Targets::new(host.dataset_files(id)?, base, id, store.last_modified);
-
+    let targets = Targets::new(host.dataset_files(id)?, base, id, store.last_modified);
+    // The containers first: references are checked against them as they are written.
+    let mut config = icechunk::RepositoryConfig::default();
+    for (prefix, object_store) in targets.containers()? {
+        let container = VirtualChunkContainer::new(prefix, object_store).map_err(failed)?;
+        config.set_virtual_chunk_container(container).map_err(failed)?;
+    }
     let storage = icechunk::new_in_memory_storage().await.map_err(failed)?;
-    let repo = Repository::create(storage).execute().await.map_err(failed)?;
+    let repo = Repository::create(storage).config(config).execute().await.map_err(failed)?;
     let session = repo.writable_session("main").await.map_err(failed)?;
     let writer = Store::from_session(Arc::new(RwLock::new(session))).await;
     let root = store.docs.get(".zattrs").map(|doc| doc.body.to_vec()).unwrap_or_else(|| b"{}".to_vec());
     let attributes: serde_json::Value = serde_json::from_slice(&root).map_err(failed)?;
     let group = json!({"zarr_format": 3, "node_type": "group", "attributes": attributes});
     writer.set("zarr.json", Bytes::from(group.to_string())).await.map_err(failed)?;
-
-    for (name, array) in &store.arrays {
+    let chunks = HostChunks { host, id, store };
+    for name in store.arrays.keys() {
         let doc =
             store.docs.get(&format!("{name}/zarr.json")).ok_or_else(|| failed(format!("no metadata of '{name}'")))?;
         writer.set(&format!("{name}/zarr.json"), Bytes::copy_from_slice(&doc.body)).await.map_err(failed)?;
-        let grid = array.grid();
-        let mut references = Vec::new();
-        for flat in 0..grid.iter().product::<u64>() {
-            let index = unravel(flat, &grid);
-            let key = chunk_key(name, &index);
-            let located = match host.chunk_ref(id, name, &index).await {
-                // Datasets of plugins have no stored bytes to point at: their values are copied.
-                Err(err) if err.kind() == ErrorKind::UNSUPPORTED => ChunkRef::Computed,
-                located => located?,
-            };
-            let native = match located {
-                ChunkRef::Range { url, offset, length } if array.stored_bytes && length >= INLINE_THRESHOLD => {
-                    let (location, checksum) = targets.locate(url.into_string())?;
-                    let location = VirtualChunkLocation::from_url(&location).map_err(failed)?;
-                    let indices = index.iter().map(|&i| u32::try_from(i).map_err(failed)).collect::<Result<_, _>>()?;
-                    references.push((ChunkIndices(indices), VirtualChunkRef { location, offset, length, checksum }));
-                    continue;
-                }
-                ChunkRef::Range { .. } if array.stored_bytes => host.raw_chunk(id, name, &index).await?.into_vec(),
-                ChunkRef::Inline(bytes) if array.stored_bytes => bytes.into_vec(),
-                ChunkRef::Missing => continue,
-                _ => {
-                    let values = host.chunk(id, name, &index).await?;
-                    let encoder = Arc::clone(array.encoder(Format::V3));
-                    host.run_blocking(move || encoder.encode(&values)).await?.map_err(failed)?
-                }
-            };
-            writer.set(&key, Bytes::from(native)).await.map_err(failed)?;
-        }
-        // Every location is under a container of `containers` (the repository's, below).
-        let path = icechunk::format::Path::new(&format!("/{name}")).map_err(failed)?;
-        if let SetVirtualRefsResult::FailedRefs(refused) =
-            writer.set_virtual_refs(&path, false, references).await.map_err(failed)?
-        {
-            return Err(failed(format!("{} references of '{name}' refused", refused.len())));
-        }
+        let mut place = |url: String| Ok(targets.locate(url));
+        write_array(&writer, store, name, &chunks, &mut place, None, INLINE_THRESHOLD).await.map_err(failed)?;
     }
-    let session = writer.session();
     let snapshot =
-        session.write().await.commit(format!("dataset '{id}' by cloudify")).execute().await.map_err(failed)?;
-    let mut config = repo.config().clone();
-    for (prefix, object_store) in &targets.containers {
-        let container = VirtualChunkContainer::new(prefix.clone(), object_store.clone()).map_err(failed)?;
-        config.set_virtual_chunk_container(container).map_err(failed)?;
-    }
-    let repo = repo.reopen(Some(config), None).await.map_err(failed)?;
+        writer.session().write().await.commit(format!("dataset '{id}' by cloudify")).execute().await.map_err(failed)?;
     repo.save_config().await.map_err(failed)?;
     Ok(Exported {
         repo,
         snapshot: snapshot.to_string(),
-        containers: targets.containers.into_keys().collect(),
+        containers: targets.containers()?.into_keys().collect(),
         last_modified: store.last_modified,
     })
 }
@@ -228,8 +187,6 @@ struct Targets {
     files_url: String,
     /// The files' latest modification time: reads through a reference fail once a file changed.
     checksum: Option<Checksum>,
-    /// The containers of the locations handed out, by URL prefix.
-    containers: BTreeMap<String, ObjectStoreConfig>,
 }
 
 impl Targets {
@@ -241,38 +198,34 @@ impl Targets {
             .map(|secs| Checksum::LastModified(SecondsSinceEpoch(secs)));
         let files_url = format!("{}/", file_url(base, id, "").trim_end_matches('/'));
         let (base, id) = (base.to_owned(), id.to_owned());
-        Self { files, names, base, id, files_url, checksum, containers: BTreeMap::new() }
+        Self { files, names, base, id, files_url, checksum }
     }
 
-    /// The location and checksum of a reference into `url`, its container noted.
-    fn locate(&mut self, url: String) -> Result<(String, Option<Checksum>), Error> {
-        let (location, prefix, checksum) = match self.files.iter().position(|f| *f == url) {
-            Some(i) if !is_remote(&url) => {
-                (file_url(&self.base, &self.id, &self.names[i]), self.files_url.clone(), self.checksum.clone())
-            }
-            _ => {
-                let prefix = url.rsplit_once('/').map_or(url.clone(), |(dir, _)| format!("{dir}/"));
-                (url, prefix, None)
-            }
-        };
-        if let Entry::Vacant(entry) = self.containers.entry(prefix) {
-            let store = if *entry.key() == self.files_url {
-                ObjectStoreConfig::Http(HttpConfig::default())
-            } else {
-                store_for(entry.key()).map_err(failed)?
-            };
-            entry.insert(store);
+    /// The location and checksum of a reference into `url`.
+    fn locate(&self, url: String) -> (String, Option<Checksum>) {
+        match self.files.iter().position(|f| *f == url) {
+            Some(i) if !is_remote(&url) => (file_url(&self.base, &self.id, &self.names[i]), self.checksum.clone()),
+            _ => (url, None),
         }
-        Ok((location, checksum))
+    }
+
+    /// The virtual chunk containers of every location handed out, by URL prefix.
+    fn containers(&self) -> Result<BTreeMap<String, ObjectStoreConfig>, Error> {
+        let mut containers = BTreeMap::new();
+        for file in &self.files {
+            if !is_remote(file) {
+                containers.insert(self.files_url.clone(), ObjectStoreConfig::Http(HttpConfig::default()));
+                continue;
+            }
+            let prefix = file.rsplit_once('/').map_or(file.clone(), |(dir, _)| format!("{dir}/"));
+            let store = store_for(&prefix).map_err(failed)?;
+            containers.insert(prefix, store);
+        }
+        Ok(containers)
     }
 }
 
 /// Whether a URL names a remote object (clients elsewhere can reach it as it is).
 fn is_remote(url: &str) -> bool {
     url.contains("://") && !url.starts_with("file://")
-}
-
-/// The Zarr v3 key of chunk `index` of `name`.
-fn chunk_key(name: &str, index: &[u64]) -> String {
-    std::iter::once(format!("{name}/c")).chain(index.iter().map(u64::to_string)).collect::<Vec<_>>().join("/")
 }

@@ -21,6 +21,7 @@ mod export;
 mod repos;
 mod storage;
 pub mod virtualize;
+mod write;
 
 use std::{
     sync::{Arc, OnceLock},

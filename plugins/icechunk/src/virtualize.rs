@@ -16,23 +16,22 @@ use std::{
 use bytes::Bytes;
 use cloudify_dataset::{read_region, Limits, Source};
 use cloudify_open::references::{scan_files, ScannedFiles};
-use cloudify_sdk::{hyperslab::unravel, ChunkRef};
-use cloudify_zarr_store::Format;
 use icechunk::{
     config::{HttpConfig, S3Options},
     format::{
-        manifest::{Checksum, SecondsSinceEpoch, VirtualChunkLocation, VirtualChunkRef},
+        manifest::{Checksum, SecondsSinceEpoch},
         snapshot::NodeData,
-        ChunkIndices,
     },
-    store::SetVirtualRefsResult,
     virtual_chunks::VirtualChunkContainer,
     ObjectStoreConfig, Repository, Store,
 };
 use serde_json::{json, Value};
 use tokio::sync::RwLock;
 
-use crate::repos::storage;
+use crate::{
+    repos::storage,
+    write::{chunk_key, write_array},
+};
 
 /// Stored chunks smaller than this are written as native chunks (`refs scan`'s inlining).
 pub const INLINE_THRESHOLD: u64 = 500;
@@ -425,18 +424,7 @@ fn axis_of(meta: &Value, dim: &str) -> Option<usize> {
     meta["dimension_names"].as_array()?.iter().position(|d| d == dim)
 }
 
-/// The chunk key of grid index `index` (Zarr v3's default encoding).
-fn chunk_key(name: &str, index: &[u32]) -> String {
-    let mut key = format!("{name}/c");
-    for i in index {
-        key.push('/');
-        key.push_str(&i.to_string());
-    }
-    key
-}
-
-/// Every chunk of one array: virtual references into the files, native chunks for loaded
-/// coordinates, small chunks and chunks without stored bytes of their own.
+/// Every chunk of one array: a loaded coordinate's one native chunk, or the files' chunks.
 async fn write_chunks(
     store: &Store,
     scanned: &ScannedFiles,
@@ -446,72 +434,30 @@ async fn write_chunks(
     written: &mut Written,
 ) -> Result<(), String> {
     let name = plan.name.as_str();
-    let offset = match &plan.chunks {
-        Chunks::Files { offset } => *offset,
+    match &plan.chunks {
+        Chunks::Loaded(values) if values.is_empty() => {}
         Chunks::Loaded(values) => {
-            if !values.is_empty() {
-                store
-                    .set(&chunk_key(name, &[0]), Bytes::copy_from_slice(values))
-                    .await
-                    .map_err(|e| format!("'{name}': {e}"))?;
-                written.native_chunks += 1;
-            }
-            return Ok(());
+            let key = chunk_key(name, &[0]);
+            store.set(&key, Bytes::copy_from_slice(values)).await.map_err(|e| format!("'{name}': {e}"))?;
+            written.native_chunks += 1;
         }
-    };
-    let array = scanned.store.arrays.get(name).ok_or_else(|| format!("no array '{name}'"))?;
-    let grid = array.grid();
-    let count: u64 = grid.iter().product();
-    let in_array = |e: &dyn std::fmt::Display| format!("'{name}': {e}");
-    let mut references = Vec::new();
-    for flat in 0..count {
-        let index = unravel(flat, &grid);
-        let mut target: Vec<u32> = index
-            .iter()
-            .map(|&i| u32::try_from(i).map_err(|_| in_array(&"chunk grid too large")))
-            .collect::<Result<_, _>>()?;
-        if let Some((axis, offset)) = offset {
-            target[axis] =
-                u32::try_from(u64::from(target[axis]) + offset).map_err(|_| in_array(&"chunk grid too large"))?;
-        }
-        let native = match scanned.locate(name, &index).await.map_err(|e| in_array(&e))? {
-            ChunkRef::Range { url, offset, length } if array.stored_bytes && length >= inline_threshold => {
-                let (location, checksum) = locations.of(url.as_str())?;
-                let location = VirtualChunkLocation::from_url(&location).map_err(|e| in_array(&e))?;
-                let checksum = Some(Checksum::LastModified(SecondsSinceEpoch(checksum)));
-                references.push((ChunkIndices(target), VirtualChunkRef { location, offset, length, checksum }));
-                continue;
-            }
-            ChunkRef::Range { .. } if array.stored_bytes => {
-                scanned.stored(name, &index).await.map_err(|e| in_array(&e))?
-            }
-            ChunkRef::Inline(bytes) if array.stored_bytes => bytes.into_vec(),
-            // Zarr v3 metadata always declares the fill value absent chunks read as.
-            ChunkRef::Missing => continue,
-            _ => scanned.encoded(name, &index, Format::V3).await.map_err(|e| in_array(&e))?,
-        };
-        store.set(&chunk_key(name, &target), Bytes::from(native)).await.map_err(|e| in_array(&e))?;
-        written.native_chunks += 1;
-    }
-    written.virtual_chunks += references.len() as u64;
-    let path = icechunk::format::Path::new(&format!("/{name}")).map_err(|e| in_array(&e))?;
-    match store.set_virtual_refs(&path, true, references).await.map_err(|e| in_array(&e))? {
-        SetVirtualRefsResult::Done => Ok(()),
-        SetVirtualRefsResult::FailedRefs(failed) => {
-            Err(in_array(&format!("{} chunks lie outside every virtual chunk container", failed.len())))
+        Chunks::Files { offset } => {
+            let mut place = |url: String| {
+                let (location, seconds) = locations.of(&url)?;
+                Ok((location, Some(Checksum::LastModified(SecondsSinceEpoch(seconds)))))
+            };
+            let counts =
+                write_array(store, &scanned.store, name, scanned, &mut place, *offset, inline_threshold).await?;
+            written.virtual_chunks += counts.virtual_chunks;
+            written.native_chunks += counts.native_chunks;
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunk_keys_follow_zarr_v3_default_encoding() {
-        assert_eq!(chunk_key("tas", &[1, 0, 2]), "tas/c/1/0/2");
-        assert_eq!(chunk_key("height", &[]), "height/c");
-    }
 
     #[test]
     fn mapped_files_point_into_their_container() {

@@ -2,47 +2,17 @@
 //! parquet in fsspec's `LazyReferenceMapper` layout), each chunk pointing at its bytes in the
 //! source files (at their own URLs, or at this server's `/files`), small ones inlined.
 
-use std::{collections::HashMap, future::Future, sync::Arc};
+use std::{collections::HashMap, sync::Arc};
 
-use cloudify_kerchunk::{parquet::RECORD_SIZE, reference_set, ChunkAccess, Inlining};
-use cloudify_sdk::{ChunkRef, Error, Host, HostExt, Request, Response};
-use cloudify_zarr_store::{file_names, file_url, reply, Document, Store};
+use cloudify_kerchunk::{parquet::RECORD_SIZE, reference_set, Inlining};
+use cloudify_sdk::{Error, Host, HostExt, Request, Response};
+use cloudify_zarr_store::{file_names, file_url, reply, Document, HostChunks, Store};
 
-use crate::{
-    config::Targets,
-    serve::{encode_values, KerchunkService},
-};
+use crate::{config::Targets, serve::KerchunkService};
 
 /// Whether a URL names a remote object (clients elsewhere can reach it as it is).
 fn is_remote(url: &str) -> bool {
     url.contains("://") && !url.starts_with("file://")
-}
-
-/// The chunks of one dataset, through the host.
-struct HostChunks<'a> {
-    host: &'a Host,
-    id: &'a str,
-    store: &'a Store,
-}
-
-impl ChunkAccess for HostChunks<'_> {
-    fn locate(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<ChunkRef, Error>> + Send {
-        let reference = self.host.chunk_ref(self.id, var, index);
-        reference
-    }
-
-    fn stored(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Error>> + Send {
-        let bytes = self.host.raw_chunk(self.id, var, index);
-        async move { Ok(bytes.await?.into_vec()) }
-    }
-
-    fn encoded(&self, var: &str, index: &[u64]) -> impl Future<Output = Result<Vec<u8>, Error>> + Send {
-        let (var, index) = (var.to_owned(), index.to_vec());
-        async move {
-            let array = self.store.arrays.get(&var).ok_or_else(|| Error::not_found(format!("no variable '{var}'")))?;
-            encode_values(self.host, self.id, &var, array, &index).await
-        }
-    }
 }
 
 /// A dataset's reference set in both forms, built once per metadata generation and base URL.

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use cloudify_sdk::{ChunkRef, Error, ErrorKind, Host, HostExt, RVec, Request, Response};
 use cloudify_zarr_store::{
-    reply, request_key, Array, CodecName, Document, RenderedStores, Resolved, ServedCodec, Store, METADATA_TTL,
+    encode_values, reply, request_key, Array, CodecName, Document, Format, RenderedStores, Resolved, ServedCodec,
+    Store, METADATA_TTL,
 };
 
 use crate::{
@@ -134,26 +135,12 @@ pub(crate) async fn stored_chunk(
         other => other?,
     };
     match reference {
-        ChunkRef::Missing => Ok(encode_values(host, id, var, array, index).await?.into()),
+        ChunkRef::Missing => Ok(encode_values(host, id, var, array, index, Format::V2).await?.into()),
         ChunkRef::Inline(bytes) => Ok(bytes),
         ChunkRef::Range { .. } => Err(Error::internal(format!("chunk {index:?} of '{var}' could not be read"))),
         // No stored bytes to pass on (strings read through libnetcdf, computed datasets): the
         // values encoded with the chain the array declares, as kerchunk.json inlines them, so
         // that a whole /kerchunk store opens.
-        ChunkRef::Computed => Ok(encode_values(host, id, var, array, index).await?.into()),
+        ChunkRef::Computed => Ok(encode_values(host, id, var, array, index, Format::V2).await?.into()),
     }
-}
-
-/// Chunk `index` of `var` decoded by the host and encoded with the array's declared chain.
-pub(crate) async fn encode_values(
-    host: &Host,
-    id: &str,
-    var: &str,
-    array: &Array,
-    index: &[u64],
-) -> Result<Vec<u8>, Error> {
-    let values = host.chunk(id, var, index).await?;
-    let encoder = Arc::clone(array.encoder(cloudify_zarr_store::Format::V2));
-    let encoded = host.run_blocking(move || encoder.encode(&values)).await?;
-    encoded.map_err(|err| Error::internal(format!("chunk of '{var}': {err}")))
 }
