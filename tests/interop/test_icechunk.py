@@ -542,9 +542,13 @@ def test_files_mapped_to_an_http_container(netcdf_files, tmp_path):
 def test_every_dataset_opens_as_an_icechunk_repository(netcdf_files, tmp_path):
     """/datasets/{id}/icechunk/: the server's datasets as read-only repositories that Python
     icechunk opens over HTTP, their chunks read from the server's /files."""
+    xr.open_dataset(netcdf_files / "chunked.nc").to_zarr(tmp_path / "store.zarr", zarr_format=3)
     config = tmp_path / "cloudify.toml"
     config.write_text(f"""[demo]
 enabled = false
+[[datasets]]
+id = "store"
+path = "{tmp_path}/store.zarr"
 [[datasets]]
 id = "chunked"
 path = "{netcdf_files}/chunked.nc"
@@ -568,6 +572,12 @@ path = "{netcdf_files}/series_*.nc"
             assert locations and all(loc.startswith(files) for loc in locations)
             got = xr.open_zarr(session.store, consolidated=False, zarr_format=3).load()
             assert_equals_netcdf(got, want)
+        # A Zarr store's chunks are objects no client reaches through /files: copied in.
+        repo = icechunk.Repository.open(icechunk.http_storage(f"{srv.url}/datasets/store/icechunk"))
+        session = repo.readonly_session(branch="main")
+        assert list(session.all_virtual_chunk_locations()) == []
+        got = xr.open_zarr(session.store, consolidated=False, zarr_format=3).load()
+        xr.testing.assert_equal(got, xr.open_zarr(tmp_path / "store.zarr").load())
         # Objects are read with ranges as well; unknown ones and hostile paths are 404s.
         whole = requests.get(f"{srv.url}/datasets/chunked/icechunk/repo", timeout=30)
         part = requests.get(f"{srv.url}/datasets/chunked/icechunk/repo", headers={"Range": "bytes=2-9"}, timeout=30)

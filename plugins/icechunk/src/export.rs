@@ -201,12 +201,15 @@ impl Targets {
         Self { files, names, base, id, files_url, checksum }
     }
 
-    /// The location and checksum of a reference into `url`.
-    fn locate(&self, url: String) -> (String, Option<Checksum>) {
-        match self.files.iter().position(|f| *f == url) {
-            Some(i) if !is_remote(&url) => (file_url(&self.base, &self.id, &self.names[i]), self.checksum.clone()),
-            _ => (url, None),
-        }
+    /// The location and checksum of a reference into `url`; none for an object that is not
+    /// one of the dataset's files (a Zarr store's chunk), whose bytes are copied instead.
+    fn locate(&self, url: String) -> Option<(String, Option<Checksum>)> {
+        let i = self.files.iter().position(|f| *f == url)?;
+        Some(if is_remote(&url) {
+            (url, None)
+        } else {
+            (file_url(&self.base, &self.id, &self.names[i]), self.checksum.clone())
+        })
     }
 
     /// The virtual chunk containers of every location handed out, by URL prefix.

@@ -444,7 +444,7 @@ async fn write_chunks(
         Chunks::Files { offset } => {
             let mut place = |url: String| {
                 let (location, seconds) = locations.of(&url)?;
-                Ok((location, Some(Checksum::LastModified(SecondsSinceEpoch(seconds)))))
+                Ok(Some((location, Some(Checksum::LastModified(SecondsSinceEpoch(seconds))))))
             };
             let counts =
                 write_array(store, &scanned.store, name, scanned, &mut place, *offset, inline_threshold).await?;

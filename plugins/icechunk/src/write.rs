@@ -25,7 +25,7 @@ pub(crate) struct Counts {
 
 /// Every chunk of array `name` of `rendered` into `writer`: stored byte ranges of at least
 /// `inline_threshold` bytes as virtual references at the location (and checksum) `place`
-/// gives for their URL; the others native (stored or inline bytes, or the values encoded with
+/// gives for their URL (none: clients cannot reach it, the bytes are copied); the others native (stored or inline bytes, or the values encoded with
 /// the declared v3 chain); never-written chunks left out (the fill value). `offset` shifts the
 /// chunk indices along an axis (appended files).
 pub(crate) async fn write_array(
@@ -33,7 +33,7 @@ pub(crate) async fn write_array(
     rendered: &Rendered,
     name: &str,
     access: &impl ChunkAccess,
-    place: &mut impl FnMut(String) -> Result<(String, Option<Checksum>), String>,
+    place: &mut impl FnMut(String) -> Result<Option<(String, Option<Checksum>)>, String>,
     offset: Option<(usize, u64)>,
     inline_threshold: u64,
 ) -> Result<Counts, String> {
@@ -59,10 +59,15 @@ pub(crate) async fn write_array(
         };
         let native = match located {
             ChunkRef::Range { url, offset, length } if array.stored_bytes && length >= inline_threshold => {
-                let (location, checksum) = place(url.into_string())?;
-                let location = VirtualChunkLocation::from_url(&location).map_err(|e| in_array(&e))?;
-                references.push((ChunkIndices(target), VirtualChunkRef { location, offset, length, checksum }));
-                continue;
+                match place(url.into_string())? {
+                    Some((location, checksum)) => {
+                        let location = VirtualChunkLocation::from_url(&location).map_err(|e| in_array(&e))?;
+                        let reference = VirtualChunkRef { location, offset, length, checksum };
+                        references.push((ChunkIndices(target), reference));
+                        continue;
+                    }
+                    None => access.stored(name, &index).await.map_err(|e| in_array(&e))?,
+                }
             }
             ChunkRef::Range { .. } if array.stored_bytes => {
                 access.stored(name, &index).await.map_err(|e| in_array(&e))?
