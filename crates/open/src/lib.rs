@@ -14,6 +14,7 @@ use std::{
     sync::Arc,
 };
 
+use cloudify_cfa::{Fragment, Fragments};
 use cloudify_dataset::{concat, Limits, SharedSource, VirtualDataset, VirtualSource};
 use cloudify_netcdf::{fallback_for, group_id, scan_cached, scan_remote, Origin};
 use cloudify_store::{Confinement, Stores};
@@ -142,9 +143,48 @@ impl Opener {
         let scanned = scan_remote(location, &entry.id, &self.stores, &self.limits);
         let scan = tokio::runtime::Handle::current().block_on(scanned).map_err(|e| e.to_string())?;
         warn_skipped(&entry.id, &scan.skipped);
-        let source = VirtualSource::new(scan.dataset, Arc::clone(&self.stores), None, &self.limits)
-            .map_err(|e| e.to_string())?;
+        let mut dataset = scan.dataset;
+        if cloudify_cfa::is_aggregation(&dataset.meta) {
+            dataset = self.aggregation(entry, location, dataset)?;
+        }
+        let source =
+            VirtualSource::new(dataset, Arc::clone(&self.stores), None, &self.limits).map_err(|e| e.to_string())?;
         Ok(Arc::new(source))
+    }
+
+    /// The dataset a CF aggregation file describes: its aggregation variables stitched from
+    /// their fragments, each fragment file scanned once (through the cache for local files)
+    /// and confined as a reference set's targets are (the aggregation file's folder or host,
+    /// and the entry's `allow_targets`).
+    fn aggregation(&self, entry: &Entry, location: &str, file: VirtualDataset) -> Result<VirtualDataset, String> {
+        let handle = tokio::runtime::Handle::current();
+        let fallback = fallback_for(&file, None);
+        let source = VirtualSource::new(file.clone(), Arc::clone(&self.stores), fallback, &self.limits)
+            .map_err(|e| e.to_string())?;
+        let description = handle.block_on(cloudify_cfa::describe(&source, location)).map_err(|e| e.to_string())?;
+        let confinement = Confinement::of_set(location, &entry.allow_targets)?;
+        let mut fragments = Fragments::new();
+        for fragment in description.aggregations.iter().flat_map(|a| &a.fragments) {
+            let Fragment::File { location, .. } = fragment else { continue };
+            if !fragments.contains_key(location) {
+                let scanned = confinement.check(location).and_then(|target| self.fragment(&entry.id, &target));
+                fragments.insert(location.clone(), scanned);
+            }
+        }
+        let assembled = cloudify_cfa::assemble(file, description, &fragments, &self.stores, &self.limits);
+        let assembled = handle.block_on(assembled).map_err(|e| e.to_string())?;
+        warn_skipped(&entry.id, &assembled.refused);
+        Ok(assembled.dataset)
+    }
+
+    /// One fragment of an aggregation, scanned.
+    fn fragment(&self, id: &str, target: &str) -> Result<VirtualDataset, String> {
+        let scan = if Stores::is_remote(target) {
+            tokio::runtime::Handle::current().block_on(scan_remote(target, id, &self.stores, &self.limits))
+        } else {
+            scan_cached(Path::new(target), id, &self.cache, &self.limits).map(|(scan, _)| scan)
+        };
+        scan.map(|scan| scan.dataset).map_err(|e| e.to_string())
     }
 
     /// The datasets of one entry (a NetCDF4 file's sub-groups follow its root, with the ids
@@ -178,7 +218,13 @@ impl Opener {
             groups = scan.groups;
         }
         let dataset = if parts.len() == 1 {
-            parts.remove(0)
+            let file = parts.remove(0);
+            if cloudify_cfa::is_aggregation(&file.meta) {
+                let canonical = file.files.first().cloned().unwrap_or_else(|| location.to_string());
+                self.aggregation(entry, &canonical, file)?
+            } else {
+                file
+            }
         } else {
             if !groups.is_empty() {
                 tracing::warn!(dataset = entry.id, "sub-groups of multi-file datasets are not served");
