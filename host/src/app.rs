@@ -64,6 +64,8 @@ pub struct AppState {
     pub plugins: Arc<Vec<PluginInfo>>,
     /// The OpenAPI document, serialised once.
     pub openapi: Arc<String>,
+    /// How base URLs are decided (links in generated files).
+    pub links: Arc<Links>,
 }
 
 /// The router, and the problems found while building it (one line each).
@@ -153,7 +155,7 @@ pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerC
     }
     let openapi = openapi::document(&docs).to_json().unwrap_or_else(|_| "{}".to_owned());
     let state_auth = registry.auth();
-    let state = AppState { registry, plugins: Arc::new(infos), openapi: Arc::new(openapi) };
+    let state = AppState { registry, plugins: Arc::new(infos), openapi: Arc::new(openapi), links };
     let router = router.fallback(fallback).with_state(state).layer(axum::middleware::from_fn(refuse_own_requests));
     let router = match state_auth {
         Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, crate::auth::guard)),

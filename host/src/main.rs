@@ -12,7 +12,7 @@ use cloudify::{
     loader::{self, candidate_files},
     registry::Registry,
 };
-use cloudify_open::references::{scan_references, write_json, write_parquet};
+use cloudify_open::references::{scan_files, scan_references, write_json, write_parquet};
 use cloudify_stac_static::build_static_catalog;
 use cloudify_store::Stores;
 use tracing_subscriber::EnvFilter;
@@ -45,6 +45,9 @@ enum Command {
     /// kerchunk reference sets.
     #[command(subcommand)]
     Refs(RefsCommand),
+    /// CF aggregation files.
+    #[command(subcommand)]
+    Cfa(CfaCommand),
     /// STAC catalogs.
     #[command(subcommand)]
     Stac(StacCommand),
@@ -92,6 +95,28 @@ enum RefsCommand {
         /// Chunks smaller than this many bytes are inlined.
         #[arg(long, default_value_t = 500)]
         inline_threshold: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum CfaCommand {
+    /// Write a CF-1.13 aggregation file over NetCDF files (joined along a dimension when
+    /// several): data variables as aggregation variables naming the files, coordinates with
+    /// their values, as cfapyx's `CFANetCDF(...).write` would.
+    Create {
+        /// NetCDF3 or NetCDF4 files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Dimension to join several files along (default: their unlimited dimension).
+        #[arg(long)]
+        concat_dim: Option<String>,
+        /// The aggregation file to write (NetCDF4).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Name files under the output's folder by relative paths (resolved against the
+        /// aggregation file, as CF says) instead of absolute ones.
+        #[arg(long)]
+        relative: bool,
     },
 }
 
@@ -198,6 +223,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Cfa(CfaCommand::Create { files, concat_dim, output, relative }) => {
+            match runtime.block_on(create_aggregation(&files, concat_dim.as_deref(), &output, relative, &config.limits))
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("cloudify: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Icechunk { args } => run_beside("cloudify-icechunk", &args),
         Command::Stac(StacCommand::Build { out, base_url }) => {
             runtime.block_on(stac_build(config, cli.plugin_dir, &out, base_url))
@@ -242,6 +277,30 @@ fn main() -> ExitCode {
             runtime.block_on(serve(config, cli.plugin_dir))
         }
     }
+}
+
+/// `cloudify cfa create`: the files scanned and joined as `refs scan` does, written as an
+/// aggregation file naming them.
+async fn create_aggregation(
+    files: &[PathBuf],
+    concat_dim: Option<&str>,
+    output: &std::path::Path,
+    relative: bool,
+    limits: &cloudify_dataset::Limits,
+) -> Result<(), String> {
+    let scanned = scan_files(files, concat_dim, "an aggregation file", limits).await?;
+    let output = std::path::absolute(output).map_err(|e| format!("{}: {e}", output.display()))?;
+    let folder = output.parent().map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.to_path_buf()));
+    let uri = |_: usize, file: &str| -> String {
+        let under =
+            folder.as_deref().filter(|_| relative).and_then(|f| std::path::Path::new(file).strip_prefix(f).ok());
+        under.map_or_else(|| file.to_owned(), |path| path.to_string_lossy().into_owned())
+    };
+    let contents = cloudify_cfa::write::from_source(&scanned.source, uri, u64::MAX).await.map_err(|e| e.to_string())?;
+    for (variable, reason) in &contents.left_out {
+        eprintln!("cloudify: variable '{variable}' left out: {reason}");
+    }
+    cloudify_netcdf::write_netcdf4(&output, &contents.meta, &contents.arrays).map_err(|e| e.to_string())
 }
 
 async fn serve(config: Config, plugin_dirs: Vec<PathBuf>) -> ExitCode {

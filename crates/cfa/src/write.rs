@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use cloudify_dataset::{
     hyperslab::{ravel, unravel},
-    strings, DataType, DatasetMeta, VariableMeta,
+    read_region, strings, ChunkRef, DataType, DatasetMeta, Error, Result, Source, VariableMeta,
 };
 use indexmap::IndexMap;
 use serde_json::{json, Value};
@@ -139,6 +139,103 @@ pub fn aggregation_file(
         out.variables.insert(name.clone(), aggregation);
     }
     (out, arrays)
+}
+
+/// An aggregation file's contents: metadata, values by variable, and the variables left
+/// out with the reason.
+pub struct Contents {
+    /// The file's metadata.
+    pub meta: DatasetMeta,
+    /// Little-endian C-order values (strings in [`strings`]' layout) of every variable.
+    pub arrays: HashMap<String, Vec<u8>>,
+    /// Variables that could neither be aggregated nor written with their values.
+    pub left_out: Vec<(String, String)>,
+}
+
+/// The aggregation file of `source`: data variables whose chunks lie in whole NetCDF files
+/// as aggregation variables over them, coordinates and every other variable with its values
+/// (at most `max_value_bytes` in all). `uri` names file `i` of [`Source::files`] as the
+/// aggregation file refers to it.
+///
+/// # Errors
+/// A read failing.
+pub async fn from_source(
+    source: &dyn Source,
+    uri: impl Fn(usize, &str) -> String,
+    max_value_bytes: u64,
+) -> Result<Contents> {
+    let meta = source.metadata()?;
+    let files = source.files();
+    let mut netcdf = Vec::with_capacity(files.len());
+    for file in &files {
+        let head = source.read_file(file, 0, 8).await.unwrap_or_default();
+        netcdf.push(head.starts_with(b"CDF") || head.starts_with(b"\x89HDF\r\n\x1a\n"));
+    }
+    let coordinates = meta.coordinate_names();
+    let (mut grids, mut values, mut left_out) = (IndexMap::new(), HashMap::new(), Vec::new());
+    let mut budget = max_value_bytes;
+    for (name, var) in &meta.variables {
+        if !coordinates.contains(&name.as_str()) && !var.shape.is_empty() {
+            if let Some(grid) = grid_of(source, name, var, &files, &netcdf).await? {
+                grids.insert(name.clone(), grid);
+                continue;
+            }
+        }
+        match whole(source, name, var, budget).await? {
+            Ok(bytes) => {
+                budget -= bytes.len() as u64;
+                values.insert(name.clone(), bytes);
+            }
+            Err(reason) => left_out.push((name.clone(), reason)),
+        }
+    }
+    let uris: Vec<String> = files.iter().enumerate().map(|(i, file)| uri(i, file)).collect();
+    let (meta, arrays) = aggregation_file(&meta, &grids, &uris, values);
+    Ok(Contents { meta, arrays, left_out })
+}
+
+/// The fragments of `name`, when every chunk is a byte range of a NetCDF file (or never
+/// written) and they split into whole files.
+async fn grid_of(
+    source: &dyn Source,
+    name: &str,
+    var: &VariableMeta,
+    files: &[String],
+    netcdf: &[bool],
+) -> Result<Option<FragmentGrid>> {
+    let grid = var.chunk_grid();
+    let count = grid.iter().product::<u64>();
+    let mut chunk_files = Vec::with_capacity(count.min(1 << 20) as usize);
+    for flat in 0..count {
+        match source.chunk_ref(name, &unravel(flat, &grid)).await {
+            Ok(ChunkRef::Range { url, .. }) => match files.iter().position(|f| f.as_str() == url.as_str()) {
+                Some(i) if netcdf[i] => chunk_files.push(Some(i)),
+                _ => return Ok(None),
+            },
+            Ok(ChunkRef::Missing) => chunk_files.push(None),
+            Ok(_) | Err(Error::Unsupported { .. }) => return Ok(None),
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(fragments_of(var, &chunk_files))
+}
+
+/// All values of `name`, if they fit in `budget` bytes and a NetCDF writer takes them.
+async fn whole(source: &dyn Source, name: &str, var: &VariableMeta, budget: u64) -> Result<Result<Vec<u8>, String>> {
+    let count = var.shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d)).unwrap_or(u64::MAX);
+    match var.dtype {
+        DataType::Char => Ok(Err("character arrays are not written".to_owned())),
+        DataType::String if var.chunks != var.shape => Ok(Err("strings in several chunks are not written".to_owned())),
+        DataType::String => Ok(Ok(source.read_chunk(name, &vec![0; var.shape.len()]).await?)),
+        dtype => {
+            let bytes = count.saturating_mul(dtype.size() as u64);
+            if bytes > budget {
+                return Ok(Err(format!("{bytes} bytes of values, over what the file may hold")));
+            }
+            let zero = vec![0; var.shape.len()];
+            Ok(Ok(read_region(source, name, &zero, &var.shape, budget).await?))
+        }
+    }
 }
 
 /// `fragment_map_{k}` and `fragment_uris_{k}` with their dimensions.

@@ -16,7 +16,7 @@ use crate::{app::AppState, error::AppError};
 
 /// The `{id}` of a dataset route; one that is not UTF-8 once decoded (`%ff`) is a JSON 400
 /// like every other error, not axum's plain-text rejection.
-pub(crate) struct DatasetId(String);
+pub(crate) struct DatasetId(pub(crate) String);
 
 impl<S: Send + Sync> FromRequestParts<S> for DatasetId {
     type Rejection = AppError;

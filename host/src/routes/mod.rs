@@ -1,5 +1,6 @@
 //! The built-in routes, with xpublish's response shapes.
 
+pub(crate) mod cfa;
 pub(crate) mod datasets;
 pub(crate) mod system;
 
@@ -15,6 +16,11 @@ const BUILT_IN: &[(&str, &str, &str)] = &[
     ("/datasets/{id}/keys", "Variable names of a dataset", "application/json"),
     ("/datasets/{id}/dict", "Dataset schema as xarray's to_dict(data=False)", "application/json"),
     ("/datasets/{id}/info", "Dimensions, variables and attributes of a dataset", "application/json"),
+    (
+        "/datasets/{id}/cfa.nc",
+        "The dataset as a CF-1.13 aggregation file over its source files (?targets=server|source)",
+        "application/x-netcdf",
+    ),
     ("/versions", "Versions of the server and its plugins", "application/json"),
     ("/plugins", "Loaded plugins", "application/json"),
     ("/openapi.json", "This OpenAPI document", "application/json"),
@@ -46,6 +52,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/datasets/{id}/keys", get(datasets::keys))
         .route("/datasets/{id}/dict", get(datasets::dict))
         .route("/datasets/{id}/info", get(datasets::info))
+        .route("/datasets/{id}/cfa.nc", get(cfa::aggregation_file))
         .route("/versions", get(system::versions))
         .route("/plugins", get(system::plugins))
         .route("/openapi.json", get(system::openapi))
