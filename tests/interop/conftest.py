@@ -1,5 +1,6 @@
 """Starts the real cloudify binary on 127.0.0.1 for the interop suite and stops it by PID."""
 
+import http.server
 import os
 import re
 import signal
@@ -74,6 +75,32 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+
+class RangeFiles(http.server.SimpleHTTPRequestHandler):
+    """Static files with single byte ranges (`bytes=a-b`, `bytes=a-`, `bytes=-n`), which the
+    standard library's handler lacks and object_store's HTTP client needs."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        spec = self.headers.get("Range")
+        path = self.translate_path(self.path)
+        if not spec or not os.path.isfile(path):
+            return super().do_GET()
+        size = os.path.getsize(path)
+        first, _, last = spec.removeprefix("bytes=").partition("-")
+        start, end = (size - int(last), size - 1) if not first else (int(first), int(last) if last else size - 1)
+        end = min(end, size - 1)
+        with open(path, "rb") as f:
+            f.seek(start)
+            body = f.read(end - start + 1)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import requests
 import xarray as xr
 import zarr
 
-from conftest import Server
+from conftest import RangeFiles, Server
 from test_stac import assert_valid
 
 
@@ -232,32 +232,6 @@ def test_virtual_chunks_read_where_authorized(tmp_path):
         assert requests.get(f"{srv.url}/datasets/virtual/zarr/.zmetadata", timeout=30).status_code == 200
     finally:
         srv.stop()
-
-
-class RangeFiles(http.server.SimpleHTTPRequestHandler):
-    """Static files with single byte ranges (`bytes=a-b`, `bytes=a-`, `bytes=-n`), which the
-    standard library's handler lacks and object_store's HTTP client needs."""
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        spec = self.headers.get("Range")
-        path = self.translate_path(self.path)
-        if not spec or not os.path.isfile(path):
-            return super().do_GET()
-        size = os.path.getsize(path)
-        first, _, last = spec.removeprefix("bytes=").partition("-")
-        start, end = (size - int(last), size - 1) if not first else (int(first), int(last) if last else size - 1)
-        end = min(end, size - 1)
-        with open(path, "rb") as f:
-            f.seek(start)
-            body = f.read(end - start + 1)
-        self.send_response(206)
-        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
 
 def test_a_repository_over_http_is_served_read_only(repo_path, tmp_path):

@@ -4,7 +4,8 @@ use std::{collections::HashMap, sync::Arc};
 
 use cloudify_dataset::{
     hyperslab::{copy_block, ravel, Layout},
-    read_region, Error, Limits, Result, StoredChunk, VariableChunks, VariableMeta, VirtualDataset, VirtualSource,
+    read_region, DataType, Error, Limits, Result, StoredChunk, VariableChunks, VariableMeta, VirtualDataset,
+    VirtualSource,
 };
 use cloudify_store::Stores;
 use indexmap::IndexSet;
@@ -214,7 +215,11 @@ fn piece<'a>(
             return Err(format!("'{variable}' is packed ({key}), the aggregation is not"));
         }
     }
-    if !var.fill_value.is_null()
+    // A float fragment's NaN fill reads as NaN (missing) whatever the aggregation's fill is.
+    let nan_fill = matches!(var.dtype, DataType::Float32 | DataType::Float64)
+        && cloudify_cf::number(&var.fill_value).is_some_and(f64::is_nan);
+    if !nan_fill
+        && !var.fill_value.is_null()
         && !aggregated.fill_value.is_null()
         && !same_value(Some(&var.fill_value), Some(&aggregated.fill_value))
     {

@@ -110,7 +110,11 @@ pub fn aggregation_file(
         }
         let Some(grid) = grids.get(name) else {
             if arrays.contains_key(name) {
-                out.variables.insert(name.clone(), var.clone());
+                // Written whole, unchunked: the source's chunking may exceed a fixed dimension
+                // (libnetcdf chunks an unlimited time axis by 1024).
+                let mut written = var.clone();
+                written.chunks.clone_from(&var.shape);
+                out.variables.insert(name.clone(), written);
             }
             continue;
         };

@@ -108,24 +108,27 @@ pub fn fallback_for(dataset: &VirtualDataset, group: Option<&str>) -> Option<Arc
     needed.then(|| Arc::new(NetcdfFallback::new(path, group)) as Arc<dyn FallbackReader>)
 }
 
-/// Scans the NetCDF file at the URL `location` (HTTP, S3) as dataset `id`, reading only its
-/// header. NetCDF classic files only: NetCDF4/HDF5 needs libhdf5, which reads local files.
+/// The largest NetCDF4/HDF5 file at a URL scanned (from a temporary copy).
+pub const MAX_REMOTE_HDF5_BYTES: u64 = 4 << 30;
+
+/// Scans the NetCDF file at the URL `location` (HTTP, S3) as dataset `id`. A classic file is
+/// read by its header; a NetCDF4/HDF5 one (libhdf5 reads local files only) is copied to a
+/// temporary file, scanned, and its chunks referenced at the URL.
 ///
 /// # Errors
-/// [`Error::Io`] when the object cannot be read, [`Error::NotNetcdf`], [`Error::Corrupt`], and
-/// [`Error::Io`] naming the limitation for a remote NetCDF4 file.
+/// [`Error::Io`] when the object cannot be read (or is a NetCDF4 file over
+/// [`MAX_REMOTE_HDF5_BYTES`]), [`Error::NotNetcdf`], [`Error::Corrupt`].
 pub async fn scan_remote(location: &str, id: &str, stores: &cloudify_store::Stores, limits: &Limits) -> Result<Scan> {
     let io = |e: cloudify_store::Error| Error::Io { path: location.to_owned(), reason: e.to_string() };
-    let size = stores.stat(location).await.map_err(io)?.size;
+    let stat = stores.stat(location).await.map_err(io)?;
+    let size = stat.size;
     let mut want = size.min(64 * 1024);
     loop {
         let head = stores.read_range(location, 0, want).await.map_err(io)?;
         if head.starts_with(b"\x89HDF\r\n\x1a\n") {
-            return Err(Error::Io {
-                path: location.to_owned(),
-                reason: "NetCDF4/HDF5 files are read from local paths only (libhdf5); copy it or serve it as Zarr"
-                    .to_owned(),
-            });
+            let mut scan = scan_copy(location, id, size, stores, limits).await?;
+            scan.dataset.meta.last_modified = Some(stat.modified);
+            return Ok(scan);
         }
         if !head.starts_with(b"CDF") {
             return Err(Error::NotNetcdf { path: location.to_owned() });
@@ -138,6 +141,56 @@ pub async fn scan_remote(location: &str, id: &str, stores: &cloudify_store::Stor
             Ok(header) => return classic::from_header(&header, size, location, id, limits),
         }
     }
+}
+
+/// A NetCDF4 file at a URL scanned from a temporary copy: its chunks point at the URL, and
+/// variables that need libnetcdf to read them (which reads local files) are left out.
+async fn scan_copy(
+    location: &str,
+    id: &str,
+    size: u64,
+    stores: &cloudify_store::Stores,
+    limits: &Limits,
+) -> Result<Scan> {
+    let failed = |reason: String| Error::Io { path: location.to_owned(), reason };
+    if size > MAX_REMOTE_HDF5_BYTES {
+        return Err(failed(format!(
+            "a NetCDF4 file at a URL is scanned from a copy, and this one is over {MAX_REMOTE_HDF5_BYTES} bytes"
+        )));
+    }
+    let mut copy = tempfile::NamedTempFile::new().map_err(|e| failed(e.to_string()))?;
+    const PIECE: u64 = 16 << 20;
+    let mut offset = 0;
+    while offset < size {
+        let piece =
+            stores.read_range(location, offset, PIECE.min(size - offset)).await.map_err(|e| failed(e.to_string()))?;
+        std::io::Write::write_all(&mut copy, &piece).map_err(|e| failed(e.to_string()))?;
+        offset += piece.len() as u64;
+        if piece.is_empty() {
+            return Err(failed("the file ended early".to_owned()));
+        }
+    }
+    let (path, id_owned, limits) = (copy.path().to_path_buf(), id.to_owned(), limits.clone());
+    let scanned = tokio::task::spawn_blocking(move || scan(&path, &id_owned, &limits));
+    let mut scanned = scanned.await.map_err(|e| failed(e.to_string()))??;
+    for (group, dataset) in std::iter::once((None, &mut scanned.dataset))
+        .chain(scanned.groups.iter_mut().map(|(path, dataset)| (Some(path.clone()), dataset)))
+    {
+        dataset.files = vec![location.to_owned()];
+        let local_only: Vec<String> = dataset
+            .chunks
+            .iter()
+            .filter(|(_, chunks)| matches!(chunks, VariableChunks::Fallback { .. }))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in local_only {
+            dataset.meta.variables.shift_remove(&name);
+            dataset.chunks.shift_remove(&name);
+            let path = group.as_ref().map_or(name.clone(), |g| format!("{g}/{name}"));
+            scanned.skipped.push((path, "read through libnetcdf, which reads local files only".to_owned()));
+        }
+    }
+    Ok(scanned)
 }
 
 /// Scans the NetCDF file at `path` as dataset `id`. Blocking (file IO, library calls).

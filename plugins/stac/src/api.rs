@@ -122,6 +122,18 @@ async fn stored_chunks(host: &Host, meta: &DatasetMeta) -> bool {
     true
 }
 
+/// Whether the dataset is read from files, each of them NetCDF (classic or HDF5 magic).
+async fn netcdf_files(host: &Host, id: &str) -> bool {
+    let Ok(files) = host.dataset_files(id) else { return false };
+    for file in &files {
+        match host.read_file(id, file, 0, 8).await {
+            Ok(head) if head.starts_with(b"CDF") || head.starts_with(b"\x89HDF\r\n\x1a\n") => {}
+            _ => return false,
+        }
+    }
+    !files.is_empty()
+}
+
 /// Bytes of items kept (their JSON length), whatever the number of datasets.
 const ITEM_CACHE_BYTES: u64 = 128 << 20;
 
@@ -155,6 +167,7 @@ impl StacService {
         }
         let mut facts = facts::gather(host, meta).await;
         facts.stored_chunks = stored_chunks(host, meta).await;
+        facts.netcdf_files = facts.stored_chunks && netcdf_files(host, &meta.id).await;
         let facts = Arc::new(facts);
         self.facts.insert(meta.id.clone(), (meta.last_modified, Arc::clone(&facts)));
         facts
@@ -168,6 +181,7 @@ impl StacService {
             .filter(|(_, template): &(&String, &AssetTemplate)| {
                 template.plugin.as_ref().is_none_or(|p| plugins.contains(p))
                     && (!template.stored_chunks || facts.stored_chunks)
+                    && (!template.netcdf_files || facts.netcdf_files)
             })
             .map(|(key, template)| (key.clone(), fill(&Value::Object(template.fields.clone()), base, &meta.id, false)))
             .collect()

@@ -85,6 +85,9 @@ pub(crate) struct AssetTemplate {
     /// Only for datasets whose chunks are stored byte ranges (what `/kerchunk` serves).
     #[serde(default)]
     pub stored_chunks: bool,
+    /// Only for datasets read from NetCDF files (what `cfa.nc` aggregates).
+    #[serde(default)]
+    pub netcdf_files: bool,
     /// The asset fields: `href`, `type`, `roles`, `title`, DataPoint's `cloud_format` and
     /// `open_zarr_kwargs`, `xarray:open_kwargs`, ...
     #[serde(flatten)]
@@ -174,7 +177,10 @@ mod tests {
         assert_eq!(config.profile.collection.title, "Every dataset of this server");
         assert_eq!(config.profile.collection.keywords, ["a"]);
         let keys: Vec<&str> = config.profile.assets.keys().map(String::as_str).collect();
-        assert_eq!(keys, ["zstore", "kerchunk", "reference_file", "reference_parquet", "xarray_view", "disk"]);
+        assert_eq!(
+            keys,
+            ["zstore", "kerchunk", "reference_file", "reference_parquet", "reference_file_2", "xarray_view", "disk"]
+        );
     }
 
     #[test]

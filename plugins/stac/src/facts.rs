@@ -23,6 +23,8 @@ pub(crate) struct Facts {
     pub dimensions: Vec<Dimension>,
     /// Whether the chunks are stored byte ranges (what `/kerchunk` and reference sets need).
     pub stored_chunks: bool,
+    /// Whether the dataset is read from NetCDF files (what `cfa.nc` aggregates).
+    pub netcdf_files: bool,
 }
 
 /// A dimension as the datacube extension describes it.
@@ -158,7 +160,7 @@ pub(crate) async fn gather(host: &Host, meta: &DatasetMeta) -> Facts {
             description: text(var, "long_name").or_else(|| text(var, "standard_name")).map(str::to_owned),
         });
     }
-    Facts { bbox, time, dimensions, stored_chunks: false }
+    Facts { bbox, time, dimensions, stored_chunks: false, netcdf_files: false }
 }
 
 /// First and last time of the dataset's time coordinate (the dimension coordinate with CF
