@@ -179,7 +179,8 @@ pub async fn from_source(
     let (mut grids, mut values, mut left_out) = (IndexMap::new(), HashMap::new(), Vec::new());
     let mut budget = max_value_bytes;
     for (name, var) in &meta.variables {
-        if !coordinates.contains(&name.as_str()) && !var.shape.is_empty() {
+        let numeric = !matches!(var.dtype, DataType::Char | DataType::String);
+        if numeric && !coordinates.contains(&name.as_str()) && !var.shape.is_empty() {
             if let Some(grid) = grid_of(source, name, var, &files, &netcdf).await? {
                 grids.insert(name.clone(), grid);
                 continue;
