@@ -50,7 +50,7 @@ TOML
 open_once() {
   local log="$out/server.log" start end
   start=$(date +%s.%N)
-  CLOUDIFY_LOG=warn CLOUDIFY_CACHE__DIR="$out/cache" "$target/release/cloudify" serve --bind 127.0.0.1:0 \
+  CLOUDIFY_LOG=info CLOUDIFY_CACHE__DIR="$out/cache" "$target/release/cloudify" serve --bind 127.0.0.1:0 \
     --config "$out/cfa.toml" > "$log" 2>&1 &
   local pid=$!
   local url=""
@@ -63,7 +63,6 @@ open_once() {
 }
 stop() { kill "$(cat "$out/pid")"; wait "$(cat "$out/pid")" 2> /dev/null || true; }
 
-export CLOUDIFY_LOG=info
 rm -rf "$out/cache"
 first=$(open_once); stop
 warm=$(open_once)
