@@ -134,8 +134,8 @@ fn datasets_in_s3_are_served() {
     {
         text.push_str(&format!("[[datasets]]\nid = \"{id}\"\npath = \"s3://climate/{key}\"\n\n"));
     }
-    // Python kerchunk's references of the NetCDF4 file, pointed at its copy in S3: a NetCDF4
-    // file libhdf5 cannot read remotely is served through its references.
+    // Python kerchunk's references of the NetCDF4 file, pointed at its copy in S3; the file
+    // itself is served too (scanned from a temporary copy, read by ranges in S3).
     let refs = std::fs::read_to_string(files.join("nc4_chunked.nc.kerchunk.json")).unwrap();
     let local = files.join("nc4_chunked.nc").to_str().unwrap().to_owned();
     let refs_file = dir.path().join("nc4_in_s3.json");
@@ -158,14 +158,13 @@ fn datasets_in_s3_are_served() {
     let server = Server::start_with(&crate::util::cloudify_bin(), &args, &env);
     assert_eq!(
         server.get("/datasets").json(),
-        json!(["demo", "nc3", "v2", "v3", "nc4_refs", "ramp"]),
+        json!(["demo", "nc3", "v2", "v3", "nc4", "nc4_refs", "ramp"]),
         "{}",
         server.log()
     );
-    assert!(server.log().contains("local paths only"), "NetCDF4 in S3 is refused with the reason");
     let ts = server.get("/datasets/nc3/faulty/region/ts?start=0,0,0&shape=4,6,8");
     assert!(ts.body == f32s_file("nc3_classic.nc.ts.bin"), "NetCDF classic from S3 equals netCDF4-python");
-    for id in ["v2", "v3", "nc4_refs"] {
+    for id in ["v2", "v3", "nc4", "nc4_refs"] {
         let tas = server.get(&format!("/datasets/{id}/faulty/region/tas?start=0,0,0&shape=5,30,40"));
         assert!(tas.body == f32s_file("nc4_chunked.nc.tas.bin"), "{id} from S3 equals netCDF4-python");
     }

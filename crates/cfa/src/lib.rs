@@ -11,7 +11,7 @@
 //!   (`/kerchunk`, `kerchunk.json`, STAC) works over an aggregation as over a multi-file
 //!   dataset. A variable whose fragments do not fit (another type, units or packing, a
 //!   missing file) is refused with the fragment named; the rest is served.
-//! * [`write`] is the way back: the aggregation file of a dataset served from files.
+//! * [`mod@write`] is the way back: the aggregation file of a dataset served from files.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 

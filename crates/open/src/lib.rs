@@ -132,7 +132,7 @@ impl Opener {
     }
 
     /// A dataset at a URL (HTTP, S3): a Zarr store, a kerchunk reference set, or a NetCDF
-    /// classic file read by its header.
+    /// file (classic read by its header, NetCDF4 scanned from a temporary copy).
     fn remote(&self, entry: &Entry, location: &str) -> Result<SharedSource, String> {
         if is_reference_set(location) {
             return self.references(entry, location);
