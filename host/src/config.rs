@@ -33,6 +33,8 @@ pub struct Config {
     pub datasets: Vec<DatasetConfig>,
     /// `[[folders]]`: every NetCDF file under a folder, ids from file names.
     pub folders: Vec<FolderConfig>,
+    /// `[[catalogs]]`: intake catalog trees whose dataset entries are served.
+    pub catalogs: Vec<CatalogConfig>,
     /// `[plugin.<name>]`: each plugin's own table, handed to it as JSON.
     pub plugin: BTreeMap<String, serde_json::Value>,
 }
@@ -225,6 +227,40 @@ impl Default for FolderConfig {
             extensions: ["nc", "nc4", "netcdf", "h5", "hdf5"].map(str::to_owned).to_vec(),
         }
     }
+}
+
+/// `[[catalogs]]`: an intake catalog tree (v1 `sources:` or v2 `entries:` YAML), each dataset
+/// entry served under its dotted path, user parameters expanded (`crates/open`'s `catalog`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// The root catalog file.
+    pub path: PathBuf,
+    /// The catalog format: `intake` (v1 and v2 YAML).
+    #[serde(default)]
+    pub format: CatalogFormat,
+    /// Prepended to every dataset id (`eerie.` gives `eerie.icon-esm-er....`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
+    /// Glob patterns on ids: only matching datasets are served (all when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Glob patterns on ids: datasets left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Where the catalog's reference sets may point besides their own folders, as for
+    /// `[[datasets]]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_targets: Vec<String>,
+}
+
+/// Catalog formats read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatalogFormat {
+    /// intake v1 and v2 YAML.
+    #[default]
+    Intake,
 }
 
 /// The variable that lets `CLOUDIFY_PLUGINS__DIRS`, `__FILES` and `__SHA256` take effect.

@@ -1,12 +1,15 @@
-//! Opening the configured datasets at start-up: the demo file, `[[datasets]]` and
-//! `[[folders]]`, each opened by `cloudify-open` on a blocking thread. A file that cannot be
-//! served is skipped with a warning; the others are served.
+//! Opening the configured datasets at start-up: the demo file, `[[datasets]]`, `[[folders]]`
+//! and the entries of `[[catalogs]]`, each opened by `cloudify-open` on a blocking thread. A
+//! file that cannot be served is skipped with a warning; the others are served.
 
 use std::{path::PathBuf, sync::Arc, time::Instant};
 
 use cloudify_dataset::{demo_dataset, ChunkCache};
 use cloudify_netcdf::{write_netcdf4, Origin};
-use cloudify_open::{folder_files, Entry, Opener};
+use cloudify_open::{
+    catalog::{catalog_entries, Catalog},
+    folder_files, Entry, Opener,
+};
 use cloudify_store::Stores;
 
 use crate::{config::Config, registry::Registry};
@@ -74,6 +77,21 @@ pub async fn open_all(config: &Config, stores: Arc<Stores>, registry: &Registry)
     for folder in &config.folders {
         let files = folder_files(&folder.path, folder.recursive, &folder.extensions);
         entries.extend(files.into_iter().map(|(id, path)| Entry::file(id, path)));
+    }
+    for catalog in &config.catalogs {
+        let tree = Catalog {
+            path: catalog.path.clone(),
+            prefix: catalog.prefix.clone(),
+            include: catalog.include.clone(),
+            exclude: catalog.exclude.clone(),
+            allow_targets: catalog.allow_targets.clone(),
+        };
+        let walked = tokio::task::spawn_blocking(move || catalog_entries(&tree)).await;
+        let (found, warnings) = walked.unwrap_or_else(|e| (Vec::new(), vec![format!("catalog task failed: {e}")]));
+        for warning in warnings {
+            tracing::warn!(catalog = %catalog.path.display(), "{warning}");
+        }
+        entries.extend(found);
     }
 
     let chunk_cache = (config.cache.chunk_bytes > 0).then(|| ChunkCache::new(config.cache.chunk_bytes));

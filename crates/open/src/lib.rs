@@ -4,9 +4,12 @@
 //! (through the reference cache) into chunk references; a variable that cannot be served is
 //! left out with a warning, a file that cannot be served is an error for its entry only.
 //!
+//! [`catalog`] turns intake catalog trees into entries.
+//!
 //! [`references`] is the way back: kerchunk reference sets written from files (`cloudify refs
 //! scan`).
 
+pub mod catalog;
 pub mod references;
 
 use std::{
