@@ -77,17 +77,24 @@ enum StacCommand {
     },
 }
 
+/// NetCDF files given on the command line, joined along a dimension when several.
+#[derive(clap::Args)]
+struct JoinedFiles {
+    /// NetCDF3 or NetCDF4 files.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Dimension to join several files along (default: their unlimited dimension).
+    #[arg(long)]
+    concat_dim: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum RefsCommand {
     /// Write the reference set of NetCDF files (joined along a dimension when several), as
     /// kerchunk's SingleHdf5ToZarr / NetCDF3ToZarr (+ MultiZarrToZarr) would.
     Scan {
-        /// NetCDF3 or NetCDF4 files.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Dimension to join several files along (default: their unlimited dimension).
-        #[arg(long)]
-        concat_dim: Option<String>,
+        #[command(flatten)]
+        input: JoinedFiles,
         /// Output: kerchunk JSON (`FILE.json`, version 1) or a parquet reference set
         /// (`FOLDER.parq`, fsspec's LazyReferenceMapper layout).
         #[arg(long, short)]
@@ -104,12 +111,8 @@ enum CfaCommand {
     /// several): data variables as aggregation variables naming the files, coordinates with
     /// their values, as cfapyx's `CFANetCDF(...).write` would.
     Create {
-        /// NetCDF3 or NetCDF4 files.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Dimension to join several files along (default: their unlimited dimension).
-        #[arg(long)]
-        concat_dim: Option<String>,
+        #[command(flatten)]
+        input: JoinedFiles,
         /// The aggregation file to write (NetCDF4).
         #[arg(long, short)]
         output: PathBuf,
@@ -206,7 +209,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Refs(RefsCommand::Scan { files, concat_dim, output, inline_threshold }) => {
+        Command::Refs(RefsCommand::Scan { input: JoinedFiles { files, concat_dim }, output, inline_threshold }) => {
             let parquet = output.extension().is_some_and(|e| e == "parq" || e == "parquet");
             if !parquet && output.extension().is_some_and(|e| e != "json") {
                 eprintln!("cloudify: write kerchunk JSON (-o FILE.json) or parquet (-o FOLDER.parq)");
@@ -223,7 +226,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Cfa(CfaCommand::Create { files, concat_dim, output, relative }) => {
+        Command::Cfa(CfaCommand::Create { input: JoinedFiles { files, concat_dim }, output, relative }) => {
             match runtime.block_on(create_aggregation(&files, concat_dim.as_deref(), &output, relative, &config.limits))
             {
                 Ok(()) => ExitCode::SUCCESS,
