@@ -335,4 +335,16 @@ mod tests {
         assert!(err.contains("bnd"), "{err}");
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
     }
+
+    #[test]
+    fn catalogs_default_to_intake_and_refuse_other_formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cloudify.toml");
+        std::fs::write(&file, "[[catalogs]]\npath = \"/cat/main.yaml\"\ninclude = [\"*.mon\"]\n").unwrap();
+        let config = Config::load(Some(&file)).unwrap();
+        assert_eq!(config.catalogs[0].format, CatalogFormat::Intake);
+        assert_eq!(config.catalogs[0].include, ["*.mon"]);
+        std::fs::write(&file, "[[catalogs]]\npath = \"/c.yaml\"\nformat = \"stac\"\n").unwrap();
+        assert!(Config::load(Some(&file)).unwrap_err().to_string().contains("stac"));
+    }
 }
