@@ -355,3 +355,33 @@ def test_stac_items_carry_the_cfa_asset(series):
     assert asset["cloud_format"] == "CFA" and asset["href"].endswith("/datasets/series/cfa.nc")
     assert asset["xarray:open_kwargs"] == {"engine": "CFA"}
     assert requests.head(asset["href"], timeout=30).status_code == 200
+
+
+def test_malformed_descriptions_refuse_their_variable(fragments, tmp_path):
+    """Maps that do not add up, sizes that are not counts, URIs that do not match the
+    fragments, unknown keywords: each a warning, the rest of the file served."""
+    paths = [str(fragments / f"tas_{y}.nc") for y in range(YEARS)]
+    cases = {
+        "sums": ("fragment_map", [[STEPS + 1] * YEARS, [LAT] + [-1] * (YEARS - 1), [LON] + [-1] * (YEARS - 1)], "sums to"),
+        "negative": ("fragment_map", [[-STEPS] * YEARS, [LAT] + [-1] * (YEARS - 1), [LON] + [-1] * (YEARS - 1)], "row 0"),
+        "keywords": ("aggregated_data", "location: fragment_map shape: fragment_uris", "draft"),
+    }
+    datasets = []
+    for name, (what, value, _) in cases.items():
+        path = tmp_path / f"{name}.nc"
+        cf113(path, paths, ["tas"] * YEARS, (YEARS, 1))
+        with netCDF4.Dataset(path, "a") as ds:
+            if what == "fragment_map":
+                ds["fragment_map"][:] = np.ma.masked_equal(np.array(value), -1)
+            else:
+                ds["tas"].aggregated_data = value
+        datasets.append({"id": name, "path": str(path), "allow_targets": [str(fragments)]})
+    srv = serve(tmp_path, datasets)
+    try:
+        log = "".join(srv.log)
+        for name, (_, _, reason) in cases.items():
+            info = requests.get(f"{srv.url}/datasets/{name}/info", timeout=30).json()
+            assert "tas" not in info["variables"] and "time" in info["variables"], name
+            assert any(name in line and reason in line for line in log.splitlines()), (name, reason)
+    finally:
+        srv.stop()

@@ -205,7 +205,7 @@ async fn aggregation(
         })
         .collect::<Result<Vec<u64>, String>>()?;
     let sizes = fragment_sizes(source, meta, features.map, &dims, &shape).await?;
-    let count = sizes.iter().map(Vec::len).product::<usize>();
+    let count = sizes.iter().try_fold(1usize, |n, s| n.checked_mul(s.len())).ok_or("too many fragments")?;
     let fragments = match (features.uris, features.unique_values) {
         (Some(uris), _) => {
             let files = fragment_uris(source, meta, uris, count).await?;
