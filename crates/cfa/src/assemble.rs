@@ -151,37 +151,43 @@ async fn variable(
     let expected = limits.check_variable(&aggregation.name, &var).map_err(|e| Misfit::Failed(Error::OverLimit(e)))?;
     let grid = var.chunk_grid();
     let counts: Vec<u64> = aggregation.sizes.iter().map(|s| s.len() as u64).collect();
+    // Along each dimension, per chunk index: the fragment it lies in and its index there.
+    let along: Vec<Vec<(u64, u64)>> = aggregation
+        .sizes
+        .iter()
+        .zip(&chunks)
+        .map(|(sizes, &c)| {
+            sizes.iter().enumerate().flat_map(|(p, &s)| (0..s.div_ceil(c)).map(move |l| (p as u64, l))).collect()
+        })
+        .collect();
+    if along.iter().zip(&grid).any(|(a, &n)| a.len() as u64 != n) {
+        return Err(Misfit::Refused("its fragments do not cover its chunk grid".to_owned()));
+    }
+    // Per fragment: its own chunk grid, and its files' places in the aggregate's file list.
+    let mut placed = Vec::with_capacity(pieces.len());
+    for (flat, piece) in pieces.iter().enumerate() {
+        placed.push(piece.as_ref().map(|piece| {
+            let (_, region) = aggregation.region(flat);
+            let own_grid: Vec<u64> = region.iter().zip(&chunks).map(|(s, c)| s.div_ceil(*c)).collect();
+            let files: Vec<u32> = piece.dataset.files.iter().map(|f| files.insert_full(f.clone()).0 as u32).collect();
+            (piece, own_grid, files)
+        }));
+    }
     let mut table = Vec::with_capacity(expected as usize);
+    let (mut position, mut local) = (vec![0; grid.len()], vec![0; grid.len()]);
     for flat in 0..expected {
         let index = cloudify_dataset::hyperslab::unravel(flat, &grid);
-        // Along each dimension: which fragment the chunk starts in, and its index there.
-        let mut position = Vec::with_capacity(index.len());
-        let mut local = Vec::with_capacity(index.len());
-        for ((&i, &c), sizes) in index.iter().zip(&chunks).zip(&aggregation.sizes) {
-            let mut start = i * c;
-            let mut p = 0;
-            while p + 1 < sizes.len() && start >= sizes[p] {
-                start -= sizes[p];
-                p += 1;
-            }
-            position.push(p as u64);
-            local.push(start / c);
+        for (d, &i) in index.iter().enumerate() {
+            (position[d], local[d]) = along[d][i as usize];
         }
-        let fragment = ravel(&position, &counts) as usize;
-        table.push(match &pieces[fragment] {
+        table.push(match &placed[ravel(&position, &counts) as usize] {
             None => StoredChunk::Missing,
-            Some(piece) => {
-                let (_, region) = aggregation.region(fragment);
-                let own_grid: Vec<u64> = region.iter().zip(&chunks).map(|(s, c)| s.div_ceil(*c)).collect();
-                match &piece.stored[ravel(&local, &own_grid) as usize] {
-                    StoredChunk::Range { file, offset, length } => {
-                        let location = &piece.dataset.files[*file as usize];
-                        let (at, _) = files.insert_full(location.clone());
-                        StoredChunk::Range { file: at as u32, offset: *offset, length: *length }
-                    }
-                    other => other.clone(),
+            Some((piece, own_grid, files)) => match &piece.stored[ravel(&local, own_grid) as usize] {
+                StoredChunk::Range { file, offset, length } => {
+                    StoredChunk::Range { file: files[*file as usize], offset: *offset, length: *length }
                 }
-            }
+                other => other.clone(),
+            },
         });
     }
     Ok((var, VariableChunks::Stored(table)))
