@@ -2,6 +2,8 @@
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
+mod datapoint_command;
+
 use clap::{Parser, Subcommand};
 use cloudify::{
     app::app,
@@ -51,6 +53,9 @@ enum Command {
     /// STAC catalogs.
     #[command(subcommand)]
     Stac(StacCommand),
+    /// DataPoint's client: search a STAC API, show its cloud products, write selections.
+    #[command(subcommand)]
+    Datapoint(datapoint_command::DatapointCommand),
     /// Icechunk repositories: `cloudify icechunk virtualize FILE... --repo DIR` (runs
     /// `cloudify-icechunk` beside this program, the one program linking icechunk).
     #[command(disable_help_flag = true)]
@@ -237,6 +242,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Icechunk { args } => run_beside("cloudify-icechunk", &args),
+        Command::Datapoint(command) => datapoint_command::run(command, &config, &runtime),
         Command::Stac(StacCommand::Build { out, base_url }) => {
             runtime.block_on(stac_build(config, cli.plugin_dir, &out, base_url))
         }

@@ -26,7 +26,7 @@ pub use demo::demo_dataset;
 pub use error::{Error, Result};
 pub use limits::{product, Limits};
 pub use memory::MemorySource;
-pub use region::{check_chunk_index, fill_chunk, fill_element, pad_chunk, read_region};
+pub use region::{check_chunk_index, fill_chunk, fill_element, pad_chunk, read_region, read_region_counted};
 pub use virtual_source::{FallbackReader, StoredChunk, VariableChunks, VirtualDataset, VirtualSource};
 
 /// A dataset: its metadata and its chunks.

@@ -56,6 +56,21 @@ pub fn pad_chunk(block: &[u8], count: &[u64], var: &VariableMeta) -> Vec<u8> {
 /// [`Error::TooLarge`] over `limit`, [`Error::Unsupported`] for variable-length strings
 /// (whose chunks are read whole), and any chunk-read error.
 pub async fn read_region(source: &dyn Source, name: &str, start: &[u64], shape: &[u64], limit: u64) -> Result<Vec<u8>> {
+    read_region_counted(source, name, start, shape, limit, &|| ()).await
+}
+
+/// [`read_region`], calling `chunk_read` as each chunk arrives (a progress bar's tick).
+///
+/// # Errors
+/// As [`read_region`].
+pub async fn read_region_counted(
+    source: &dyn Source,
+    name: &str,
+    start: &[u64],
+    shape: &[u64],
+    limit: u64,
+    chunk_read: &(dyn Fn() + Sync),
+) -> Result<Vec<u8>> {
     let meta = source.metadata()?;
     let var = variable(&meta, name)?;
     if var.dtype.is_variable_length() {
@@ -111,6 +126,7 @@ pub async fn read_region(source: &dyn Source, name: &str, start: &[u64], shape: 
         .buffer_unordered(CONCURRENT_CHUNK_READS);
     while let Some(arrival) = arrivals.next().await {
         let (chunk, data) = arrival?;
+        chunk_read();
         // Overlap of this chunk with the selection, in array coordinates.
         let lo: Vec<u64> = (0..rank).map(|d| start[d].max(chunk[d] * var.chunks[d])).collect();
         let hi: Vec<u64> = (0..rank).map(|d| (start[d] + shape[d]).min((chunk[d] + 1) * var.chunks[d])).collect();

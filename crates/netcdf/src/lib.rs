@@ -20,7 +20,7 @@ mod write;
 
 use std::{io::Read, path::Path, sync::Arc};
 
-use cloudify_dataset::{FallbackReader, Limits, VariableChunks, VirtualDataset};
+use cloudify_dataset::{hyperslab::unravel, FallbackReader, Limits, StoredChunk, VariableChunks, VirtualDataset};
 
 pub use cache::{scan_cached, Origin};
 pub use fallback::NetcdfFallback;
@@ -143,8 +143,10 @@ pub async fn scan_remote(location: &str, id: &str, stores: &cloudify_store::Stor
     }
 }
 
-/// A NetCDF4 file at a URL scanned from a temporary copy: its chunks point at the URL, and
-/// variables that need libnetcdf to read them (which reads local files) are left out.
+/// A NetCDF4 file at a URL scanned from a temporary copy: its chunks point at the URL;
+/// variables that need libnetcdf to read them (which reads local files) are read from the
+/// copy and held in memory while they are small ([`MAX_REMOTE_VALUES_BYTES`]), left out
+/// otherwise.
 async fn scan_copy(
     location: &str,
     id: &str,
@@ -170,27 +172,80 @@ async fn scan_copy(
             return Err(failed("the file ended early".to_owned()));
         }
     }
-    let (path, id_owned, limits) = (copy.path().to_path_buf(), id.to_owned(), limits.clone());
-    let scanned = tokio::task::spawn_blocking(move || scan(&path, &id_owned, &limits));
-    let mut scanned = scanned.await.map_err(|e| failed(e.to_string()))??;
-    for (group, dataset) in std::iter::once((None, &mut scanned.dataset))
-        .chain(scanned.groups.iter_mut().map(|(path, dataset)| (Some(path.clone()), dataset)))
-    {
-        dataset.files = vec![location.to_owned()];
-        let local_only: Vec<String> = dataset
-            .chunks
-            .iter()
-            .filter(|(_, chunks)| matches!(chunks, VariableChunks::Fallback { .. }))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in local_only {
-            dataset.meta.variables.shift_remove(&name);
-            dataset.chunks.shift_remove(&name);
-            let path = group.as_ref().map_or(name.clone(), |g| format!("{g}/{name}"));
-            scanned.skipped.push((path, "read through libnetcdf, which reads local files only".to_owned()));
+    let (id_owned, limits) = (id.to_owned(), limits.clone());
+    // The copy lives until the scan has read what only libnetcdf reads.
+    let scanned = tokio::task::spawn_blocking(move || -> Result<Scan> {
+        let mut scanned = scan(copy.path(), &id_owned, &limits)?;
+        let mut budget = MAX_REMOTE_VALUES_BYTES;
+        for (group, dataset) in std::iter::once((None, &mut scanned.dataset))
+            .chain(scanned.groups.iter_mut().map(|(path, dataset)| (Some(path.clone()), dataset)))
+        {
+            let reader = NetcdfFallback::new(copy.path(), group.as_deref());
+            let held = hold_values(dataset, &reader, &mut budget);
+            scanned.skipped.extend(held.into_iter().map(|(name, reason)| match &group {
+                Some(group) => (format!("{group}/{name}"), reason),
+                None => (name, reason),
+            }));
         }
+        Ok(scanned)
+    });
+    let mut scanned = scanned.await.map_err(|e| failed(e.to_string()))??;
+    for dataset in std::iter::once(&mut scanned.dataset).chain(scanned.groups.iter_mut().map(|(_, dataset)| dataset)) {
+        dataset.files = vec![location.to_owned()];
     }
     Ok(scanned)
+}
+
+/// The most bytes of values held in memory for the variables of a NetCDF4 file at a URL that
+/// only libnetcdf reads (variable-length strings, such as an aggregation file's fragment
+/// URIs; filters without byte ranges).
+const MAX_REMOTE_VALUES_BYTES: u64 = 64 << 20;
+
+/// Reads the chunks of `dataset`'s variables that only libnetcdf reads (through `reader`, on
+/// a local copy) and holds them inline, as stored chunks of their values (strings in the
+/// `vlen-utf8` layout, numbers little-endian), while `budget` lasts; the variables left over
+/// are removed and returned with why.
+fn hold_values(dataset: &mut VirtualDataset, reader: &dyn FallbackReader, budget: &mut u64) -> Vec<(String, String)> {
+    let names: Vec<String> = dataset
+        .chunks
+        .iter()
+        .filter(|(_, chunks)| matches!(chunks, VariableChunks::Fallback { .. }))
+        .map(|(name, _)| name.clone())
+        .collect();
+    let mut left_out = Vec::new();
+    for name in names {
+        let var = &dataset.meta.variables[&name];
+        let mut read = || -> std::result::Result<Vec<StoredChunk>, String> {
+            let grid = var.chunk_grid();
+            let count: u64 = grid.iter().product();
+            let mut chunks = Vec::new();
+            for i in 0..count {
+                let chunk = reader.read_chunk(&name, var, &unravel(i, &grid)).map_err(|e| e.to_string())?;
+                *budget = budget.checked_sub(chunk.len() as u64).ok_or("its values are too large to hold")?;
+                chunks.push(StoredChunk::Inline(chunk));
+            }
+            Ok(chunks)
+        };
+        match read() {
+            Ok(chunks) => {
+                let codec = if var.dtype.is_variable_length() {
+                    serde_json::json!({"name": "vlen-utf8", "configuration": {}})
+                } else {
+                    serde_json::json!({"name": "bytes", "configuration": {"endian": "little"}})
+                };
+                if let Some(var) = dataset.meta.variables.get_mut(&name) {
+                    var.codecs = vec![codec];
+                }
+                dataset.chunks.insert(name, VariableChunks::Stored(chunks));
+            }
+            Err(reason) => {
+                dataset.meta.variables.shift_remove(&name);
+                dataset.chunks.shift_remove(&name);
+                left_out.push((name, format!("read through libnetcdf, which reads local files only: {reason}")));
+            }
+        }
+    }
+    left_out
 }
 
 /// Scans the NetCDF file at `path` as dataset `id`. Blocking (file IO, library calls).

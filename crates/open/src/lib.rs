@@ -81,6 +81,18 @@ impl Entry {
     }
 }
 
+/// What a location holds, when its name does not tell (a product of a STAC catalogue names
+/// its format beside a URL such as `/datasets/x/zarr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A Zarr store (v2 or v3).
+    Zarr,
+    /// A kerchunk reference set (JSON, or a parquet folder).
+    References,
+    /// A NetCDF file: classic or NetCDF4, a CF aggregation file among them.
+    NetCdf,
+}
+
 /// What opening every entry shares: the reference cache folder, the byte stores, the limits.
 pub struct Opener {
     cache: PathBuf,
@@ -143,6 +155,11 @@ impl Opener {
         if location.trim_end_matches('/').ends_with(".zarr") {
             return self.zarr(entry, location);
         }
+        self.remote_file(entry, location)
+    }
+
+    /// A NetCDF file at a URL, a CF aggregation file stitched from its fragments.
+    fn remote_file(&self, entry: &Entry, location: &str) -> Result<SharedSource, String> {
         let scanned = scan_remote(location, &entry.id, &self.stores, &self.limits);
         let scan = tokio::runtime::Handle::current().block_on(scanned).map_err(|e| e.to_string())?;
         warn_skipped(&entry.id, &scan.skipped);
@@ -251,6 +268,25 @@ impl Opener {
             }
         }
         Ok((opened, origin))
+    }
+
+    /// The one dataset at `entry`'s path or URL, read as `format` whatever its name (the root
+    /// group of a NetCDF4 file). Blocking, as [`Opener::open`].
+    ///
+    /// # Errors
+    /// Why it cannot be served (unreachable, not of that format, targets outside the set's
+    /// place and `allow_targets`).
+    pub fn open_as(&self, entry: &Entry, format: Format) -> Result<SharedSource, String> {
+        let location = entry.path.to_string_lossy();
+        match format {
+            Format::Zarr => self.zarr(entry, &location),
+            Format::References => self.references(entry, &location),
+            Format::NetCdf if Stores::is_remote(&location) => self.remote_file(entry, &location),
+            Format::NetCdf => {
+                let (mut opened, _) = self.open(entry)?;
+                Ok(opened.swap_remove(0).1)
+            }
+        }
     }
 
     /// A scanned dataset (the root, or the group at `group`) served from its references.

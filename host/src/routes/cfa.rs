@@ -4,12 +4,12 @@
 
 use axum::{
     extract::{ConnectInfo, Query, State},
-    http::{header, Extensions, HeaderMap, HeaderValue},
+    http::{header, Extensions, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
 use cloudify_dataset::Error as DataError;
 use cloudify_store::Stores;
-use cloudify_zarr_store::{file_names, file_url};
+use cloudify_zarr_store::{file_names, file_url, parse_range, ByteRange};
 use serde::Deserialize;
 
 use super::datasets::DatasetId;
@@ -82,8 +82,22 @@ pub(crate) async fn aggregation_file(
     .and_then(|written| written)
     .map_err(|reason| DataError::Library { location: format!("{id}/cfa.nc"), reason })?;
     let disposition = format!("attachment; filename=\"{}.cfa.nc\"", id.replace(['"', '\\', '/'], "_"));
-    let mut response = bytes.into_response();
+    // Byte ranges, as readers of remote NetCDF (object_store, fsspec) ask for them.
+    let size = bytes.len() as u64;
+    let range = parse_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()), size);
+    let mut response = match range {
+        ByteRange::Whole => bytes.into_response(),
+        ByteRange::Part { start, length } => {
+            let part = bytes[start as usize..(start + length) as usize].to_vec();
+            let content_range = format!("bytes {start}-{}/{size}", start + length - 1);
+            (StatusCode::PARTIAL_CONTENT, [(header::CONTENT_RANGE, content_range)], part).into_response()
+        }
+        ByteRange::Unsatisfiable => {
+            (StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, format!("bytes */{size}"))]).into_response()
+        }
+    };
     let response_headers = response.headers_mut();
+    response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-netcdf"));
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         response_headers.insert(header::CONTENT_DISPOSITION, value);
