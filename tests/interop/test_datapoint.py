@@ -231,3 +231,46 @@ def test_selections_that_cannot_be_made_are_refused(ours, tmp_path):
     assert not out.exists()
     run = datapoint("search", "http://127.0.0.1:9/stac", check=False)
     assert run.returncode == 1 and "127.0.0.1:9" in run.stderr
+
+
+def federating(tmp_path, sources_toml):
+    toml = tmp_path / "federation.toml"
+    toml.write_text("[demo]\nenabled = false\n" + sources_toml)
+    return Server("--config", str(toml), cache_dir=str(tmp_path / "cache"))
+
+
+def test_the_federation_serves_a_peers_products(ours, peer, sources, tmp_path):
+    srv = federating(
+        tmp_path,
+        f'[[plugin.datapoint.sources]]\nurl = "{peer.url}/stac"\nprefix = "peer."\n'
+        f'[[plugin.datapoint.sources]]\nurl = "{ours.url}/stac"\nquery = ["source_id=MODEL-2"]\nformats = ["zarr"]\n',
+    )
+    try:
+        listed = requests_json(f"{srv.url}/datasets")
+        assert sorted(listed) == ["peer.demo", "peer.pr-classic", "tas-b"]
+        for dataset, source in [("peer.pr-classic", "pr.nc"), ("tas-b", "tas_b.nc")]:
+            expected = xr.open_dataset(sources / source)
+            with xr.open_dataset(f"{srv.url}/datasets/{dataset}/zarr", engine="zarr") as got:
+                assert_same(got, expected, [n for n in expected.variables if n != "time_bnds"])
+        # A peer's products are datasets here like any other: STAC describes them.
+        found = [i.id for i in pystac_client.Client.open(f"{srv.url}/stac").search().items()]
+        assert sorted(found) == ["peer.demo", "peer.pr-classic", "tas-b"]
+    finally:
+        srv.stop()
+
+
+def test_an_unreachable_peer_is_one_warning(tmp_path):
+    srv = federating(tmp_path, '[[plugin.datapoint.sources]]\nurl = "http://127.0.0.1:9/stac"\n')
+    try:
+        assert requests_json(f"{srv.url}/datasets") == []
+        warnings = [line for line in srv.log if "datapoint source http://127.0.0.1:9/stac not searched" in line]
+        assert len(warnings) == 1, "".join(srv.log)
+    finally:
+        srv.stop()
+
+
+def requests_json(url):
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.load(response)
