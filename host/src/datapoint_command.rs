@@ -100,7 +100,11 @@ pub(crate) struct GetArgs {
 }
 
 fn parse_bbox(text: &str) -> Result<[f64; 4], String> {
-    let numbers: Vec<f64> = text.split(',').map(|n| n.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|e| format!("{text}: {e}"))?;
+    let numbers: Vec<f64> = text
+        .split(',')
+        .map(|n| n.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{text}: {e}"))?;
     <[f64; 4]>::try_from(numbers).map_err(|_| format!("{text}: give WEST,SOUTH,EAST,NORTH"))
 }
 
@@ -126,7 +130,11 @@ pub(crate) fn run(command: DatapointCommand, config: &Config, runtime: &tokio::r
 }
 
 fn search(args: &SearchArgs) -> ExitCode {
-    let mut search = Search::new().collections(args.collections.clone()).ids(args.ids.clone()).query(args.query.clone()).max_items(args.max_items);
+    let mut search = Search::new()
+        .collections(args.collections.clone())
+        .ids(args.ids.clone())
+        .query(args.query.clone())
+        .max_items(args.max_items);
     if let Some(bbox) = args.bbox {
         search = search.bbox(bbox);
     }
@@ -183,14 +191,25 @@ fn search(args: &SearchArgs) -> ExitCode {
         .iter()
         .map(|(item, cluster)| {
             let time = format!("{}..{}", date(item.start_datetime()), date(item.end_datetime()));
-            let products: Vec<String> = cluster.products().iter().map(|p| format!("{} ({})", p.asset_key, p.format)).collect();
+            let products: Vec<String> =
+                cluster.products().iter().map(|p| format!("{} ({})", p.asset_key, p.format)).collect();
             [item.id.clone(), item.collection.clone().unwrap_or_default(), time, products.join(", ")]
         })
         .collect();
     let header = ["ITEM", "COLLECTION", "TIME", "PRODUCTS"].map(str::to_owned);
-    let widths: Vec<usize> = (0..3).map(|c| rows.iter().chain([&header]).map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> =
+        (0..3).map(|c| rows.iter().chain([&header]).map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     for row in [&header].into_iter().chain(&rows) {
-        println!("{:w0$}  {:w1$}  {:w2$}  {}", row[0], row[1], row[2], row[3], w0 = widths[0], w1 = widths[1], w2 = widths[2]);
+        println!(
+            "{:w0$}  {:w1$}  {:w2$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        );
     }
     println!("\n{} items; `cloudify datapoint info ITEM_URL[#ASSET]` on one of:", found.len());
     for (item, cluster) in &found {

@@ -56,7 +56,7 @@ fn demo_file(config: &Config) -> Option<PathBuf> {
 /// served as soon as it is open), then marks the registry opened.
 pub async fn open_all(config: &Config, stores: Arc<Stores>, registry: &Registry) {
     let started = Instant::now();
-    let opener = Arc::new(Opener::new(config.cache.dir().join("scans"), stores, config.limits.clone()));
+    let opener = Arc::new(Opener::new(config.cache.dir().join("scans"), Arc::clone(&stores), config.limits.clone()));
     let mut entries: Vec<Entry> = Vec::new();
     if config.demo.enabled {
         let demo_config = config.clone();
@@ -86,7 +86,8 @@ pub async fn open_all(config: &Config, stores: Arc<Stores>, registry: &Registry)
             exclude: catalog.exclude.clone(),
             allow_targets: catalog.allow_targets.clone(),
         };
-        let walked = tokio::task::spawn_blocking(move || catalog_entries(&tree)).await;
+        let catalog_stores = Arc::clone(&stores);
+        let walked = tokio::task::spawn_blocking(move || catalog_entries(&tree, &catalog_stores)).await;
         let (found, warnings) = walked.unwrap_or_else(|e| (Vec::new(), vec![format!("catalog task failed: {e}")]));
         for warning in warnings {
             tracing::warn!(catalog = %catalog.path.display(), "{warning}");

@@ -4,6 +4,9 @@ parquet references, a Zarr store, an entry kind not served) and a v2 catalog (ca
 options) are served under their dotted paths, one dataset per parameter value, each equal to
 what intake reads from the same catalog."""
 
+import functools
+import http.server
+import threading
 import time
 import warnings
 
@@ -14,7 +17,7 @@ import pytest
 import requests
 import xarray as xr
 
-from conftest import Server
+from conftest import RangeFiles, Server
 
 
 def write_netcdf(path, offset):
@@ -181,3 +184,54 @@ def test_v2_options_equal_what_intake_reads(served, tree, freq):
         cat.user_parameters["freq"] = cat.user_parameters["freq"].with_default(freq)
         want = cat["atmos"].read().load()
     assert_same(zarr_of(served, f"v2.atmos.{freq}"), want)
+
+
+@pytest.fixture(scope="module")
+def served_over_http(tree, tmp_path_factory):
+    """The same v1 tree read from an HTTP server: what it names is at URLs too."""
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(RangeFiles, directory=str(tree)))
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{web.server_address[1]}"
+    (tree / "remote.yaml").write_text(f"""
+sources:
+  model:
+    driver: yaml_file_cat
+    args: {{path: '{{{{CATALOG_DIR}}}}/model/main.yaml'}}
+  local:
+    driver: netcdf
+    args: {{urlpath: '{tree / "nc" / "ocean.nc"}'}}
+""")
+    config = tmp_path_factory.mktemp("config-http") / "cloudify.toml"
+    config.write_text(f"""
+[demo]
+enabled = false
+[[catalogs]]
+path = "{base}/remote.yaml"
+prefix = "web."
+allow_targets = ["{tree / 'nc'}"]
+""")
+    srv = Server("--config", str(config))
+    yield srv, base
+    srv.stop()
+    web.shutdown()
+
+
+def test_a_catalog_at_a_url_names_urls(served_over_http, tree):
+    srv, base = served_over_http
+    ids = requests.get(f"{srv.url}/datasets", timeout=30).json()
+    assert sorted(ids) == ["web.model.atmos.day", "web.model.atmos.mon", "web.model.ocean", "web.model.store"]
+    # A catalog at a URL does not get to name local files.
+    deadline = time.monotonic() + 10
+    while not any("no local file" in line and "ocean.nc" in line for line in list(srv.log)):
+        assert time.monotonic() < deadline, "".join(srv.log)
+        time.sleep(0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cat = intake.open_catalog(str(tree / "main.yaml"))
+        for entry in ["atmos", "ocean", "store"]:
+            want = getattr(cat.model, entry).to_dask().load()
+            dataset = "web.model.atmos.mon" if entry == "atmos" else f"web.model.{entry}"
+            assert_same(zarr_of(srv, dataset), want)
+    # The reference sets were read from the HTTP server, their targets from the allowed folder.
+    refs = requests.get(f"{srv.url}/datasets/web.model.atmos.day/kerchunk.json", timeout=30).json()["refs"]
+    assert any(isinstance(r, list) and r[0].endswith("atmos_day.nc") for r in refs.values())

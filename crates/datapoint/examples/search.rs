@@ -5,8 +5,8 @@
 
 use std::{error::Error, path::PathBuf, sync::Arc};
 
-use cloudify_dataset::Limits;
 use cloudify_datapoint::{Client, DataSelection, ProductOptions, Search, Subset};
+use cloudify_dataset::Limits;
 use cloudify_open::Opener;
 use cloudify_store::Stores;
 

@@ -48,7 +48,8 @@ impl Http {
     }
 
     fn post_json(&self, url: &str, body: &Value) -> Result<Value> {
-        let request = self.agent.post(url).header("content-type", "application/json").header("accept", "application/json");
+        let request =
+            self.agent.post(url).header("content-type", "application/json").header("accept", "application/json");
         Self::read(url, request.send(body.to_string().as_bytes()))
     }
 
@@ -110,7 +111,8 @@ impl Client {
         let http = Http::new(timeout);
         let landing = http.get_json(&url)?;
         let href = |l: &Value| l["href"].as_str().map(str::to_owned);
-        let post = link(&landing, "search").find(|l| l["method"].as_str().is_some_and(|m| m.eq_ignore_ascii_case("POST")));
+        let post =
+            link(&landing, "search").find(|l| l["method"].as_str().is_some_and(|m| m.eq_ignore_ascii_case("POST")));
         let search = match post.and_then(href) {
             Some(href) => SearchEndpoint::Post(href),
             None => match link(&landing, "search").find_map(href) {
@@ -158,7 +160,11 @@ impl Client {
             };
             let text = |c: &Value, key: &str| c[key].as_str().unwrap_or_default().to_owned();
             found.extend(collections.iter().filter_map(|c| {
-                Some(Collection { id: c["id"].as_str()?.to_owned(), title: text(c, "title"), description: text(c, "description") })
+                Some(Collection {
+                    id: c["id"].as_str()?.to_owned(),
+                    title: text(c, "title"),
+                    description: text(c, "description"),
+                })
             }));
             let next = link(&page, "next").find_map(|l| l["href"].as_str().map(str::to_owned));
             match next {
@@ -204,7 +210,9 @@ fn query_string(body: &Value) -> String {
     };
     let value = |v: &Value| match v {
         Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned)).collect::<Vec<_>>().join(","),
+        Value::Array(items) => {
+            items.iter().map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned)).collect::<Vec<_>>().join(",")
+        }
         other => other.to_string(),
     };
     fields.iter().map(|(k, v)| format!("{}={}", encode(k), encode(&value(v)))).collect::<Vec<_>>().join("&")
@@ -419,7 +427,8 @@ impl Search {
 /// pystac-client's `query` terms as the STAC query extension's object:
 /// `["a=1", "b>=2"]` → `{"a": {"eq": 1}, "b": {"gte": 2}}`; numbers stay numbers.
 fn query_object(terms: &[String]) -> Result<Map<String, Value>> {
-    const OPERATORS: [(&str, &str); 6] = [(">=", "gte"), ("<=", "lte"), ("<>", "neq"), ("=", "eq"), (">", "gt"), ("<", "lt")];
+    const OPERATORS: [(&str, &str); 6] =
+        [(">=", "gte"), ("<=", "lte"), ("<>", "neq"), ("=", "eq"), (">", "gt"), ("<", "lt")];
     let mut query = Map::new();
     for term in terms {
         let found = OPERATORS

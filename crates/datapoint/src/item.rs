@@ -101,7 +101,11 @@ impl Item {
         if let Some(listed) = listed {
             return listed.iter().filter_map(Value::as_str).map(str::to_owned).collect();
         }
-        self.properties.get("cube:variables").and_then(Value::as_object).map(|v| v.keys().cloned().collect()).unwrap_or_default()
+        self.properties
+            .get("cube:variables")
+            .and_then(Value::as_object)
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// `units` or `variable_units`.
@@ -112,7 +116,9 @@ impl Item {
     /// A property, else a top-level field of the item (DataPoint looks only at the latter:
     /// here a property is found too).
     pub fn attribute(&self, name: &str) -> Option<&Value> {
-        self.properties.get(name).or_else(|| self.document.get(name).filter(|_| !["properties", "assets"].contains(&name)))
+        self.properties
+            .get(name)
+            .or_else(|| self.document.get(name).filter(|_| !["properties", "assets"].contains(&name)))
     }
 
     fn text(&self, key: &str) -> Option<&str> {

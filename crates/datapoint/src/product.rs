@@ -194,11 +194,19 @@ impl Item {
                 continue;
             };
             let href = resolve(href, self.self_href());
-            let open_kwargs =
-                options.asset_mapper.get(format.kwargs_field(), asset).and_then(Value::as_object).cloned().unwrap_or_default();
+            let open_kwargs = options
+                .asset_mapper
+                .get(format.kwargs_field(), asset)
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             let visibility = http.as_ref().map_or(Visibility::Unchecked, |http| visibility(http, &href, format));
             if visibility == Visibility::Unreachable && !options.show_unreachable {
-                tracing::warn!(product = format!("{}-{key}", self.id), href, "not reachable: skipped (show_unreachable keeps it)");
+                tracing::warn!(
+                    product = format!("{}-{key}", self.id),
+                    href,
+                    "not reachable: skipped (show_unreachable keeps it)"
+                );
                 continue;
             }
             products.push(Product {
@@ -263,7 +271,9 @@ impl Product {
             concat_dim: None,
             allow_targets: allow_targets.to_vec(),
         };
-        opener.open_as(&entry, format).map_err(|reason| Error::Product(format!("{} ({}): {reason}", self.id, self.href)))
+        opener
+            .open_as(&entry, format)
+            .map_err(|reason| Error::Product(format!("{} ({}): {reason}", self.id, self.href)))
     }
 }
 
@@ -321,7 +331,12 @@ impl Cluster {
         };
         found.ok_or_else(|| {
             let ids: Vec<&str> = self.products.iter().map(|p| p.id.as_str()).collect();
-            Error::Product(format!("no product {} of {}: there are [{}]", key.unwrap_or("at all"), self.item_id, ids.join(", ")))
+            Error::Product(format!(
+                "no product {} of {}: there are [{}]",
+                key.unwrap_or("at all"),
+                self.item_id,
+                ids.join(", ")
+            ))
         })
     }
 }
@@ -346,15 +361,27 @@ mod tests {
     fn cloud_types_come_from_the_label_then_the_key() {
         let none = Mapper::default();
         assert_eq!(identify_cloud_type("zstore", &json!({}), "cloud_format", &none), Some(CloudFormat::Zarr));
-        assert_eq!(identify_cloud_type("x", &json!({"cloud_format": "CFA"}), "cloud_format", &none), Some(CloudFormat::Cfa));
+        assert_eq!(
+            identify_cloud_type("x", &json!({"cloud_format": "CFA"}), "cloud_format", &none),
+            Some(CloudFormat::Cfa)
+        );
         // The field wins over the key, and names are compared exactly.
-        assert_eq!(identify_cloud_type("zstore", &json!({"cloud_format": "kerchunk"}), "cloud_format", &none), Some(CloudFormat::Kerchunk));
+        assert_eq!(
+            identify_cloud_type("zstore", &json!({"cloud_format": "kerchunk"}), "cloud_format", &none),
+            Some(CloudFormat::Kerchunk)
+        );
         assert_eq!(identify_cloud_type("zstore", &json!({"cloud_format": "Zarr"}), "cloud_format", &none), None);
-        assert_eq!(identify_cloud_type("data0001", &json!({"type": "application/netcdf"}), "cloud_format", &none), None);
+        assert_eq!(
+            identify_cloud_type("data0001", &json!({"type": "application/netcdf"}), "cloud_format", &none),
+            None
+        );
         // A renamed label, and one found through a mapper.
         assert_eq!(identify_cloud_type("a", &json!({"fmt": "zarr"}), "fmt", &none), Some(CloudFormat::Zarr));
         let mapper = Mapper::new([("cloud_format", "extra.format")]);
-        assert_eq!(identify_cloud_type("a", &json!({"extra": {"format": "kerchunk"}}), "cloud_format", &mapper), Some(CloudFormat::Kerchunk));
+        assert_eq!(
+            identify_cloud_type("a", &json!({"extra": {"format": "kerchunk"}}), "cloud_format", &mapper),
+            Some(CloudFormat::Kerchunk)
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ use cloudify_cf::{
     values::from_le_bytes,
     Decoding, Role, Selection, Selector,
 };
-use cloudify_dataset::{hyperslab, read_region, read_region_counted, DataType, DatasetMeta, SharedSource, VariableMeta};
+use cloudify_dataset::{
+    hyperslab, read_region, read_region_counted, DataType, DatasetMeta, SharedSource, VariableMeta,
+};
 use indexmap::IndexMap;
 
 use crate::{Error, Result, Search};
@@ -118,10 +120,15 @@ fn dimension_coordinate<'m>(meta: &'m DatasetMeta, dim: &str) -> Option<&'m Vari
 fn companions(meta: &DatasetMeta, name: &str) -> Vec<String> {
     let Some(var) = meta.variables.get(name) else { return Vec::new() };
     let text = |v: &VariableMeta, key: &str| v.attributes.get(key).and_then(|a| a.as_str()).map(str::to_owned);
-    let mut names: Vec<String> = var.dimensions.iter().filter(|d| dimension_coordinate(meta, d).is_some()).cloned().collect();
+    let mut names: Vec<String> =
+        var.dimensions.iter().filter(|d| dimension_coordinate(meta, d).is_some()).cloned().collect();
     names.extend(text(var, "coordinates").iter().flat_map(|c| c.split_whitespace().map(str::to_owned)));
     // A grid mapping is `crs` or `crs: lat lon`.
-    names.extend(text(var, "grid_mapping").iter().flat_map(|g| g.split_whitespace().next().map(|s| s.trim_end_matches(':').to_owned())));
+    names.extend(
+        text(var, "grid_mapping")
+            .iter()
+            .flat_map(|g| g.split_whitespace().next().map(|s| s.trim_end_matches(':').to_owned())),
+    );
     let bounds: Vec<String> =
         names.iter().filter_map(|n| meta.variables.get(n).and_then(|c| text(c, "bounds"))).collect();
     names.extend(bounds);
@@ -176,7 +183,12 @@ impl Subset {
 
         let mut selectors = Selection::from_query(selection.sel.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .map_err(|e| Error::Selection(e.to_string()))?;
-        let dims: Vec<String> = meta.dimensions.keys().filter(|d| kept.iter().any(|n| meta.variables[n].dimensions.contains(d))).cloned().collect();
+        let dims: Vec<String> = meta
+            .dimensions
+            .keys()
+            .filter(|d| kept.iter().any(|n| meta.variables[n].dimensions.contains(d)))
+            .cloned()
+            .collect();
         let role = |dim: &str| dimension_coordinate(&meta, dim).map_or(Role::Other, |c| role_of(dim, c));
         let find = |wanted: Role| dims.iter().find(|d| role(d) == wanted).cloned();
         if let Some([west, south, east, north]) = selection.bbox {
@@ -270,7 +282,13 @@ impl Subset {
             let chunks = &source.variables[name].chunks;
             for (start, count, _) in self.blocks(name) {
                 let touched: u64 = (0..start.len())
-                    .map(|d| if count[d] == 0 { 0 } else { (start[d] + count[d] - 1) / chunks[d] - start[d] / chunks[d] + 1 })
+                    .map(|d| {
+                        if count[d] == 0 {
+                            0
+                        } else {
+                            (start[d] + count[d] - 1) / chunks[d] - start[d] / chunks[d] + 1
+                        }
+                    })
                     .product();
                 total = total.saturating_add(touched);
             }
@@ -357,7 +375,7 @@ async fn positions(source: &SharedSource, meta: &DatasetMeta, dim: &str, selecto
 mod tests {
     use std::sync::Arc;
 
-    use cloudify_dataset::{demo_dataset, Source};
+    use cloudify_dataset::demo_dataset;
 
     use super::*;
 
@@ -383,7 +401,10 @@ mod tests {
         assert_eq!(selection.time, Some(TimeRange { start: Some("2000-01-01T00:00:00".to_owned()), end: None }));
         assert_eq!(TimeRange::parse("2000-01:2000-12").unwrap().end.as_deref(), Some("2000-12"));
         assert_eq!(TimeRange::parse("2000-01-01T06:00:").unwrap().start.as_deref(), Some("2000-01-01T06:00"));
-        assert_eq!(TimeRange::parse("2001").unwrap(), TimeRange { start: Some("2001".into()), end: Some("2001".into()) });
+        assert_eq!(
+            TimeRange::parse("2001").unwrap(),
+            TimeRange { start: Some("2001".into()), end: Some("2001".into()) }
+        );
     }
 
     #[tokio::test]
@@ -404,19 +425,26 @@ mod tests {
         assert_eq!(out.dimensions["time"], 2);
         assert_eq!(out.variables[&var].shape, [2, out.dimensions["lat"], out.dimensions["lon"]]);
         let ticks = std::sync::atomic::AtomicU64::new(0);
-        let arrays = subset.read(u64::MAX, &|| {
-            ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        })
-        .await
-        .unwrap();
+        let arrays = subset
+            .read(u64::MAX, &|| {
+                ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            })
+            .await
+            .unwrap();
         assert_eq!(ticks.into_inner(), subset.chunks().unwrap());
         // Every latitude kept is in the box, and they are the source's, in order.
         let lats = from_le_bytes(&arrays["lat"], lat.dtype);
         assert!(lats.iter().all(|&l| (0.0..=30.0).contains(&l)), "{lats:?}");
-        let all = from_le_bytes(&read_region(&*source, "lat", &[0], &meta.variables["lat"].shape, u64::MAX).await.unwrap(), lat.dtype);
+        let all = from_le_bytes(
+            &read_region(&*source, "lat", &[0], &meta.variables["lat"].shape, u64::MAX).await.unwrap(),
+            lat.dtype,
+        );
         let first = all.iter().position(|&l| l == lats[0]).unwrap();
         assert_eq!(&all[first..first + lats.len()], &lats[..]);
-        assert_eq!(arrays[&var].len() as u64, out.variables[&var].shape.iter().product::<u64>() * out.variables[&var].dtype.size() as u64);
+        assert_eq!(
+            arrays[&var].len() as u64,
+            out.variables[&var].shape.iter().product::<u64>() * out.variables[&var].dtype.size() as u64
+        );
     }
 
     #[tokio::test]

@@ -7,12 +7,20 @@
 //! (`reference::/…/x.parq`, `reference://` with `storage_options.fo`, or a `.json`/`.parq`
 //! path), a Zarr store, a NetCDF file. Paths are relative to the catalog file that names them
 //! (`{{CATALOG_DIR}}` in v1). Entries of other kinds are skipped with a warning.
+//!
+//! A catalog may be at a URL (HTTP, S3): what it names relative to itself is then at URLs too,
+//! and it may not name local files.
 
 use std::path::{Path, PathBuf};
 
+use cloudify_store::Stores;
 use serde_norway::Value;
+use url::Url;
 
 use crate::Entry;
+
+/// Catalog files larger than this are not read.
+const MAX_CATALOG_BYTES: u64 = 16 << 20;
 
 /// Catalog files nested deeper than this are not read (a cycle, or a hostile tree).
 const MAX_DEPTH: usize = 16;
@@ -42,11 +50,12 @@ struct Found {
     location: String,
 }
 
-/// The datasets of the catalog tree at `catalog.path`, with a warning per entry or file
-/// skipped.
-pub fn catalog_entries(catalog: &Catalog) -> (Vec<Entry>, Vec<String>) {
-    let mut walk = Walk::default();
-    walk.file(&catalog.path, "", 0);
+/// The datasets of the catalog tree at `catalog.path` (a path or a URL, read through
+/// `stores`), with a warning per entry or file skipped. Blocking: call it on a blocking thread
+/// of a tokio runtime (catalogs at URLs are read on the runtime).
+pub fn catalog_entries(catalog: &Catalog, stores: &Stores) -> (Vec<Entry>, Vec<String>) {
+    let mut walk = Walk { stores, found: Vec::new(), warnings: Vec::new(), visited: Vec::new() };
+    walk.file(&catalog.path.to_string_lossy(), "", 0);
     let patterns = |globs: &[String], warnings: &mut Vec<String>| -> Vec<glob::Pattern> {
         globs
             .iter()
@@ -71,36 +80,54 @@ pub fn catalog_entries(catalog: &Catalog) -> (Vec<Entry>, Vec<String>) {
     (entries, walk.warnings)
 }
 
-#[derive(Default)]
-struct Walk {
+struct Walk<'s> {
+    stores: &'s Stores,
     found: Vec<Found>,
     warnings: Vec<String>,
-    visited: Vec<PathBuf>,
+    /// Catalog files read (canonical paths, URLs).
+    visited: Vec<String>,
 }
 
-impl Walk {
-    /// The catalog file at `path`, its entries named under `name`.
-    fn file(&mut self, path: &Path, name: &str, depth: usize) {
-        let shown = path.display();
+/// The text of the catalog file at `location`.
+fn read(location: &str, stores: &Stores) -> Result<String, String> {
+    if !Stores::is_remote(location) {
+        return std::fs::read_to_string(location).map_err(|e| e.to_string());
+    }
+    let handle = tokio::runtime::Handle::current();
+    let size = handle.block_on(stores.stat(location)).map_err(|e| e.to_string())?.size;
+    if size > MAX_CATALOG_BYTES {
+        return Err(format!("over {MAX_CATALOG_BYTES} bytes: not a catalog"));
+    }
+    let bytes = handle.block_on(stores.read_range(location, 0, size)).map_err(|e| e.to_string())?;
+    String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())
+}
+
+impl Walk<'_> {
+    /// The catalog file at `location`, its entries named under `name`.
+    fn file(&mut self, location: &str, name: &str, depth: usize) {
         if depth > MAX_DEPTH {
-            self.warnings.push(format!("{shown}: catalogs nested deeper than {MAX_DEPTH}: not read"));
+            self.warnings.push(format!("{location}: catalogs nested deeper than {MAX_DEPTH}: not read"));
             return;
         }
-        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let real = if Stores::is_remote(location) {
+            location.to_owned()
+        } else {
+            std::fs::canonicalize(location).map_or_else(|_| location.to_owned(), |p| p.to_string_lossy().into_owned())
+        };
         if self.visited.contains(&real) {
-            self.warnings.push(format!("{shown}: already read (a cycle): not read again"));
+            self.warnings.push(format!("{location}: already read (a cycle): not read again"));
             return;
         }
         self.visited.push(real);
-        let text = match std::fs::read_to_string(path) {
+        let text = match read(location, self.stores) {
             Ok(text) => text,
-            Err(err) => return self.warnings.push(format!("{shown}: {err}")),
+            Err(err) => return self.warnings.push(format!("{location}: {err}")),
         };
         let doc: Value = match serde_norway::from_str(&text) {
             Ok(doc) => doc,
-            Err(err) => return self.warnings.push(format!("{shown}: {err}")),
+            Err(err) => return self.warnings.push(format!("{location}: {err}")),
         };
-        let folder = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        let folder = folder_of(location);
         if doc.get("version").and_then(Value::as_u64) == Some(2) || doc.get("entries").is_some() {
             self.version2(&doc, &folder, name, depth);
         } else if let Some(sources) = doc.get("sources").and_then(Value::as_mapping) {
@@ -109,16 +136,21 @@ impl Walk {
                 self.version1(source, &folder, &join(name, key), depth);
             }
         } else {
-            self.warnings.push(format!("{shown}: neither an intake v1 (sources) nor v2 (entries) catalog"));
+            self.warnings.push(format!("{location}: neither an intake v1 (sources) nor v2 (entries) catalog"));
         }
     }
 
+    /// `path` named by a catalog in `folder`, or a warning naming `id`.
+    fn resolve(&mut self, id: &str, folder: &str, path: &str) -> Option<String> {
+        relative_to(folder, path).map_err(|reason| self.warnings.push(format!("{id}: {reason}"))).ok()
+    }
+
     /// An intake v1 source: `driver` and `args`, `parameters` with `allowed` values.
-    fn version1(&mut self, source: &Value, folder: &Path, name: &str, depth: usize) {
+    fn version1(&mut self, source: &Value, folder: &str, name: &str, depth: usize) {
         let driver = source.get("driver").and_then(Value::as_str).unwrap_or_default();
         let args = source.get("args").cloned().unwrap_or(Value::Null);
         let parameters = parameters(source.get("parameters"), "allowed");
-        let catalog_dir = folder.to_string_lossy().into_owned();
+        let catalog_dir = folder.trim_end_matches('/').to_owned();
         for (suffix, values) in combinations(&parameters) {
             let fill = |text: &str| {
                 let mut out = jinja(text, "CATALOG_DIR", &catalog_dir);
@@ -131,7 +163,11 @@ impl Walk {
             match driver {
                 "yaml_file_cat" | "intake.catalog.local.YAMLFileCatalog" => {
                     match args.get("path").or_else(|| args.get("urlpath")).and_then(Value::as_str) {
-                        Some(path) => self.file(&relative_to(folder, &fill(path)), &id, depth + 1),
+                        Some(path) => {
+                            if let Some(location) = self.resolve(&id, folder, &fill(path)) {
+                                self.file(&location, &id, depth + 1);
+                            }
+                        }
                         None => self.warnings.push(format!("{id}: a nested catalog without a path")),
                     }
                 }
@@ -154,7 +190,7 @@ impl Walk {
 
     /// An intake v2 catalog: `data` descriptions referred to from `entries` as
     /// `{data(token)}`, user parameters on the catalog, the entries and the data.
-    fn version2(&mut self, doc: &Value, folder: &Path, name: &str, depth: usize) {
+    fn version2(&mut self, doc: &Value, folder: &str, name: &str, depth: usize) {
         let Some(entries) = doc.get("entries").and_then(Value::as_mapping) else { return };
         let catalog_parameters = parameters(doc.get("user_parameters"), "options");
         for (key, entry) in entries {
@@ -185,7 +221,11 @@ impl Walk {
                 let id = join(&id, &suffix);
                 if reader.ends_with(":YAMLCatalogReader") {
                     match url {
-                        Some(url) => self.file(&relative_to(folder, &url), &id, depth + 1),
+                        Some(url) => {
+                            if let Some(location) = self.resolve(&id, folder, &url) {
+                                self.file(&location, &id, depth + 1);
+                            }
+                        }
                         None => self.warnings.push(format!("{id}: a nested catalog without a url")),
                     }
                 } else if reader.ends_with(":XArrayDatasetReader") {
@@ -198,7 +238,7 @@ impl Walk {
     }
 
     /// A dataset entry at `url` (`fo`: a `reference://` set's file).
-    fn dataset(&mut self, id: &str, folder: &Path, url: Option<&str>, fo: Option<&str>) {
+    fn dataset(&mut self, id: &str, folder: &str, url: Option<&str>, fo: Option<&str>) {
         if self.found.len() >= MAX_ENTRIES {
             if self.found.len() == MAX_ENTRIES {
                 self.warnings.push(format!("more than {MAX_ENTRIES} datasets: the rest are not read"));
@@ -213,12 +253,9 @@ impl Walk {
         if location.contains("::") {
             return self.warnings.push(format!("{id}: chained URL {location:?} is not served"));
         }
-        let location = if location.contains("://") {
-            location.to_owned()
-        } else {
-            relative_to(folder, location).to_string_lossy().into_owned()
-        };
-        self.found.push(Found { id: id.to_owned(), location });
+        if let Some(location) = self.resolve(id, folder, location) {
+            self.found.push(Found { id: id.to_owned(), location });
+        }
     }
 }
 
@@ -230,11 +267,37 @@ fn join(name: &str, key: &str) -> String {
     }
 }
 
-/// `path` (absolute, or relative to `folder`) with `.` and `..` resolved lexically, as
-/// `{{CATALOG_DIR}}/../refs/x.json` means.
-fn relative_to(folder: &Path, path: &str) -> PathBuf {
+/// The folder of the catalog file at `location`: a path, or a URL ending in `/`.
+fn folder_of(location: &str) -> String {
+    if Stores::is_remote(location) {
+        return location.rfind('/').map_or_else(|| location.to_owned(), |at| location[..=at].to_owned());
+    }
+    Path::new(location).parent().unwrap_or(Path::new("")).to_string_lossy().into_owned()
+}
+
+/// `path` (absolute, a URL, or relative to `folder`) with `.` and `..` resolved lexically, as
+/// `{{CATALOG_DIR}}/../refs/x.json` means. A catalog at a URL names URLs only.
+///
+/// # Errors
+/// A local path (or `file://` URL) named by a catalog at a URL; a URL that does not parse.
+fn relative_to(folder: &str, path: &str) -> Result<String, String> {
+    if Stores::is_remote(folder) {
+        // An absolute path is a local file to intake (fsspec), whatever the catalog's place.
+        if path.starts_with('/') {
+            return Err(format!("{path}: a catalog at a URL names no local file"));
+        }
+        let base = Url::parse(folder).map_err(|e| format!("{folder}: {e}"))?;
+        let url = base.join(path).map_err(|e| format!("{path}: {e}"))?;
+        if !Stores::is_remote(url.as_str()) {
+            return Err(format!("{path}: a catalog at a URL names no local file"));
+        }
+        return Ok(url.to_string());
+    }
+    if path.contains("://") && !path.starts_with("file://") {
+        return Ok(path.to_owned());
+    }
     let path = path.strip_prefix("file://").unwrap_or(path);
-    let joined = if Path::new(path).is_absolute() { PathBuf::from(path) } else { folder.join(path) };
+    let joined = if Path::new(path).is_absolute() { PathBuf::from(path) } else { Path::new(folder).join(path) };
     let mut out = PathBuf::new();
     for part in joined.components() {
         match part {
@@ -245,7 +308,7 @@ fn relative_to(folder: &Path, path: &str) -> PathBuf {
             other => out.push(other),
         }
     }
-    out
+    Ok(out.to_string_lossy().into_owned())
 }
 
 /// `text` with Jinja's `{{ key }}` (any spacing) replaced by `value`.
@@ -335,7 +398,16 @@ mod tests {
     #[test]
     fn templates_and_parameters() {
         assert_eq!(jinja("{{ CATALOG_DIR }}/x/{{freq}}.json", "CATALOG_DIR", "/c"), "/c/x/{{freq}}.json");
-        assert_eq!(relative_to(Path::new("/c/model"), "../refs/./x.json"), Path::new("/c/refs/x.json"));
+        assert_eq!(relative_to("/c/model", "../refs/./x.json").unwrap(), "/c/refs/x.json");
+        assert_eq!(relative_to("/c/model", "file:///d/x.json").unwrap(), "/d/x.json");
+        assert_eq!(relative_to("/c/model", "s3://b/x.json").unwrap(), "s3://b/x.json");
+        // A catalog at a URL: relative paths are URLs, local ones are refused.
+        let folder = folder_of("https://h/cat/model/main.yaml");
+        assert_eq!(folder, "https://h/cat/model/");
+        assert_eq!(relative_to(&folder, "../refs/x.json").unwrap(), "https://h/cat/refs/x.json");
+        assert!(relative_to(&folder, "/data/top.yaml").unwrap_err().contains("no local file"));
+        assert_eq!(relative_to("s3://bucket/cat/", "sub/x.parq").unwrap(), "s3://bucket/cat/sub/x.parq");
+        assert!(relative_to(&folder, "file:///etc/passwd").unwrap_err().contains("no local file"));
         let params =
             vec![("freq".to_owned(), vec!["mon".to_owned(), "day".to_owned()]), ("v".to_owned(), vec!["1".to_owned()])];
         let combos = combinations(&params);
@@ -367,7 +439,8 @@ mod tests {
         )
         .unwrap();
         let catalog = Catalog { path: root.join("main.yaml"), prefix: "eerie.".to_owned(), ..Catalog::default() };
-        let (entries, warnings) = catalog_entries(&catalog);
+        let stores = Stores::new();
+        let (entries, warnings) = catalog_entries(&catalog, &stores);
         let found: Vec<(String, String)> =
             entries.iter().map(|e| (e.id.clone(), e.path.to_string_lossy().into_owned())).collect();
         let sub = root.join("sub");
@@ -382,6 +455,6 @@ mod tests {
         assert!(warnings.iter().any(|w| w.contains("cycle")), "{warnings:?}");
         assert!(warnings.iter().any(|w| w.contains("\"csv\"")), "{warnings:?}");
         let only = Catalog { include: vec!["*.day".to_owned()], ..catalog };
-        assert_eq!(catalog_entries(&only).0.len(), 1);
+        assert_eq!(catalog_entries(&only, &stores).0.len(), 1);
     }
 }

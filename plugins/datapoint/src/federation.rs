@@ -3,7 +3,6 @@
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
     sync::{atomic::AtomicBool, Arc, PoisonError, RwLock},
     time::Duration,
 };
@@ -55,9 +54,10 @@ impl Federation {
                 .formats
                 .iter()
                 .map(|label| match CloudFormat::from_label(label) {
-                    Some(CloudFormat::Cog) | None => {
-                        Err(format!("[[plugin.datapoint.sources]] {}: format '{label}' is not one of kerchunk, CFA, zarr", config.url))
-                    }
+                    Some(CloudFormat::Cog) | None => Err(format!(
+                        "[[plugin.datapoint.sources]] {}: format '{label}' is not one of kerchunk, CFA, zarr",
+                        config.url
+                    )),
                     Some(format) => Ok(format),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -71,7 +71,7 @@ impl Federation {
         }
         // Products are remote: the scan cache holds only what local files would need.
         let cache = std::env::temp_dir().join("cloudify-datapoint-scans");
-        let opener = Arc::new(Opener::new(PathBuf::from(cache), Arc::new(Stores::new()), Limits::default()));
+        let opener = Arc::new(Opener::new(cache, Arc::new(Stores::new()), Limits::default()));
         Ok(Self { peers, host, runtime, opener })
     }
 
@@ -92,9 +92,14 @@ impl Federation {
             match outcome {
                 Err(reason) if !was_failing => self.host.log(
                     LogLevel::Warn,
-                    &format!("datapoint source {} not searched (retried every {} s): {reason}", peer.config.url, peer.config.refresh_secs),
+                    &format!(
+                        "datapoint source {} not searched (retried every {} s): {reason}",
+                        peer.config.url, peer.config.refresh_secs
+                    ),
                 ),
-                Ok(()) if was_failing => self.host.log(LogLevel::Info, &format!("datapoint source {} answers again", peer.config.url)),
+                Ok(()) if was_failing => {
+                    self.host.log(LogLevel::Info, &format!("datapoint source {} answers again", peer.config.url))
+                }
                 _ => {}
             }
         }
@@ -126,7 +131,11 @@ impl Federation {
     /// The source of dataset `id`.
     pub(crate) fn get(&self, id: &str) -> Option<SharedSource> {
         self.peers.iter().find_map(|peer| {
-            peer.datasets.read().unwrap_or_else(PoisonError::into_inner).get(id).map(|served| Arc::clone(&served.source))
+            peer.datasets
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(id)
+                .map(|served| Arc::clone(&served.source))
         })
     }
 }

@@ -97,7 +97,8 @@ impl Peers {
         T: Send + 'static,
         F: std::future::Future<Output = Result<T, cloudify_dataset::Error>> + Send + 'static,
     {
-        let started = self.0.get(dataset).ok_or_else(|| not_found(dataset)).map(|source| self.0.runtime().spawn(read(source)));
+        let started =
+            self.0.get(dataset).ok_or_else(|| not_found(dataset)).map(|source| self.0.runtime().spawn(read(source)));
         async move {
             match started?.await {
                 Ok(read) => read.map_err(read_error),
