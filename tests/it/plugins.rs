@@ -22,13 +22,15 @@ fn app_and_dataset_routes_of_dynamic_plugins_answer() {
     assert_eq!(echo["x_test"], "yes");
 
     let plugins = server.get("/plugins").json();
-    for name in ["hello", "faulty", "diagnostics", "icechunk", "intake", "kerchunk", "plot", "stac", "zarr"] {
+    for name in
+        ["hello", "faulty", "datapoint", "diagnostics", "icechunk", "intake", "kerchunk", "plot", "stac", "zarr"]
+    {
         let file = plugins[name]["path"].as_str().unwrap();
         assert!(file.ends_with(".so") && !file.contains('/'), "a file name, not where it lies: {name}: {plugins}");
     }
     assert_eq!(plugins["faulty"]["version"], "9.9.9");
     assert_eq!(plugins["faulty"]["provides_datasets"], true);
-    assert!(plugins.get("hello_next").is_none() && plugins.as_object().unwrap().len() == 9, "{plugins}");
+    assert!(plugins.get("hello_next").is_none() && plugins.as_object().unwrap().len() == 10, "{plugins}");
 }
 
 #[test]
@@ -210,7 +212,7 @@ fn streamed_bodies_and_plugin_config_cross_the_boundary() {
 fn the_config_picks_which_plugins_load() {
     let server = Server::start(&[(
         "CLOUDIFY_PLUGINS__DISABLED",
-        "[diagnostics, hello, icechunk, intake, kerchunk, plot, stac, zarr]",
+        "[datapoint, diagnostics, hello, icechunk, intake, kerchunk, plot, stac, zarr]",
     )]);
     assert_eq!(server.get("/hello").status, 404);
     assert_eq!(server.get("/intake.yaml").status, 404);
