@@ -336,6 +336,27 @@ def test_cfa_nc_of_one_file_and_of_nothing(series, fragments, tmp_path):
     assert requests.get(f"{series.url}/datasets/nope/cfa.nc", timeout=30).status_code == 404
 
 
+def test_cfa_nc_answers_ranges_and_keeps_string_values(files, tmp_path):
+    """Strings with a fill value are written as values (schemathesis found a 500 on them), and
+    byte ranges are answered, as readers of remote NetCDF ask."""
+    srv = serve(tmp_path, [{"id": "strings", "path": str(files / "nc4_strings.nc")}])
+    try:
+        url = f"{srv.url}/datasets/strings/cfa.nc"
+        whole = requests.get(url, timeout=60)
+        assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes", whole.text
+        part = requests.get(url, headers={"Range": "bytes=4-99"}, timeout=60)
+        assert part.status_code == 206 and part.content == whole.content[4:100]
+        assert part.headers["content-range"] == f"bytes 4-99/{len(whole.content)}"
+        assert requests.get(url, headers={"Range": f"bytes={len(whole.content)}-"}, timeout=60).status_code == 416
+        (tmp_path / "strings.nc").write_bytes(whole.content)
+        with netCDF4.Dataset(tmp_path / "strings.nc") as got, netCDF4.Dataset(files / "nc4_strings.nc") as want:
+            for name in ["station_name", "sparse", "nofill"]:
+                assert list(got[name][:]) == list(want[name][:]), name
+            assert got["sparse"].getncattr("_FillValue") == "missing"
+    finally:
+        srv.stop()
+
+
 @pytest.mark.parametrize("relative", [False, True])
 def test_cfa_create_writes_what_cfapyx_and_the_server_read(fragments, tmp_path, relative):
     out = fragments / ("rel.nca" if relative else "abs.nca")

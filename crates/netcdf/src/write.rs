@@ -78,7 +78,12 @@ fn add_strings(file: &mut FileMut, name: &str, var: &VariableMeta, data: &[u8]) 
     let items = cloudify_dataset::strings::decode(data).map_err(|e| netcdf::Error::Str(e.to_string()))?;
     let mut nc = file.add_string_variable(name, &dims)?;
     for (key, value) in &var.attributes {
-        if let Some(value) = attribute(value) {
+        let value = match (key.as_str(), value) {
+            // A string variable's fill value is a string (NC_STRING), not text (NC_CHAR).
+            ("_FillValue", serde_json::Value::String(fill)) => Some(AttributeValue::Strs(vec![fill.clone()])),
+            _ => attribute(value),
+        };
+        if let Some(value) = value {
             nc.put_attribute(key, value)?;
         }
     }
