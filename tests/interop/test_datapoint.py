@@ -274,3 +274,22 @@ def requests_json(url):
 
     with urllib.request.urlopen(url, timeout=30) as response:
         return json.load(response)
+
+
+def test_a_parquet_reference_product_opens(sources, tmp_path):
+    """kerchunk parquet reference sets are products too, when the catalogue says so."""
+    toml = config(tmp_path / "cloudify.toml", {"tas-a": sources / "tas_a.nc"})
+    toml.write_text(toml.read_text() + '[plugin.stac.assets.reference_parquet]\ncloud_format = "kerchunk"\n')
+    srv = Server("--config", str(toml), cache_dir=str(tmp_path / "cache"))
+    try:
+        [item] = searched(f"{srv.url}/stac", "--id", "tas-a")
+        parquet = next(p for p in item["products"] if p["asset"] == "reference_parquet")
+        assert parquet["cloud_format"] == "kerchunk" and parquet["href"].endswith("/kerchunk.parq")
+        out = tmp_path / "parquet.nc"
+        datapoint("get", parquet["product"], "--var", "tas", "--time", "2002", "-o", out)
+        expected = xr.open_dataset(sources / "tas_a.nc").sel(time=slice("2002", "2002"))
+        with xr.open_dataset(out) as got:
+            assert got.sizes["time"] == 12
+            assert_same(got, expected, ["tas", "time", "lat", "lon"])
+    finally:
+        srv.stop()
