@@ -474,6 +474,73 @@ mod tests {
         assert_eq!(get, "collections=c&bbox=-10.0%2C40.0%2C10.0%2C60.0&datetime=2000%2F2001&limit=5");
     }
 
+    /// A STAC API on 127.0.0.1 answering every request with `answer(path)`, for as many
+    /// requests as the test makes.
+    fn hostile_api(answer: fn(&str, &str) -> String) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let own = base.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = std::io::BufReader::new(&stream);
+                let mut line = String::new();
+                let _ = std::io::BufRead::read_line(&mut reader, &mut line);
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let mut header = String::new();
+                let mut length = 0;
+                while std::io::BufRead::read_line(&mut reader, &mut header).is_ok_and(|n| n > 2) {
+                    if let Some(n) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = n.trim().parse().unwrap_or(0);
+                    }
+                    header.clear();
+                }
+                let mut body = vec![0; length];
+                let _ = std::io::Read::read_exact(&mut reader, &mut body);
+                let text = answer(&own, &path);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+                let _ = std::io::Write::write_all(&mut &stream, reply.as_bytes());
+            }
+        });
+        base
+    }
+
+    fn landing(base: &str) -> String {
+        json!({"links": [{"rel": "search", "href": format!("{base}/search"), "method": "POST"}]}).to_string()
+    }
+
+    #[test]
+    fn a_next_link_that_never_ends_ends_the_search() {
+        // Every page names itself as the next one, with the same body.
+        let base = hostile_api(|base, path| {
+            match path {
+            "/" => landing(base),
+            _ => json!({"features": [{"id": "a"}], "links": [{"rel": "next", "href": format!("{base}/search"), "method": "POST", "body": {}}]})
+                .to_string(),
+        }
+        });
+        let client = Client::open(&base).unwrap();
+        let ids: Vec<String> = client.search(&Search::new()).unwrap().map(|item| item.unwrap().id).collect();
+        assert_eq!(ids, ["a"], "a next page asked exactly as the last one is not asked");
+    }
+
+    #[test]
+    fn answers_that_are_not_stac_are_errors() {
+        let base = hostile_api(|base, path| match path {
+            "/" => landing(base),
+            _ => json!({"features": [{"no": "id"}]}).to_string(),
+        });
+        let client = Client::open(&base).unwrap();
+        let first = client.search(&Search::new()).unwrap().next().unwrap();
+        assert!(first.unwrap_err().to_string().contains("without an 'id'"));
+        let not_json = hostile_api(|_, _| "<html>".to_owned());
+        assert!(Client::open(&not_json).err().unwrap().to_string().contains("not JSON"));
+        let no_search = hostile_api(|_, _| "{}".to_owned());
+        assert!(Client::open(&no_search).err().unwrap().to_string().contains("no rel=search"));
+    }
+
     #[test]
     fn next_bodies_merge_when_asked() {
         assert_eq!(merged(&json!({"a": 1, "token": "x"}), &json!({"token": "y"})), json!({"a": 1, "token": "y"}));
