@@ -14,6 +14,8 @@ for package in gcc pkg-config libnetcdf-dev libhdf5-dev; do
 done
 if [ "${1:-}" = "--python" ]; then
   python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv python3-pip)
+  # The browser the web plugin's page tests drive (through Playwright, which downloads none).
+  installed chromium || packages+=(chromium)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""

@@ -150,6 +150,14 @@ pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerC
             provides_datasets: plugin.provides_datasets,
         });
     }
+    let plugin_page = taken.contains(&("GET".to_owned(), route_shape(routes::DATASET_PAGES[0])));
+    for path in routes::DATASET_PAGES {
+        if taken.insert(("GET".to_owned(), route_shape(path))) {
+            let (answer, doc) = routes::dataset_page(path, plugin_page);
+            router = router.route(path, answer);
+            docs.push(doc);
+        }
+    }
     for warning in &warnings {
         tracing::warn!("{warning}");
     }

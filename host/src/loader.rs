@@ -109,6 +109,8 @@ fn static_plugins() -> Vec<PluginModRef> {
     modules.push(cloudify_plot_plugin::plugin_module());
     #[cfg(feature = "static-stac")]
     modules.push(cloudify_stac_plugin::plugin_module());
+    #[cfg(feature = "static-web")]
+    modules.push(cloudify_web_plugin::plugin_module());
     #[cfg(feature = "static-zarr")]
     modules.push(cloudify_zarr_plugin::plugin_module());
     modules

@@ -23,14 +23,14 @@ fn app_and_dataset_routes_of_dynamic_plugins_answer() {
 
     let plugins = server.get("/plugins").json();
     for name in
-        ["hello", "faulty", "datapoint", "diagnostics", "icechunk", "intake", "kerchunk", "plot", "stac", "zarr"]
+        ["hello", "faulty", "datapoint", "diagnostics", "icechunk", "intake", "kerchunk", "plot", "stac", "web", "zarr"]
     {
         let file = plugins[name]["path"].as_str().unwrap();
         assert!(file.ends_with(".so") && !file.contains('/'), "a file name, not where it lies: {name}: {plugins}");
     }
     assert_eq!(plugins["faulty"]["version"], "9.9.9");
     assert_eq!(plugins["faulty"]["provides_datasets"], true);
-    assert!(plugins.get("hello_next").is_none() && plugins.as_object().unwrap().len() == 10, "{plugins}");
+    assert!(plugins.get("hello_next").is_none() && plugins.as_object().unwrap().len() == 11, "{plugins}");
 }
 
 #[test]
@@ -212,7 +212,7 @@ fn streamed_bodies_and_plugin_config_cross_the_boundary() {
 fn the_config_picks_which_plugins_load() {
     let server = Server::start(&[(
         "CLOUDIFY_PLUGINS__DISABLED",
-        "[datapoint, diagnostics, hello, icechunk, intake, kerchunk, plot, stac, zarr]",
+        "[datapoint, diagnostics, hello, icechunk, intake, kerchunk, plot, stac, web, zarr]",
     )]);
     assert_eq!(server.get("/hello").status, 404);
     assert_eq!(server.get("/intake.yaml").status, 404);
@@ -266,4 +266,27 @@ fn a_plugin_built_against_the_sdk_of_the_last_bump_loads() {
     let server = Server::start_with(&crate::util::cloudify_bin(), &["--plugin-dir", &dir], &[]);
     assert!(server.get("/plugins").json().as_object().unwrap().contains_key("hello"), "{}", server.log());
     assert_eq!(server.get("/hello").status, 200);
+}
+
+#[test]
+fn the_web_plugin_serves_the_dataset_page_and_the_host_its_summary_without_it() {
+    let with_web = Server::start(&[]);
+    let catalogue = with_web.get("/");
+    assert!(catalogue.content_type.starts_with("text/html") && catalogue.text().contains(">demo</a>"));
+    let page = with_web.get("/datasets/demo/");
+    assert!(page.text().contains("id=\"code-zarr\""), "{}", page.text());
+    // Without the slash: redirected to the page (the client follows it).
+    assert!(with_web.get("/datasets/demo").text().contains("id=\"code-zarr\""));
+    let spec = with_web.get("/openapi.json").json();
+    assert_eq!(spec["paths"]["/datasets/{id}/"]["get"]["tags"], json!(["web"]));
+    assert_eq!(spec["paths"]["/datasets/{id}"]["get"]["tags"], json!(["cloudify"]));
+
+    let without = Server::start(&[("CLOUDIFY_PLUGINS__DISABLED", "[web]")]);
+    assert!(without.get("/plugins").json().get("web").is_none());
+    for path in ["/datasets/demo/", "/datasets/demo"] {
+        let summary = without.get(path);
+        assert_eq!(summary.status, 200, "{path}");
+        assert!(summary.text().contains("&lt;xarray.Dataset&gt; demo"), "{path}");
+    }
+    assert_eq!(without.get("/").status, 404);
 }

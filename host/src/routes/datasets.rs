@@ -5,7 +5,7 @@ use std::{fmt::Write as _, sync::Arc};
 use axum::{
     extract::{FromRequestParts, Path, State},
     http::request::Parts,
-    response::Html,
+    response::{Html, Redirect},
     Json,
 };
 use cloudify_dataset::{DatasetMeta, VariableMeta};
@@ -123,4 +123,12 @@ pub(crate) async fn html(State(state): State<AppState>, DatasetId(id): DatasetId
         data_rows = variable_rows(&meta, &data_vars),
         attrs = attribute_list(&meta.attributes),
     )))
+}
+
+/// `GET /datasets/{id}` where a plugin serves the page at `/datasets/{id}/`: there, with a
+/// relative `Location` (the page's own relative links need the slash).
+pub(crate) async fn to_page(State(state): State<AppState>, DatasetId(id): DatasetId) -> Result<Redirect, AppError> {
+    metadata(&state, &id)?;
+    let segment = percent_encoding::utf8_percent_encode(&id, percent_encoding::NON_ALPHANUMERIC);
+    Ok(Redirect::permanent(&format!("{segment}/")))
 }

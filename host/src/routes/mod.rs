@@ -11,8 +11,6 @@ use crate::{app::AppState, openapi::RouteDoc};
 /// (path, summary, content type) of every built-in `GET` route.
 const BUILT_IN: &[(&str, &str, &str)] = &[
     ("/datasets", "List dataset ids", "application/json"),
-    ("/datasets/{id}", "HTML summary of a dataset", "text/html"),
-    ("/datasets/{id}/", "HTML summary of a dataset", "text/html"),
     ("/datasets/{id}/keys", "Variable names of a dataset", "application/json"),
     ("/datasets/{id}/dict", "Dataset schema as xarray's to_dict(data=False)", "application/json"),
     ("/datasets/{id}/info", "Dimensions, variables and attributes of a dataset", "application/json"),
@@ -28,27 +26,40 @@ const BUILT_IN: &[(&str, &str, &str)] = &[
     ("/ready", "Readiness: 200 once every configured dataset is open, 503 before", "application/json"),
 ];
 
+/// The dataset's page, with and without the slash. A plugin may mount its own (the web
+/// plugin does); the host mounts the built-in summary only where none did.
+pub(crate) const DATASET_PAGES: [&str; 2] = ["/datasets/{id}/", "/datasets/{id}"];
+
+fn doc(path: &str, summary: &str, content_type: &str) -> RouteDoc {
+    RouteDoc {
+        method: "GET".to_owned(),
+        path: path.to_owned(),
+        summary: summary.to_owned(),
+        content_type: content_type.to_owned(),
+        tag: "cloudify".to_owned(),
+        operation: None,
+    }
+}
+
 /// The documentation entries of the built-in routes.
 pub(crate) fn docs() -> Vec<RouteDoc> {
-    BUILT_IN
-        .iter()
-        .map(|(path, summary, content_type)| RouteDoc {
-            method: "GET".to_owned(),
-            path: (*path).to_owned(),
-            summary: (*summary).to_owned(),
-            content_type: (*content_type).to_owned(),
-            tag: "cloudify".to_owned(),
-            operation: None,
-        })
-        .collect()
+    BUILT_IN.iter().map(|(path, summary, content_type)| doc(path, summary, content_type)).collect()
+}
+
+/// The built-in answer at dataset page `path` and its documentation: the HTML summary, or,
+/// without the slash where a plugin serves the page, a redirect to it.
+pub(crate) fn dataset_page(path: &str, plugin_page: bool) -> (axum::routing::MethodRouter<AppState>, RouteDoc) {
+    if plugin_page {
+        (get(datasets::to_page), doc(path, "Redirect to the dataset's page", "text/html"))
+    } else {
+        (get(datasets::html), doc(path, "HTML summary of a dataset", "text/html"))
+    }
 }
 
 /// The built-in routes (`GET` routes answer `HEAD` too).
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/datasets", get(datasets::list))
-        .route("/datasets/{id}", get(datasets::html))
-        .route("/datasets/{id}/", get(datasets::html))
         .route("/datasets/{id}/keys", get(datasets::keys))
         .route("/datasets/{id}/dict", get(datasets::dict))
         .route("/datasets/{id}/info", get(datasets::info))

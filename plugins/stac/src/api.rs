@@ -15,12 +15,13 @@ use crate::{
 };
 
 /// Conformance classes of the STAC API (1.0.0) this plugin implements.
-const CONFORMANCE: [&str; 8] = [
+const CONFORMANCE: [&str; 9] = [
     "https://api.stacspec.org/v1.0.0/core",
     "https://api.stacspec.org/v1.0.0/collections",
     "https://api.stacspec.org/v1.0.0/ogcapi-features",
     "https://api.stacspec.org/v1.0.0/item-search",
     "https://api.stacspec.org/v1.0.0/item-search#query",
+    "https://api.stacspec.org/v1.0.0-rc.1/item-search#free-text",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
@@ -49,6 +50,26 @@ pub(crate) struct StacService {
     facts: moka::sync::Cache<String, (Option<i64>, Arc<Facts>)>,
     /// Items by dataset and tree, built with [`BASE_PLACEHOLDER`] for the base URL.
     items: moka::sync::Cache<(String, Tree), (Option<i64>, Arc<Value>)>,
+    /// What free text searches in, by dataset ([`searchable_text`]).
+    texts: moka::sync::Cache<String, Arc<str>>,
+}
+
+/// What free text (`q`) searches in, lower case: the id, the global attributes, and each
+/// variable's name and text attributes (`long_name`, `standard_name`, `units`, ...).
+fn searchable_text(meta: &cloudify_sdk::meta::DatasetMeta) -> String {
+    let mut text = meta.id.clone();
+    let strings = |attrs: &serde_json::Map<String, Value>| {
+        attrs.values().filter_map(Value::as_str).map(str::to_owned).collect::<Vec<_>>().join("\n")
+    };
+    text.push('\n');
+    text.push_str(&strings(&meta.attributes));
+    for (name, var) in &meta.variables {
+        text.push('\n');
+        text.push_str(name);
+        text.push('\n');
+        text.push_str(&strings(&var.attributes));
+    }
+    text.to_lowercase()
 }
 
 fn geojson(status: u16, value: &Value) -> Response {
@@ -147,7 +168,12 @@ impl StacService {
             .max_capacity(ITEM_CACHE_BYTES)
             .time_to_live(ITEM_TTL)
             .build();
-        Self { config, facts, items }
+        let texts = moka::sync::Cache::builder()
+            .weigher(|_key, text: &Arc<str>| u32::try_from(text.len()).unwrap_or(u32::MAX))
+            .max_capacity(ITEM_CACHE_BYTES)
+            .time_to_live(ITEM_TTL)
+            .build();
+        Self { config, facts, items, texts }
     }
 
     fn base_url(&self, req: &Request) -> String {
@@ -242,6 +268,15 @@ impl StacService {
         Some(item)
     }
 
+    /// The searchable text of `item`'s dataset, kept as long as items are.
+    fn text(&self, host: &Host, item: &Value) -> Arc<str> {
+        let id = item["id"].as_str().unwrap_or_default();
+        self.texts.get_with(id.to_owned(), || match host.metadata(id) {
+            Ok(meta) => Arc::from(searchable_text(&meta)),
+            Err(_) => Arc::from(id.to_lowercase()),
+        })
+    }
+
     /// The items of every dataset, in dataset order.
     async fn all_items(&self, host: &Host, tree: Tree) -> Vec<Arc<Value>> {
         let ids = host.datasets();
@@ -299,12 +334,12 @@ impl StacService {
     }
 
     /// `GET /stac`: the landing page.
-    pub(crate) fn landing(&self, req: &Request) -> Response {
+    pub(crate) fn landing(&self, host: &Host, req: &Request) -> Response {
         let base = self.base_url(req);
         let catalog = &self.config.profile.catalog;
         let cid = segment(self.collection_id());
         let root = format!("{base}/stac");
-        let landing = json!({
+        let mut landing = json!({
             "type": "Catalog",
             "stac_version": STAC_VERSION,
             "id": catalog.id,
@@ -322,6 +357,11 @@ impl StacService {
                 {"rel": "service-desc", "href": format!("{base}/openapi.json"), "type": "application/vnd.oai.openapi+json;version=3.1"},
             ],
         });
+        if host.plugins().iter().any(|name| name == "web") {
+            if let Some(links) = landing["links"].as_array_mut() {
+                links.push(json!({"rel": "service-doc", "href": format!("{base}/docs"), "type": "text/html"}));
+            }
+        }
         Response::json(200, &landing)
     }
 
@@ -423,7 +463,8 @@ impl StacService {
         };
         let base = self.base_url(req);
         let matched: Vec<Arc<Value>> = if filter.wants_collection(self.collection_id()) {
-            self.all_items(host, Tree::Api).await.into_iter().filter(|item| filter.matches(item)).collect()
+            let items = self.all_items(host, Tree::Api).await.into_iter().filter(|item| filter.matches(item));
+            items.filter(|item| !filter.has_text() || filter.matches_text(&self.text(host, item))).collect()
         } else {
             Vec::new()
         };
@@ -479,6 +520,13 @@ fn query_string(search: &Search) -> String {
     }
     if let Some(query) = &search.query {
         pairs.push(("query", Value::Object(query.clone()).to_string()));
+    }
+    if let Some(q) = &search.q {
+        let terms = q.as_array().map_or_else(
+            || q.as_str().unwrap_or_default().to_owned(),
+            |terms| terms.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+        );
+        pairs.push(("q", terms));
     }
     if let Some(limit) = search.limit {
         pairs.push(("limit", limit.to_string()));

@@ -43,6 +43,7 @@ const SEARCH_OPERATION: &str = r#"{
     {"name": "ids", "in": "query", "required": false, "schema": {"type": "string"}},
     {"name": "collections", "in": "query", "required": false, "schema": {"type": "string"}},
     {"name": "query", "in": "query", "required": false, "schema": {"type": "string"}, "example": "{\"variables\":{\"eq\":\"tas\"}}"},
+    {"name": "q", "in": "query", "required": false, "schema": {"type": "string"}, "example": "air temperature,precipitation", "description": "Free text: comma-separated terms, any may match; a term matches datasets whose id, attributes or variables (names, long and standard names, units) hold each of its words"},
     {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1}, "description": "Items per page, at most 10,000 (more is lowered to it)"},
     {"name": "token", "in": "query", "required": false, "schema": {"type": "string", "pattern": "^next:[0-9]+$"}, "description": "Paging token from a next link"}
   ],
@@ -83,9 +84,9 @@ fn init(host: Host) -> Result<Plugin, String> {
                 .content_type("application/json"),
         )
         .route(
-            Route::get(Scope::App, "/stac", move |_host, req| {
+            Route::get(Scope::App, "/stac", move |host, req| {
                 let service = Arc::clone(&landing);
-                async move { service.landing(&req) }
+                async move { service.landing(&host, &req) }
             })
             .summary("STAC API landing page")
             .content_type("application/json"),

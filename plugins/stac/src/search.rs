@@ -28,6 +28,9 @@ pub(crate) struct Search {
     pub limit: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<Map<String, Value>>,
+    /// Free text (the free-text extension): a string of comma-separated terms, or a list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<Value>,
     /// Where the page starts: `next:{offset}`, from a `next` link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
@@ -49,8 +52,19 @@ impl Search {
     /// # Errors
     /// A message naming the bad parameter.
     pub(crate) fn from_query(query: &str) -> Result<Self, String> {
-        const PARAMETERS: [&str; 10] =
-            ["bbox", "intersects", "datetime", "ids", "collections", "limit", "query", "token", "sortby", "fields"];
+        const PARAMETERS: [&str; 11] = [
+            "bbox",
+            "intersects",
+            "datetime",
+            "ids",
+            "collections",
+            "limit",
+            "query",
+            "q",
+            "token",
+            "sortby",
+            "fields",
+        ];
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(query).map_err(|err| format!("query string: {err}"))?;
         let mut search = Self::default();
@@ -75,6 +89,7 @@ impl Search {
                     search.limit = Some(value.parse().map_err(|_| format!("limit '{value}' is not a whole number"))?)
                 }
                 "query" => search.query = Some(serde_json::from_str(&value).map_err(|err| format!("query: {err}"))?),
+                "q" => search.q = Some(Value::String(value)),
                 "token" => search.token = Some(value),
                 "sortby" | "fields" => {}
                 "filter" | "filter-lang" => return Err("CQL2 filter is not supported: use query".to_owned()),
@@ -162,6 +177,7 @@ impl Search {
             }
         }
         Ok(Filter {
+            terms: self.q.as_ref().map(free_text).transpose()?.unwrap_or_default(),
             bbox,
             intersects,
             datetime,
@@ -170,6 +186,23 @@ impl Search {
             query: self.query.clone().unwrap_or_default(),
         })
     }
+}
+
+/// The terms of free text `q`: any term may match (commas separate terms, as the free-text
+/// extension's basic search has them), and a term matches text holding each of its words.
+fn free_text(q: &Value) -> Result<Vec<Vec<String>>, String> {
+    let texts: Vec<&str> = match q {
+        Value::String(text) => text.split(',').collect(),
+        Value::Array(terms) => {
+            terms.iter().map(|t| t.as_str().ok_or("q: a list of strings")).collect::<Result<_, _>>()?
+        }
+        _ => return Err("q must be a string or a list of strings".to_owned()),
+    };
+    Ok(texts
+        .into_iter()
+        .map(|term| term.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>())
+        .filter(|words| !words.is_empty())
+        .collect())
 }
 
 const OPERATORS: [&str; 10] = ["eq", "neq", "lt", "lte", "gt", "gte", "startsWith", "endsWith", "contains", "in"];
@@ -198,6 +231,8 @@ fn interval(text: &str) -> Result<(Option<Instant>, Option<Instant>), String> {
 /// A search ready to test items.
 #[derive(Debug)]
 pub(crate) struct Filter {
+    /// Free-text terms, lower case: any of them, each with all of its words.
+    terms: Vec<Vec<String>>,
     bbox: Option<[f64; 4]>,
     intersects: Option<geo::Geometry<f64>>,
     datetime: Option<(Option<Instant>, Option<Instant>)>,
@@ -257,6 +292,16 @@ fn satisfies(value: &Value, op: &str, operand: &Value) -> bool {
 }
 
 impl Filter {
+    /// Whether the search has free text, which [`Filter::matches_text`] tests.
+    pub(crate) fn has_text(&self) -> bool {
+        !self.terms.is_empty()
+    }
+
+    /// Whether `text` (a dataset's searchable text, lower case) matches the free text.
+    pub(crate) fn matches_text(&self, text: &str) -> bool {
+        self.terms.is_empty() || self.terms.iter().any(|words| words.iter().all(|word| text.contains(word.as_str())))
+    }
+
     /// Whether collection `id` may hold matches.
     pub(crate) fn wants_collection(&self, id: &str) -> bool {
         self.collections.as_ref().is_none_or(|wanted| wanted.iter().any(|c| c == id))
@@ -407,6 +452,21 @@ mod tests {
         assert!(Search::from_query("token=abc").unwrap().offset().is_err());
     }
 
+    #[test]
+    fn free_text_terms_are_alternatives_of_words_all_present() {
+        let text = "tos_pacific\nsea surface temperature\ntos\nsea_surface_temperature\ndegc";
+        let matches = |query: &str| Search::from_query(query).unwrap().filter().unwrap().matches_text(text);
+        assert!(matches("q=SEA_SURFACE_TEMPERATURE"));
+        assert!(matches("q=surface+temperature"), "words in any order");
+        assert!(!matches("q=surface+precipitation"), "every word of a term");
+        assert!(matches("q=precipitation,pacific"), "any term");
+        assert!(matches("q=+,+"), "blank terms constrain nothing");
+        let listed: Search = serde_json::from_value(json!({"q": ["rain", "tos"]})).unwrap();
+        assert!(listed.filter().unwrap().matches_text(text));
+        let wrong: Search = serde_json::from_value(json!({"q": 3})).unwrap();
+        assert!(wrong.filter().unwrap_err().contains("q must be"));
+    }
+
     /// Fuzz target (`cargo bolero test -p cloudify-plugin-stac fuzz_search_parameters`): any
     /// query string or POST body is a search or a 400 message, never a panic.
     #[test]
@@ -418,7 +478,7 @@ mod tests {
             for search in [Search::from_query(query), Search::from_body(body)].into_iter().flatten() {
                 let _ = (search.page_size(), search.offset());
                 if let Ok(filter) = search.filter() {
-                    let _ = filter.matches(&item);
+                    let _ = (filter.matches(&item), filter.matches_text("x tas"));
                 }
             }
         });
