@@ -1,6 +1,6 @@
 """The web plugin's pages as a person uses them: Debian's Chromium driven by Playwright.
 
-Each step writes a screenshot to tests/interop/output/web/ (CLOUDIFY_WEB_SCREENSHOTS=docs
+Each step writes a screenshot to tests/interop/output/web/ (UPDATE_README_SCREENSHOTS=1
 also refreshes the README's pictures in docs/screenshots/). The searches the page makes are
 compared with pystac-client's (and the STAC API's own answer for free text, which
 pystac-client does not send); the snippet copied from a dataset page is run and its values
@@ -88,10 +88,10 @@ def shot(page, name):
     when asked)."""
     path = OUT / f"{name}.png"
     page.screenshot(path=path, full_page=True)
-    if os.environ.get("CLOUDIFY_WEB_SCREENSHOTS") == "docs" and name in ("01-catalogue", "05-dataset"):
+    if os.environ.get("UPDATE_README_SCREENSHOTS") == "1" and name in ("01-catalogue", "05-dataset"):
         target = REPO / "docs/screenshots"
         target.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=target / f"{name[3:]}.png")
+        page.screenshot(path=target / f"{name[3:]}.png", full_page=True)
     return path
 
 

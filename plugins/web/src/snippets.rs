@@ -150,7 +150,13 @@ pub(crate) fn section(cx: &Context<'_>) -> String {
         "<section aria-labelledby=\"open\"><h2 id=\"open\">Open it</h2>\
          <p id=\"copied\" class=\"note\" role=\"status\" aria-live=\"polite\"></p><div class=\"snippets\">",
     );
-    for snippet in snippets(cx) {
+    let all = snippets(cx);
+    let others = all.len().saturating_sub(1);
+    for (position, snippet) in all.into_iter().enumerate() {
+        // The first way is shown; the others fold away under it.
+        if position == 1 {
+            let _ = write!(html, "<details><summary>{others} more ways to open it</summary>");
+        }
         let id = format!("code-{}", snippet.key);
         let _ = write!(
             html,
@@ -162,6 +168,9 @@ pub(crate) fn section(cx: &Context<'_>) -> String {
             language = snippet.language,
             code = text(&snippet.code),
         );
+    }
+    if others > 0 {
+        html.push_str("</details>");
     }
     html.push_str("</div></section>");
     html
