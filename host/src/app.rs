@@ -36,6 +36,7 @@ use crate::{
     openapi::{self, RouteDoc},
     registry::Registry,
     routes,
+    usage::Usage,
 };
 
 /// What a loaded plugin looks like from `/plugins` and `/versions`.
@@ -66,6 +67,8 @@ pub struct AppState {
     pub openapi: Arc<String>,
     /// How base URLs are decided (links in generated files).
     pub links: Arc<Links>,
+    /// Requests and bytes per day, dataset and endpoint; `None` when turned off.
+    pub usage: Option<Arc<Usage>>,
 }
 
 /// The router, and the problems found while building it (one line each).
@@ -76,8 +79,15 @@ pub struct App {
     pub warnings: Vec<String>,
 }
 
-/// Builds the router over `registry` with the routes of `plugins`, whose links follow `links`.
-pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerConfig, links: Links) -> App {
+/// Builds the router over `registry` with the routes of `plugins`, whose links follow `links`,
+/// counting answers in `usage`.
+pub fn app(
+    registry: Arc<Registry>,
+    plugins: Vec<LoadedPlugin>,
+    server: &ServerConfig,
+    links: Links,
+    usage: Option<Arc<Usage>>,
+) -> App {
     let links = Arc::new(links);
     let mut docs = routes::docs();
     let mut taken: HashSet<(String, String)> = docs.iter().map(|d| (d.method.clone(), route_shape(&d.path))).collect();
@@ -163,7 +173,8 @@ pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerC
     }
     let openapi = openapi::document(&docs).to_json().unwrap_or_else(|_| "{}".to_owned());
     let state_auth = registry.auth();
-    let state = AppState { registry, plugins: Arc::new(infos), openapi: Arc::new(openapi), links };
+    let state =
+        AppState { registry, plugins: Arc::new(infos), openapi: Arc::new(openapi), links, usage: usage.clone() };
     let router = router.fallback(fallback).with_state(state).layer(axum::middleware::from_fn(refuse_own_requests));
     let router = match state_auth {
         Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, crate::auth::guard)),
@@ -172,7 +183,13 @@ pub fn app(registry: Arc<Registry>, plugins: Vec<LoadedPlugin>, server: &ServerC
     let router = router
         .layer(axum::middleware::from_fn(crate::budget::hold_reads))
         .layer(CatchPanicLayer::custom(|_| json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")))
-        .layer(axum::middleware::from_fn_with_state(Arc::new(Admission::new(server)), admit))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(Admission::new(server)), admit));
+    // Counted outside admission: its refusals are answers too.
+    let router = match usage {
+        Some(usage) => router.layer(axum::middleware::from_fn_with_state(usage, crate::usage::count)),
+        None => router,
+    };
+    let router = router
         .layer(cors(&server.cors_allow_origins))
         // One structured line per request (status, latency) inside a span naming the request,
         // its id and the route it matched.
@@ -382,7 +399,7 @@ mod tests {
         let registry = Registry::new(1 << 20, 1 << 20);
         registry.insert("demo", Arc::new(cloudify_dataset::demo_dataset("demo").unwrap()));
         let server = ServerConfig::default();
-        app(Arc::new(registry), Vec::new(), &server, Links::new(&server, "127.0.0.1:9000").unwrap()).router
+        app(Arc::new(registry), Vec::new(), &server, Links::new(&server, "127.0.0.1:9000").unwrap(), None).router
     }
 
     async fn call(method: &str, path: &str) -> (StatusCode, Vec<u8>) {

@@ -77,6 +77,9 @@ pub struct ServerConfig {
     /// Seconds a request may take until its response starts (not counting the body's
     /// streaming); beyond, 503. Default 120.
     pub request_timeout_secs: u64,
+    /// Days of usage counters kept (requests and bytes per dataset and endpoint, `GET
+    /// /usage`, written to the cache folder's `usage/`). Default 31; 0 turns them off.
+    pub usage_days: usize,
 }
 
 impl Default for ServerConfig {
@@ -96,6 +99,7 @@ impl Default for ServerConfig {
             max_concurrent_requests: 1024,
             header_timeout_secs: 10,
             request_timeout_secs: 120,
+            usage_days: 31,
         }
     }
 }

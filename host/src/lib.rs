@@ -16,5 +16,6 @@ mod openapi;
 pub mod registry;
 mod routes;
 pub mod serve;
+pub mod usage;
 
 pub use app::{app, AppState};

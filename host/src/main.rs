@@ -13,6 +13,7 @@ use cloudify::{
     links::Links,
     loader::{self, candidate_files},
     registry::Registry,
+    usage::Usage,
 };
 use cloudify_open::references::{scan_files, scan_references, write_json, write_parquet};
 use cloudify_stac_static::build_static_catalog;
@@ -343,13 +344,21 @@ async fn serve(config: Config, plugin_dirs: Vec<PathBuf>) -> ExitCode {
     tokio::spawn(async move { sweeping.read_budget().sweep().await });
     let files = candidate_files(&config, &plugin_dirs);
     let loaded = loader::load(&config, &files, &registry, &tokio::runtime::Handle::current());
-    let app = app(Arc::clone(&registry), loaded.plugins, &config.server, links);
+    let usage = (config.server.usage_days > 0)
+        .then(|| Arc::new(Usage::new(config.server.usage_days, Some(config.cache.dir().join("usage")))));
+    if let Some(usage) = &usage {
+        tokio::spawn(Arc::clone(usage).flush_periodically());
+    }
+    let app = app(Arc::clone(&registry), loaded.plugins, &config.server, links, usage.clone());
     // Datasets open in the background, each served once open; /ready says when all are.
     let opening = Arc::clone(&registry);
     let open_config = config.clone();
     tokio::spawn(async move { open_all(&open_config, Arc::new(Stores::new()), &opening).await });
     tracing::info!("cloudify listening on http://{addr}");
     cloudify::serve::serve(listener, app.router, &config.server, shutdown_signal()).await;
+    if let Some(usage) = usage {
+        usage.flush();
+    }
     tracing::info!("cloudify stopped");
     ExitCode::SUCCESS
 }
@@ -381,7 +390,7 @@ async fn stac_build(
             return ExitCode::from(2);
         }
     };
-    let app = app(Arc::clone(&registry), loaded.plugins, &config.server, links);
+    let app = app(Arc::clone(&registry), loaded.plugins, &config.server, links, None);
     let router = app.router;
     let ask = |path: String| {
         let router = router.clone();

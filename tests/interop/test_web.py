@@ -304,3 +304,36 @@ def test_assets_are_cached_and_compressed(site):
     assert again.status_code == 304
     plain = requests.get(f"{srv.url}/web/style.css", headers={"Accept-Encoding": "identity"}, timeout=30)
     assert "content-encoding" not in plain.headers and "prefers-color-scheme: dark" in plain.text
+
+
+def test_usage_is_counted_kept_across_restarts_and_drawn(tmp_path, browser):
+    write(tmp_path / "a.nc", DATASETS[0])
+    config = tmp_path / "cloudify.toml"
+    config.write_text(f'[demo]\nenabled = false\n\n[[datasets]]\nid = "a"\npath = "{tmp_path}/a.nc"\n')
+    cache = str(tmp_path / "cache")
+    srv = Server("--config", str(config), cache_dir=cache)
+    try:
+        chunks = [requests.get(f"{srv.url}/datasets/a/zarr/tas/{t}.0.0", timeout=30) for t in range(5)]
+        assert all(c.status_code == 200 for c in chunks)
+        assert requests.get(f"{srv.url}/datasets/nope/zarr/.zmetadata", timeout=30).status_code == 404
+    finally:
+        srv.stop()
+    srv = Server("--config", str(config), cache_dir=cache)
+    try:
+        requests.get(f"{srv.url}/datasets/a/info", timeout=30)
+        days = requests.get(f"{srv.url}/usage", timeout=30).json()["days"]
+        counted = days[-1]["datasets"]
+        # Counted before the restart (written at shutdown) and after it.
+        assert counted["a"]["zarr"] == {"requests": 5, "bytes": sum(len(c.content) for c in chunks)}
+        assert counted["a"]["info"]["requests"] == 1
+        assert "nope" not in counted and counted["(errors)"]["zarr"]["requests"] == 1
+        page = browser.new_page()
+        page.goto(f"{srv.url}/stats")
+        row = page.locator("table:has(caption:text-is('Per dataset')) tr:has(th:text-is('a'))")
+        expect(row).to_be_visible()
+        # The page's count includes its own requests of the info route above, not of itself.
+        assert row.locator("td").first.inner_text() == str(5 + 1)
+        shot(page, "09-stats")
+        page.close()
+    finally:
+        srv.stop()

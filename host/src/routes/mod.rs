@@ -24,6 +24,7 @@ const BUILT_IN: &[(&str, &str, &str)] = &[
     ("/openapi.json", "This OpenAPI document", "application/json"),
     ("/health", "Liveness check", "application/json"),
     ("/ready", "Readiness: 200 once every configured dataset is open, 503 before", "application/json"),
+    ("/usage", "Requests and bytes per day, dataset and endpoint (?days=N, default all kept)", "application/json"),
 ];
 
 /// The dataset's page, with and without the slash. A plugin may mount its own (the web
@@ -69,4 +70,5 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/openapi.json", get(system::openapi))
         .route("/health", get(system::health))
         .route("/ready", get(system::ready))
+        .route("/usage", get(system::usage))
 }

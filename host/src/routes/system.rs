@@ -1,4 +1,4 @@
-//! `/versions`, `/plugins`, `/openapi.json`, `/health`.
+//! `/versions`, `/plugins`, `/openapi.json`, `/health`, `/ready`, `/usage`.
 
 use axum::{extract::State, response::IntoResponse, Json};
 use serde_json::{json, Map, Value};
@@ -60,4 +60,26 @@ pub(crate) async fn ready(State(state): State<AppState>) -> (axum::http::StatusC
 /// `GET /health`.
 pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"status": "ok", "datasets": state.registry.ids().len(), "plugins": state.plugins.len()}))
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct UsageQuery {
+    days: Option<usize>,
+}
+
+/// `GET /usage?days=N`: the usage counters of the last days, oldest first.
+pub(crate) async fn usage(
+    State(state): State<AppState>,
+    query: Result<axum::extract::Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, crate::error::AppError> {
+    let days = match query {
+        Ok(query) => query.0.days.unwrap_or(usize::MAX),
+        Err(rejection) => return Err(crate::error::AppError::BadPath(rejection.body_text())),
+    };
+    match &state.usage {
+        Some(usage) => Ok(Json(usage.report(days))),
+        None => Err(crate::error::AppError::RouteNotFound(
+            "/usage (usage counters are off: server.usage_days = 0)".to_owned(),
+        )),
+    }
 }

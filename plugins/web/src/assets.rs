@@ -16,7 +16,7 @@ struct Asset {
     bytes: &'static [u8],
 }
 
-const ASSETS: [Asset; 7] = [
+const ASSETS: [Asset; 8] = [
     Asset { name: "style.css", content_type: "text/css; charset=utf-8", bytes: include_bytes!("../assets/style.css") },
     Asset {
         name: "catalogue.js",
@@ -32,6 +32,11 @@ const ASSETS: [Asset; 7] = [
         name: "docs.js",
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../assets/docs.js"),
+    },
+    Asset {
+        name: "stats.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../assets/stats.js"),
     },
     Asset { name: "world.svg", content_type: "image/svg+xml", bytes: include_bytes!("../assets/world.svg") },
     Asset {

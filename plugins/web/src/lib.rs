@@ -9,6 +9,7 @@
 //!   units, chunking and size, a preview per variable from the plot plugin, the attributes,
 //!   and the code that opens it with each client the loaded plugins serve, with copy buttons.
 //! * `/docs`: the OpenAPI document rendered by Swagger UI (vendored, `assets/README.md`).
+//! * `/stats`: requests and bytes per dataset, endpoint and day (the host's `/usage`).
 //! * `/web/{file}`: the assets (`Cache-Control`, `ETag`, gzip for the large ones).
 //!
 //! Config (`[plugin.web]`): `public_url` (the URL in links and snippets; default the host's
@@ -96,7 +97,7 @@ impl Loaded {
 fn init(host: Host) -> Result<Plugin, String> {
     let config = Arc::new(Config::load(&host)?);
     let catalogue = Arc::new(catalogue::Catalogue::new(Arc::clone(&config)));
-    let (for_dataset, for_docs) = (Arc::clone(&config), Arc::clone(&config));
+    let (for_dataset, for_docs, for_stats) = (Arc::clone(&config), Arc::clone(&config), Arc::clone(&config));
     Ok(Plugin::new("web", env!("CARGO_PKG_VERSION"))
         .description("pages for people: the catalogue, dataset pages, the API documentation")
         .route(
@@ -121,6 +122,14 @@ fn init(host: Host) -> Result<Plugin, String> {
                 async move { answer }
             })
             .summary("This API's OpenAPI document rendered by Swagger UI (HTML)")
+            .content_type("text/html"),
+        )
+        .route(
+            Route::get(Scope::App, "/stats", move |_host, req| {
+                let answer = page::stats(&for_stats, &req);
+                async move { answer }
+            })
+            .summary("Requests and bytes per dataset, endpoint and day, from the host's /usage (HTML)")
             .content_type("text/html"),
         )
         .route(

@@ -10,6 +10,7 @@ use crate::Config;
 pub(crate) enum Section {
     Datasets,
     Docs,
+    Stats,
 }
 
 /// One page: its title, the section it belongs to, its `<main>` and its scripts.
@@ -41,6 +42,7 @@ impl Page<'_> {
              <header><a class=\"site\" href=\"{base}/\">{site}</a><nav aria-label=\"Site\"><ul>\
              <li><a href=\"{base}/\"{datasets}>Datasets</a></li>\
              <li><a href=\"{base}/docs\"{docs}>API</a></li>\
+             <li><a href=\"{base}/stats\"{stats}>Usage</a></li>\
              <li><a href=\"{base}/stac\">STAC</a></li></ul></nav></header>\
              <main id=\"main\">{main}</main>\
              <footer><p>Served by cloudify · <a href=\"{base}/openapi.json\">OpenAPI</a> · \
@@ -48,6 +50,7 @@ impl Page<'_> {
             title = text(self.title),
             datasets = current(Section::Datasets),
             docs = current(Section::Docs),
+            stats = current(Section::Stats),
             main = self.main,
         );
         html_response(html)
@@ -79,4 +82,19 @@ pub(crate) fn docs(config: &Config, req: &Request) -> Response {
         scripts: &["swagger-ui-bundle.js", "docs.js"],
     }
     .render()
+}
+
+/// `GET /stats`: the host's usage counters (`/usage`), drawn by the page's script.
+pub(crate) fn stats(config: &Config, req: &Request) -> Response {
+    let base = config.base_url(req);
+    let main = format!(
+        "<h1>Usage</h1><p><label for=\"days\">Over the last</label> <select id=\"days\">\
+         <option value=\"1\">day</option><option value=\"7\" selected>7 days</option>\
+         <option value=\"31\">31 days</option></select></p>\
+         <p id=\"stats-status\" role=\"status\" aria-live=\"polite\"></p><div id=\"stats\"></div>\
+         <noscript><p>The tables are drawn by JavaScript from <a href=\"{usage}\">the usage counters</a> \
+         (JSON).</p></noscript>",
+        usage = attr(&format!("{base}/usage")),
+    );
+    Page { config, base: &base, title: "Usage", section: Section::Stats, main, scripts: &["stats.js"] }.render()
 }
