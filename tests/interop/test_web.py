@@ -68,7 +68,7 @@ def site(tmp_path_factory):
     for spec in DATASETS:
         write(folder / f"{spec[0]}.nc", spec)
     config = folder / "cloudify.toml"
-    config.write_text(f'[demo]\nenabled = false\n\n[[folders]]\npath = "{folder}"\n')
+    config.write_text(f'[demo]\nenabled = false\n\n[plugin.web]\npage_size = 2\n\n[[folders]]\npath = "{folder}"\n')
     srv = Server("--config", str(config))
     yield srv, folder
     srv.stop()
@@ -114,7 +114,9 @@ def test_find_look_copy_and_open(site, browser):
     page = context.new_page()
     page.goto(f"{srv.url}/")
     expect(page.locator("#search")).to_be_visible()
-    assert sorted(listed(page)) == sorted(requests.get(f"{srv.url}/datasets", timeout=30).json())
+    # Without a search, the server's list: two of the three datasets, and a link to the rest.
+    assert listed(page) == sorted(requests.get(f"{srv.url}/datasets", timeout=30).json())[:2]
+    expect(page.locator("#pager a[rel=next]")).to_have_attribute("href", f"{srv.url}/?page=2")
     shot(page, "01-catalogue")
 
     # A standard name typed in the box: what the STAC API's free text finds.
@@ -204,6 +206,16 @@ def test_facets_and_paging_match_the_stac_api(site, browser):
     page.reload()
     expect(page.locator("#status")).to_contain_text("match")
     assert listed(page) == wanted
+    # Every dataset, two a page (page_size = 2): the STAC API's next links page through.
+    page.click("#search button[type=reset]")
+    expect(page.locator("#status")).to_have_text("3 datasets match, 1 to 2 shown")
+    first = listed(page)
+    page.click("#pager button:text-is('Next')")
+    expect(page.locator("#status")).to_have_text("3 datasets match, 3 to 3 shown")
+    assert first + listed(page) == stac_ids(srv.url)
+    page.click("#pager button:text-is('Previous')")
+    expect(page.locator("#status")).to_have_text("3 datasets match, 1 to 2 shown")
+    assert listed(page) == first
     page.close()
 
 
@@ -262,7 +274,9 @@ def test_without_javascript_the_list_and_pages_read(site, browser):
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
     page.goto(f"{srv.url}/")
-    assert sorted(listed(page)) == ["pr_tropics", "tas_europe", "tos_pacific"]
+    assert listed(page) == ["pr_tropics", "tas_europe"]
+    page.click("a[rel=next]")
+    assert listed(page) == ["tos_pacific"]
     assert not page.locator("#search").is_visible()
     # (Playwright turns scripts off after parsing starts, so Chromium keeps <noscript> as text.)
     assert "Searching runs in JavaScript" in page.locator("noscript").text_content()
