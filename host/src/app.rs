@@ -33,6 +33,8 @@ use crate::{
     error::{json_error, request_id, shape_error, AppError, MakeRequestIds, REQUEST_ID},
     links::{Links, BASE_URL_HEADER},
     loader::LoadedPlugin,
+    metrics::Metrics,
+    observe::Observers,
     openapi::{self, RouteDoc},
     registry::Registry,
     routes,
@@ -69,6 +71,8 @@ pub struct AppState {
     pub links: Arc<Links>,
     /// Requests and bytes per day, dataset and endpoint; `None` when turned off.
     pub usage: Option<Arc<Usage>>,
+    /// The Prometheus metrics; `None` when not installed.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// The router, and the problems found while building it (one line each).
@@ -80,13 +84,13 @@ pub struct App {
 }
 
 /// Builds the router over `registry` with the routes of `plugins`, whose links follow `links`,
-/// counting answers in `usage`.
+/// each answer told to `observers` (their `plugins` map is filled in here).
 pub fn app(
     registry: Arc<Registry>,
     plugins: Vec<LoadedPlugin>,
     server: &ServerConfig,
     links: Links,
-    usage: Option<Arc<Usage>>,
+    mut observers: Observers,
 ) -> App {
     let links = Arc::new(links);
     let mut docs = routes::docs();
@@ -173,8 +177,15 @@ pub fn app(
     }
     let openapi = openapi::document(&docs).to_json().unwrap_or_else(|_| "{}".to_owned());
     let state_auth = registry.auth();
-    let state =
-        AppState { registry, plugins: Arc::new(infos), openapi: Arc::new(openapi), links, usage: usage.clone() };
+    observers.plugins = docs.iter().map(|doc| (doc.path.clone(), doc.tag.clone())).collect();
+    let state = AppState {
+        registry,
+        plugins: Arc::new(infos),
+        openapi: Arc::new(openapi),
+        links,
+        usage: observers.usage.clone(),
+        metrics: observers.metrics.clone(),
+    };
     let router = router.fallback(fallback).with_state(state).layer(axum::middleware::from_fn(refuse_own_requests));
     let router = match state_auth {
         Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, crate::auth::guard)),
@@ -184,12 +195,9 @@ pub fn app(
         .layer(axum::middleware::from_fn(crate::budget::hold_reads))
         .layer(CatchPanicLayer::custom(|_| json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")))
         .layer(axum::middleware::from_fn_with_state(Arc::new(Admission::new(server)), admit));
-    // Counted outside admission: its refusals are answers too.
-    let router = match usage {
-        Some(usage) => router.layer(axum::middleware::from_fn_with_state(usage, crate::usage::count)),
-        None => router,
-    };
+    // Told outside admission: its refusals are answers too.
     let router = router
+        .layer(axum::middleware::from_fn_with_state(Arc::new(observers), crate::observe::observe))
         .layer(cors(&server.cors_allow_origins))
         // One structured line per request (status, latency) inside a span naming the request,
         // its id and the route it matched.
@@ -399,7 +407,14 @@ mod tests {
         let registry = Registry::new(1 << 20, 1 << 20);
         registry.insert("demo", Arc::new(cloudify_dataset::demo_dataset("demo").unwrap()));
         let server = ServerConfig::default();
-        app(Arc::new(registry), Vec::new(), &server, Links::new(&server, "127.0.0.1:9000").unwrap(), None).router
+        app(
+            Arc::new(registry),
+            Vec::new(),
+            &server,
+            Links::new(&server, "127.0.0.1:9000").unwrap(),
+            Observers::default(),
+        )
+        .router
     }
 
     async fn call(method: &str, path: &str) -> (StatusCode, Vec<u8>) {

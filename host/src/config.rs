@@ -80,6 +80,9 @@ pub struct ServerConfig {
     /// Days of usage counters kept (requests and bytes per dataset and endpoint, `GET
     /// /usage`, written to the cache folder's `usage/`). Default 31; 0 turns them off.
     pub usage_days: usize,
+    /// Whether each answer is logged once sent (target `cloudify::access`: request id,
+    /// route, dataset, status, bytes, duration; JSON with `log_format = "json"`). Default off.
+    pub access_log: bool,
 }
 
 impl Default for ServerConfig {
@@ -100,6 +103,7 @@ impl Default for ServerConfig {
             header_timeout_secs: 10,
             request_timeout_secs: 120,
             usage_days: 31,
+            access_log: false,
         }
     }
 }

@@ -109,10 +109,17 @@ pub async fn open_all(config: &Config, stores: Arc<Stores>, registry: &Registry)
             .unwrap_or_else(|e| Err(format!("scan task failed: {e}")));
         match opened {
             Ok((sources, origin)) => {
-                match origin {
-                    Origin::Cached => cached += 1,
-                    Origin::Scanned => scanned += 1,
-                }
+                let result = match origin {
+                    Origin::Cached => {
+                        cached += 1;
+                        "hit"
+                    }
+                    Origin::Scanned => {
+                        scanned += 1;
+                        "miss"
+                    }
+                };
+                metrics::counter!("cloudify_reference_cache_requests_total", "result" => result).increment(1);
                 for (id, source) in sources {
                     if registry.contains(&id) {
                         tracing::warn!(dataset = id, file = %path.display(), "dataset id already taken; group skipped");

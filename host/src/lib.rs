@@ -12,6 +12,8 @@ pub mod error;
 mod host_api;
 pub mod links;
 pub mod loader;
+pub mod metrics;
+pub mod observe;
 mod openapi;
 pub mod registry;
 mod routes;

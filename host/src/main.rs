@@ -12,6 +12,8 @@ use cloudify::{
     datasets::open_all,
     links::Links,
     loader::{self, candidate_files},
+    metrics::Metrics,
+    observe::Observers,
     registry::Registry,
     usage::Usage,
 };
@@ -349,11 +351,25 @@ async fn serve(config: Config, plugin_dirs: Vec<PathBuf>) -> ExitCode {
     if let Some(usage) = &usage {
         tokio::spawn(Arc::clone(usage).flush_periodically());
     }
-    let app = app(Arc::clone(&registry), loaded.plugins, &config.server, links, usage.clone());
+    let stores = Arc::new(Stores::new());
+    let metrics = match Metrics::install(Arc::clone(&registry), Some(Arc::clone(&stores))) {
+        Ok(metrics) => {
+            let metrics = Arc::new(metrics);
+            tokio::spawn(Arc::clone(&metrics).upkeep());
+            Some(metrics)
+        }
+        Err(err) => {
+            tracing::warn!("metrics not recorded: {err}");
+            None
+        }
+    };
+    let observers =
+        Observers { usage: usage.clone(), metrics, access_log: config.server.access_log, plugins: Default::default() };
+    let app = app(Arc::clone(&registry), loaded.plugins, &config.server, links, observers);
     // Datasets open in the background, each served once open; /ready says when all are.
     let opening = Arc::clone(&registry);
     let open_config = config.clone();
-    tokio::spawn(async move { open_all(&open_config, Arc::new(Stores::new()), &opening).await });
+    tokio::spawn(async move { open_all(&open_config, stores, &opening).await });
     tracing::info!("cloudify listening on http://{addr}");
     cloudify::serve::serve(listener, app.router, &config.server, shutdown_signal()).await;
     if let Some(usage) = usage {
@@ -390,7 +406,7 @@ async fn stac_build(
             return ExitCode::from(2);
         }
     };
-    let app = app(Arc::clone(&registry), loaded.plugins, &config.server, links, None);
+    let app = app(Arc::clone(&registry), loaded.plugins, &config.server, links, Observers::default());
     let router = app.router;
     let ask = |path: String| {
         let router = router.clone();

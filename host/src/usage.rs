@@ -2,7 +2,7 @@
 //! `/stats-*` pages show them. Kept in memory for the last days and written to the cache
 //! folder (`usage/YYYY-MM-DD.json`, one file per UTC day) every minute and at shutdown, so a
 //! restart loses at most a minute. `GET /usage` answers them; the web plugin's `/stats` draws
-//! them.
+//! them. `crate::observe` counts each answer.
 //!
 //! Labels are bounded: a dataset counts under its id only for answers below 400 (an id that
 //! exists), at most [`MAX_DATASETS`] a day and the rest under `(other)`; endpoints are the
@@ -12,15 +12,10 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    pin::Pin,
     sync::{Arc, Mutex, PoisonError},
-    task::{Context, Poll},
     time::Duration,
 };
 
-use axum::{body::Body, extract::Request, middleware::Next, response::Response};
-use bytes::Bytes;
-use http_body::{Frame, SizeHint};
 use serde::{Deserialize, Serialize};
 
 /// Datasets counted by id per day; the others share one label.
@@ -67,7 +62,7 @@ fn today() -> String {
 }
 
 /// The dataset and endpoint labels of a request for `path` answered with `status`.
-fn labels(path: &str, status: u16) -> (String, String) {
+pub(crate) fn labels(path: &str, status: u16) -> (String, String) {
     let mut segments = path.trim_start_matches('/').split('/');
     let first = segments.next().unwrap_or_default();
     if first == "datasets" {
@@ -92,7 +87,7 @@ impl Usage {
         Self { days: days.max(1), folder, state: Mutex::new(state) }
     }
 
-    fn record(&self, dataset: String, endpoint: String, bytes: u64) {
+    pub(crate) fn record(&self, dataset: String, endpoint: String, bytes: u64) {
         let day = today();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let datasets = state.days.entry(day.clone()).or_default();
@@ -188,55 +183,6 @@ fn load(folder: &Path, days: usize) -> BTreeMap<String, Day> {
             }
         })
         .collect()
-}
-
-/// Middleware: counts each answer once its body has been sent (or dropped).
-pub(crate) async fn count(usage: axum::extract::State<Arc<Usage>>, req: Request, next: Next) -> Response {
-    let path = req.uri().path().to_owned();
-    let response = next.run(req).await;
-    let (dataset, endpoint) = labels(&path, response.status().as_u16());
-    let (parts, body) = response.into_parts();
-    let counted = Counted { inner: body, sent: 0, usage: Arc::clone(&usage.0), labels: Some((dataset, endpoint)) };
-    Response::from_parts(parts, Body::new(counted))
-}
-
-/// A body that records its request and the bytes it sent when it is dropped.
-struct Counted {
-    inner: Body,
-    sent: u64,
-    usage: Arc<Usage>,
-    labels: Option<(String, String)>,
-}
-
-impl http_body::Body for Counted {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                self.sent += data.len() as u64;
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        if let Some((dataset, endpoint)) = self.labels.take() {
-            self.usage.record(dataset, endpoint, self.sent);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ class Server:
         def read():
             for line in self.proc.stdout:
                 self.log.append(line)
-                match = re.search(r"listening on (http://\S+)", line)
+                match = re.search(r"listening on (http://[^\s\"]+)", line)
                 if match and not found.is_set():
                     self.url = match.group(1)
                     found.set()

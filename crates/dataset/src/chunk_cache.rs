@@ -56,14 +56,23 @@ impl Source for CachedSource {
         let meta = self.inner.metadata()?;
         check_chunk_index(name, variable(&meta, name)?, index)?;
         let key = (Arc::clone(&self.id), Arc::from(name), index.to_vec());
-        let load = async { self.inner.read_chunk(name, index).await.map(Arc::new) };
+        let missed = std::sync::atomic::AtomicBool::new(false);
+        let load = async {
+            missed.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.inner.read_chunk(name, index).await.map(Arc::new)
+        };
         let chunk = self.cache.chunks.try_get_with(key, load).await.map_err(Error::Shared)?;
+        let result = if missed.into_inner() { "miss" } else { "hit" };
+        metrics::counter!("cloudify_decoded_cache_requests_total", "result" => result).increment(1);
         Ok(chunk.as_ref().clone())
     }
 
     async fn read_chunk_once(&self, name: &str, index: &[u64]) -> Result<Vec<u8>> {
         let key = (Arc::clone(&self.id), Arc::from(name), index.to_vec());
-        match self.cache.chunks.get(&key).await {
+        let cached = self.cache.chunks.get(&key).await;
+        let result = if cached.is_some() { "hit" } else { "miss" };
+        metrics::counter!("cloudify_decoded_cache_requests_total", "result" => result).increment(1);
+        match cached {
             Some(chunk) => Ok(chunk.as_ref().clone()),
             None => self.inner.read_chunk(name, index).await,
         }

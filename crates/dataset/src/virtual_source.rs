@@ -158,6 +158,15 @@ impl VirtualSource {
     }
 
     async fn fetch(&self, chunk: &StoredChunk) -> Result<Option<Vec<u8>>> {
+        let kind = match chunk {
+            StoredChunk::Range { file, .. } => match self.dataset.files.get(*file as usize) {
+                Some(location) if location.contains("://") && !location.starts_with("file://") => "remote",
+                _ => "file",
+            },
+            StoredChunk::Inline(_) => "inline",
+            StoredChunk::Missing => "fill",
+        };
+        metrics::counter!("cloudify_chunk_reads_total", "source" => kind).increment(1);
         match chunk {
             StoredChunk::Range { file, offset, length } => {
                 let location = self

@@ -211,6 +211,11 @@ impl Stores {
         Self::default()
     }
 
+    /// Local files held open for reads.
+    pub fn open_files(&self) -> u64 {
+        self.files.entry_count()
+    }
+
     /// The object store holding `location`, and the path of `location` inside it.
     ///
     /// # Errors

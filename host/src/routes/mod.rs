@@ -24,6 +24,7 @@ const BUILT_IN: &[(&str, &str, &str)] = &[
     ("/openapi.json", "This OpenAPI document", "application/json"),
     ("/health", "Liveness check", "application/json"),
     ("/ready", "Readiness: 200 once every configured dataset is open, 503 before", "application/json"),
+    ("/metrics", "Prometheus metrics (text exposition format 0.0.4)", "text/plain"),
     ("/usage", "Requests and bytes per day, dataset and endpoint (?days=N, default all kept)", "application/json"),
 ];
 
@@ -71,4 +72,5 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/health", get(system::health))
         .route("/ready", get(system::ready))
         .route("/usage", get(system::usage))
+        .route("/metrics", get(system::metrics))
 }

@@ -83,3 +83,13 @@ pub(crate) async fn usage(
         )),
     }
 }
+
+/// `GET /metrics`: the Prometheus exposition.
+pub(crate) async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, crate::error::AppError> {
+    match &state.metrics {
+        Some(metrics) => {
+            Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.render()))
+        }
+        None => Err(crate::error::AppError::RouteNotFound("/metrics (no metrics recorder in this process)".to_owned())),
+    }
+}
