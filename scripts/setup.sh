@@ -16,6 +16,8 @@ if [ "${1:-}" = "--python" ]; then
   python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv python3-pip)
   # The browser the web plugin's page tests drive (through Playwright, which downloads none).
   installed chromium || packages+=(chromium)
+  # The caching proxy of deploy/nginx, which the scale-out test puts in front of replicas.
+  installed nginx-light || installed nginx || packages+=(nginx-light)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""

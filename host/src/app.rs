@@ -328,7 +328,7 @@ impl PluginRoute {
         if self.scope == Scope::Dataset {
             let id = params.iter().find(|kv| kv.0 == "id").map(|kv| kv.1.as_str()).unwrap_or_default();
             if self.registry.get(id).is_none() {
-                return AppError::DatasetNotFound(id.to_owned()).into_response();
+                return AppError::unknown_dataset(&self.registry, id).into_response();
             }
         }
         let (parts, body) = req.into_parts();

@@ -21,6 +21,11 @@ pub enum AppError {
     /// `/datasets/{id}` for an id nobody serves.
     #[error("Dataset '{0}' not found")]
     DatasetNotFound(String),
+    /// An id no open dataset has while the configured ones are still opening: it may be one
+    /// of them, so "not yet" (503, retry), not "never" (404). A restarted replica behind a
+    /// proxy thus sends clients to its peers instead of answering 404.
+    #[error("Dataset '{0}' not found yet: datasets are still opening")]
+    DatasetOpening(String),
     /// No route matches the path.
     #[error("no route for {0}")]
     RouteNotFound(String),
@@ -143,11 +148,28 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = match &self {
             Self::DatasetNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::DatasetOpening(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadPath(_) => StatusCode::BAD_REQUEST,
             Self::Data(err) => StatusCode::from_u16(kind_of(err).status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         };
         // A server error's message is logged and replaced on the way out (`shape_error`).
         tracing::debug!(error = %self, "request refused");
-        json_error(status, self.to_string())
+        let opening = matches!(self, Self::DatasetOpening(_));
+        let mut response = json_error(status, self.to_string());
+        if opening {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl AppError {
+    /// The refusal of dataset `id`, which `registry` does not serve (now).
+    pub(crate) fn unknown_dataset(registry: &crate::registry::Registry, id: &str) -> Self {
+        if registry.is_opened() {
+            Self::DatasetNotFound(id.to_owned())
+        } else {
+            Self::DatasetOpening(id.to_owned())
+        }
     }
 }

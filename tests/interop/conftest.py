@@ -27,10 +27,10 @@ def _binary() -> Path:
 
 
 class Server:
-    def __init__(self, *args: str, env: dict | None = None, cache_dir: str | None = None):
+    def __init__(self, *args: str, env: dict | None = None, cache_dir: str | None = None, bind="127.0.0.1:0"):
         self.log: list[str] = []
         self.proc = subprocess.Popen(
-            [str(_binary()), "serve", "--bind", "127.0.0.1:0", *args],
+            [str(_binary()), "serve", "--bind", bind, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

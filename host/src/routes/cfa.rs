@@ -45,7 +45,7 @@ pub(crate) async fn aggregation_file(
     headers: HeaderMap,
     extensions: Extensions,
 ) -> Result<Response, AppError> {
-    let source = state.registry.get(&id).ok_or_else(|| AppError::DatasetNotFound(id.clone()))?;
+    let source = state.registry.get(&id).ok_or_else(|| AppError::unknown_dataset(&state.registry, &id))?;
     let files = source.files();
     if files.is_empty() {
         return Err(DataError::Unsupported {

@@ -30,7 +30,7 @@ impl<S: Send + Sync> FromRequestParts<S> for DatasetId {
 }
 
 fn metadata(state: &AppState, id: &str) -> Result<Arc<DatasetMeta>, AppError> {
-    let source = state.registry.get(id).ok_or_else(|| AppError::DatasetNotFound(id.to_owned()))?;
+    let source = state.registry.get(id).ok_or_else(|| AppError::unknown_dataset(&state.registry, id))?;
     Ok(source.metadata()?)
 }
 
