@@ -225,6 +225,9 @@ pub struct FolderConfig {
     pub recursive: bool,
     /// File name endings served. Default `["nc", "nc4", "netcdf", "h5", "hdf5"]`.
     pub extensions: Vec<String>,
+    /// Follow the folder: files added are served, changed ones scanned again, deleted ones
+    /// dropped, within seconds. Default `false`.
+    pub watch: bool,
 }
 
 impl Default for FolderConfig {
@@ -233,6 +236,7 @@ impl Default for FolderConfig {
             path: PathBuf::new(),
             recursive: true,
             extensions: ["nc", "nc4", "netcdf", "h5", "hdf5"].map(str::to_owned).to_vec(),
+            watch: false,
         }
     }
 }

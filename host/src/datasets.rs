@@ -1,8 +1,14 @@
-//! Opening the configured datasets at start-up: the demo file, `[[datasets]]`, `[[folders]]`
-//! and the entries of `[[catalogs]]`, each opened by `cloudify-open` on a blocking thread. A
-//! file that cannot be served is skipped with a warning; the others are served.
+//! Opening the configured datasets: the demo file, `[[datasets]]`, `[[folders]]` and the
+//! entries of `[[catalogs]]`, each opened by `cloudify-open` on a blocking thread. A file that
+//! cannot be served is skipped with a warning; the others are served. Later, on `SIGHUP` and
+//! when a watched folder changes, [`Datasets::reconcile`] brings them in step again.
 
-use std::{path::PathBuf, sync::Arc, time::Instant};
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Instant,
+};
 
 use cloudify_dataset::{demo_dataset, ChunkCache};
 use cloudify_netcdf::{write_netcdf4, Origin};
@@ -52,11 +58,37 @@ fn demo_file(config: &Config) -> Option<PathBuf> {
     }
 }
 
-/// Opens every dataset the config names into `registry`, one after the other (each is
-/// served as soon as it is open), then marks the registry opened.
-pub async fn open_all(config: &Config, stores: Arc<Stores>, registry: &Registry) {
-    let started = Instant::now();
-    let opener = Arc::new(Opener::new(config.cache.dir().join("scans"), Arc::clone(&stores), config.limits.clone()));
+/// A file's size and modification time: when either changes, the file is scanned again.
+type Stamp = Option<(u64, std::time::SystemTime)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+/// What one entry was opened as.
+struct Opened {
+    path: PathBuf,
+    stamp: Stamp,
+    /// The dataset ids it serves (several for a file with groups).
+    ids: Vec<String>,
+}
+
+/// The configured datasets, opened and kept in step with the configuration and the files:
+/// [`Datasets::reconcile`] opens new entries, scans changed files again and drops what is
+/// gone, each change served at once (the registry swaps sources; requests in flight finish
+/// on the source they started with).
+pub struct Datasets {
+    registry: Arc<Registry>,
+    opener: Arc<Opener>,
+    chunk_cache: Option<ChunkCache>,
+    /// Opened entries by entry id.
+    opened: tokio::sync::Mutex<HashMap<String, Opened>>,
+}
+
+/// Every entry `config` names: the demo file, `[[datasets]]`, the files of `[[folders]]` and
+/// the entries of `[[catalogs]]`.
+async fn entries(config: &Config, stores: &Arc<Stores>, registry: &Registry) -> Vec<Entry> {
     let mut entries: Vec<Entry> = Vec::new();
     if config.demo.enabled {
         let demo_config = config.clone();
@@ -86,7 +118,7 @@ pub async fn open_all(config: &Config, stores: Arc<Stores>, registry: &Registry)
             exclude: catalog.exclude.clone(),
             allow_targets: catalog.allow_targets.clone(),
         };
-        let catalog_stores = Arc::clone(&stores);
+        let catalog_stores = Arc::clone(stores);
         let walked = tokio::task::spawn_blocking(move || catalog_entries(&tree, &catalog_stores)).await;
         let (found, warnings) = walked.unwrap_or_else(|e| (Vec::new(), vec![format!("catalog task failed: {e}")]));
         for warning in warnings {
@@ -94,47 +126,119 @@ pub async fn open_all(config: &Config, stores: Arc<Stores>, registry: &Registry)
         }
         entries.extend(found);
     }
+    entries
+}
 
+/// Opens every dataset `config` names into `registry`, one after the other (each is served as
+/// soon as it is open), then marks the registry opened; the result keeps them in step later.
+pub async fn open_all(config: &Config, stores: Arc<Stores>, registry: Arc<Registry>) -> Arc<Datasets> {
+    let opener = Arc::new(Opener::new(config.cache.dir().join("scans"), Arc::clone(&stores), config.limits.clone()));
     let chunk_cache = (config.cache.chunk_bytes > 0).then(|| ChunkCache::new(config.cache.chunk_bytes));
-    let (mut scanned, mut cached) = (0, 0);
-    for entry in entries {
-        let (id, path) = (entry.id.clone(), entry.path.clone());
-        if registry.contains(&id) {
-            tracing::warn!(dataset = id, file = %path.display(), "dataset id already taken; file skipped");
-            continue;
-        }
-        let opener = Arc::clone(&opener);
-        let opened = tokio::task::spawn_blocking(move || opener.open(&entry))
-            .await
-            .unwrap_or_else(|e| Err(format!("scan task failed: {e}")));
-        match opened {
-            Ok((sources, origin)) => {
-                let result = match origin {
-                    Origin::Cached => {
-                        cached += 1;
-                        "hit"
-                    }
-                    Origin::Scanned => {
-                        scanned += 1;
-                        "miss"
-                    }
-                };
-                metrics::counter!("cloudify_reference_cache_requests_total", "result" => result).increment(1);
-                for (id, source) in sources {
-                    if registry.contains(&id) {
-                        tracing::warn!(dataset = id, file = %path.display(), "dataset id already taken; group skipped");
-                        continue;
-                    }
-                    let source = match &chunk_cache {
-                        Some(chunks) => Arc::new(chunks.wrap(&id, source)),
-                        None => source,
-                    };
-                    registry.insert(id, source);
-                }
+    let datasets = Arc::new(Datasets { registry, opener, chunk_cache, opened: Default::default() });
+    datasets.reconcile(config, &stores).await;
+    datasets.registry.mark_opened();
+    datasets
+}
+
+/// What a reconciliation changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Entries opened for the first time.
+    pub added: usize,
+    /// Entries whose file changed, scanned again.
+    pub rescanned: usize,
+    /// Entries no longer configured or whose file is gone, no longer served.
+    pub removed: usize,
+}
+
+impl Datasets {
+    /// Brings the served datasets in step with `config` and the files it names.
+    pub async fn reconcile(&self, config: &Config, stores: &Arc<Stores>) -> Changes {
+        let started = Instant::now();
+        let wanted = entries(config, stores, &self.registry).await;
+        let mut opened = self.opened.lock().await;
+        let mut changes = Changes::default();
+        let wanted_ids: HashSet<&str> = wanted.iter().map(|e| e.id.as_str()).collect();
+        let gone: Vec<String> = opened.keys().filter(|id| !wanted_ids.contains(id.as_str())).cloned().collect();
+        for id in gone {
+            if let Some(old) = opened.remove(&id) {
+                old.ids.iter().for_each(|id| self.registry.remove(id));
+                changes.removed += 1;
             }
-            Err(reason) => tracing::warn!(dataset = id, file = %path.display(), "dataset skipped: {reason}"),
         }
+        let (mut scanned, mut cached) = (0, 0);
+        for entry in wanted {
+            let (id, path) = (entry.id.clone(), entry.path.clone());
+            let now = stamp(&path);
+            let previous = opened.get(&id);
+            if previous.is_some_and(|old| old.path == path && old.stamp == now) {
+                continue;
+            }
+            let was_open = previous.is_some();
+            let owned: Vec<String> = previous.map(|old| old.ids.clone()).unwrap_or_default();
+            if !was_open && self.registry.contains(&id) {
+                tracing::warn!(dataset = id, file = %path.display(), "dataset id already taken; file skipped");
+                continue;
+            }
+            let opener = Arc::clone(&self.opener);
+            let result = tokio::task::spawn_blocking(move || opener.open(&entry))
+                .await
+                .unwrap_or_else(|e| Err(format!("scan task failed: {e}")));
+            let (sources, origin) = match result {
+                Ok(opened) => opened,
+                Err(reason) => {
+                    tracing::warn!(dataset = id, file = %path.display(), "dataset skipped: {reason}");
+                    // A file that went or broke is served no more.
+                    if let Some(old) = opened.remove(&id) {
+                        old.ids.iter().for_each(|id| self.registry.remove(id));
+                        changes.removed += 1;
+                    }
+                    continue;
+                }
+            };
+            let result = match origin {
+                Origin::Cached => {
+                    cached += 1;
+                    "hit"
+                }
+                Origin::Scanned => {
+                    scanned += 1;
+                    "miss"
+                }
+            };
+            metrics::counter!("cloudify_reference_cache_requests_total", "result" => result).increment(1);
+            let mut ids = Vec::new();
+            for (id, source) in sources {
+                if !owned.contains(&id) && self.registry.contains(&id) {
+                    tracing::warn!(dataset = id, file = %path.display(), "dataset id already taken; group skipped");
+                    continue;
+                }
+                let source = match &self.chunk_cache {
+                    Some(chunks) => Arc::new(chunks.wrap(&id, source)),
+                    None => source,
+                };
+                self.registry.insert(id.clone(), source);
+                ids.push(id);
+            }
+            for old in owned.iter().filter(|old| !ids.contains(old)) {
+                self.registry.remove(old);
+            }
+            if was_open {
+                changes.rescanned += 1;
+            } else {
+                changes.added += 1;
+            }
+            opened.insert(id, Opened { path, stamp: now, ids });
+        }
+        tracing::info!(
+            scanned,
+            cached,
+            added = changes.added,
+            rescanned = changes.rescanned,
+            removed = changes.removed,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "datasets opened"
+        );
+        changes
     }
-    tracing::info!(scanned, cached, elapsed_ms = started.elapsed().as_millis() as u64, "datasets opened");
-    registry.mark_opened();
 }

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod observe;
 mod openapi;
 pub mod registry;
+pub mod reload;
 mod routes;
 pub mod serve;
 pub mod usage;

@@ -15,6 +15,7 @@ use cloudify::{
     metrics::Metrics,
     observe::Observers,
     registry::Registry,
+    reload::Reloader,
     usage::Usage,
 };
 use cloudify_open::references::{scan_files, scan_references, write_json, write_parquet};
@@ -261,7 +262,7 @@ fn main() -> ExitCode {
         },
         Command::Plugins => {
             let registry = Arc::new(Registry::new(config.server.max_region_bytes, config.server.max_inflight_bytes));
-            runtime.block_on(open_all(&config, Arc::new(Stores::new()), &registry));
+            runtime.block_on(open_all(&config, Arc::new(Stores::new()), Arc::clone(&registry)));
             let files = candidate_files(&config, &cli.plugin_dir);
             let loaded = loader::load(&config, &files, &registry, runtime.handle());
             for plugin in &loaded.plugins {
@@ -286,7 +287,7 @@ fn main() -> ExitCode {
             if let Some(bind) = bind {
                 config.server.bind = bind;
             }
-            runtime.block_on(serve(config, cli.plugin_dir))
+            runtime.block_on(serve(config, cli.config, cli.plugin_dir))
         }
     }
 }
@@ -315,7 +316,9 @@ async fn create_aggregation(
     cloudify_netcdf::write_netcdf4(&output, &contents.meta, &contents.arrays).map_err(|e| e.to_string())
 }
 
-async fn serve(config: Config, plugin_dirs: Vec<PathBuf>) -> ExitCode {
+async fn serve(config: Config, config_file: Option<PathBuf>, plugin_dirs: Vec<PathBuf>) -> ExitCode {
+    // Registered first: until a handler is, SIGHUP ends the process.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let listener = match tokio::net::TcpListener::bind(&config.server.bind).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -367,9 +370,18 @@ async fn serve(config: Config, plugin_dirs: Vec<PathBuf>) -> ExitCode {
         Observers { usage: usage.clone(), metrics, access_log: config.server.access_log, plugins: Default::default() };
     let app = app(Arc::clone(&registry), loaded.plugins, &config.server, links, observers);
     // Datasets open in the background, each served once open; /ready says when all are.
+    // Then SIGHUP and watched folders keep them in step.
     let opening = Arc::clone(&registry);
     let open_config = config.clone();
-    tokio::spawn(async move { open_all(&open_config, stores, &opening).await });
+    tokio::spawn(async move {
+        let datasets = open_all(&open_config, Arc::clone(&stores), opening).await;
+        let reloader = Arc::new(Reloader::new(config_file, open_config, datasets, stores));
+        match hangups {
+            Ok(hangups) => drop(tokio::spawn(Arc::clone(&reloader).on_sighup(hangups))),
+            Err(err) => tracing::warn!("SIGHUP cannot be caught ({err}): reloads need a restart"),
+        }
+        reloader.watch_folders().await;
+    });
     tracing::info!("cloudify listening on http://{addr}");
     cloudify::serve::serve(listener, app.router, &config.server, shutdown_signal()).await;
     if let Some(usage) = usage {
@@ -396,7 +408,7 @@ async fn stac_build(
         return ExitCode::from(2);
     }
     let registry = Arc::new(Registry::new(config.server.max_region_bytes, config.server.max_inflight_bytes));
-    open_all(&config, Arc::new(Stores::new()), &registry).await;
+    open_all(&config, Arc::new(Stores::new()), Arc::clone(&registry)).await;
     let files = candidate_files(&config, &plugin_dirs);
     let loaded = loader::load(&config, &files, &registry, &tokio::runtime::Handle::current());
     let links = match Links::new(&config.server, "localhost") {

@@ -76,6 +76,11 @@ impl Registry {
         self.datasets.write().unwrap_or_else(PoisonError::into_inner).insert(id.into(), source);
     }
 
+    /// Serves `id` no more (requests holding its source finish on it).
+    pub fn remove(&self, id: &str) {
+        self.datasets.write().unwrap_or_else(PoisonError::into_inner).shift_remove(id);
+    }
+
     /// Whether a configured dataset has the id `id`.
     pub fn contains(&self, id: &str) -> bool {
         self.datasets.read().unwrap_or_else(PoisonError::into_inner).contains_key(id)

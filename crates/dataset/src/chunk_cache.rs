@@ -32,15 +32,20 @@ impl ChunkCache {
         Self { chunks }
     }
 
-    /// Serves `inner` (dataset `id`) through this cache.
+    /// Serves `inner` (dataset `id`) through this cache. Each source gets keys of its own:
+    /// when a changed file's new source replaces the old one under the same id, the old
+    /// chunks are never answered for it (they age out).
     pub fn wrap(&self, id: &str, inner: SharedSource) -> CachedSource {
-        CachedSource { id: id.into(), inner, cache: self.clone() }
+        static SOURCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let serial = SOURCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        CachedSource { key: format!("{id}#{serial}").into(), inner, cache: self.clone() }
     }
 }
 
 /// A source whose decoded chunks go through a [`ChunkCache`].
 pub struct CachedSource {
-    id: Arc<str>,
+    /// The start of this source's keys in the cache.
+    key: Arc<str>,
     inner: SharedSource,
     cache: ChunkCache,
 }
@@ -55,7 +60,7 @@ impl Source for CachedSource {
         // Bad keys are answered here, so that only read failures come out of the cache.
         let meta = self.inner.metadata()?;
         check_chunk_index(name, variable(&meta, name)?, index)?;
-        let key = (Arc::clone(&self.id), Arc::from(name), index.to_vec());
+        let key = (Arc::clone(&self.key), Arc::from(name), index.to_vec());
         let missed = std::sync::atomic::AtomicBool::new(false);
         let load = async {
             missed.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -68,7 +73,7 @@ impl Source for CachedSource {
     }
 
     async fn read_chunk_once(&self, name: &str, index: &[u64]) -> Result<Vec<u8>> {
-        let key = (Arc::clone(&self.id), Arc::from(name), index.to_vec());
+        let key = (Arc::clone(&self.key), Arc::from(name), index.to_vec());
         let cached = self.cache.chunks.get(&key).await;
         let result = if cached.is_some() { "hit" } else { "miss" };
         metrics::counter!("cloudify_decoded_cache_requests_total", "result" => result).increment(1);

@@ -20,5 +20,5 @@ pub use files::{file_names, file_url, parse_range, Range as ByteRange};
 pub use http::{not_modified, precondition_failed, range_applies, reply, with_validators};
 pub use keys::{chunk_index, parse as parse_key, Format, Key};
 pub use rechunk::Rechunk;
-pub use rendered::{Described, DescribedDatasets, RenderedStores, METADATA_TTL};
+pub use rendered::{Described, DescribedDatasets, RenderedStores, METADATA_CHECK, METADATA_TTL};
 pub use store::{request_key, Array, Document, Resolved, Store};

@@ -13,15 +13,30 @@ use crate::{codecs::ServedCodec, rechunk::Rechunk, store::Store};
 /// (datasets a provider plugin serves may change).
 pub const METADATA_TTL: Duration = Duration::from_secs(30);
 
-/// Each dataset rendered as a store once per [`METADATA_TTL`].
+/// How often a kept rendering is checked against the host's metadata: a dataset rescanned
+/// (a changed file, a reload) is served as it is now within this time.
+pub const METADATA_CHECK: Duration = Duration::from_secs(1);
+
+/// Each dataset rendered as a store once per [`METADATA_TTL`] while its metadata stays the
+/// same (checked every [`METADATA_CHECK`]).
 pub struct RenderedStores {
     stores: moka::sync::Cache<String, Arc<Store>>,
+    /// The stores checked within the last [`METADATA_CHECK`].
+    checked: moka::sync::Cache<String, Arc<Store>>,
 }
 
 impl Default for RenderedStores {
     fn default() -> Self {
-        Self { stores: moka::sync::Cache::builder().time_to_live(METADATA_TTL).build() }
+        Self {
+            stores: moka::sync::Cache::builder().time_to_live(METADATA_TTL).build(),
+            checked: moka::sync::Cache::builder().time_to_live(METADATA_CHECK).build(),
+        }
     }
+}
+
+/// The generation of a dataset's metadata JSON text.
+fn generation_of(json: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(json.as_bytes())
 }
 
 impl RenderedStores {
@@ -37,11 +52,19 @@ impl RenderedStores {
         codec: ServedCodec,
         rechunk: Option<&Rechunk>,
     ) -> Result<Arc<Store>, Error> {
-        if let Some(store) = self.stores.get(id) {
+        if let Some(store) = self.checked.get(id) {
             return Ok(store);
         }
-        let store = Arc::new(Store::from_host(host, id, codec, rechunk)?);
-        self.stores.insert(id.to_owned(), Arc::clone(&store));
+        let generation = generation_of(&host.metadata_json(id)?);
+        let store = match self.stores.get(id).filter(|store| store.generation == generation) {
+            Some(store) => store,
+            None => {
+                let store = Arc::new(Store::from_host(host, id, codec, rechunk)?);
+                self.stores.insert(id.to_owned(), Arc::clone(&store));
+                store
+            }
+        };
+        self.checked.insert(id.to_owned(), Arc::clone(&store));
         Ok(store)
     }
 }
@@ -57,34 +80,44 @@ pub struct Described {
     pub last_modified: Option<SystemTime>,
 }
 
-/// Each dataset described once per [`METADATA_TTL`], for plugins that compute from the
-/// metadata (plot, diagnostics) rather than render a store.
+/// Each dataset described once per [`METADATA_TTL`] while its metadata stays the same
+/// (checked every [`METADATA_CHECK`]), for plugins that compute from the metadata (plot,
+/// diagnostics) rather than render a store.
 pub struct DescribedDatasets {
     described: moka::sync::Cache<String, Arc<Described>>,
+    checked: moka::sync::Cache<String, Arc<Described>>,
 }
 
 impl Default for DescribedDatasets {
     fn default() -> Self {
-        Self { described: moka::sync::Cache::builder().time_to_live(METADATA_TTL).build() }
+        Self {
+            described: moka::sync::Cache::builder().time_to_live(METADATA_TTL).build(),
+            checked: moka::sync::Cache::builder().time_to_live(METADATA_CHECK).build(),
+        }
     }
 }
 
 impl DescribedDatasets {
-    /// Dataset `id` as described within the last [`METADATA_TTL`], else from the host.
+    /// Dataset `id` as checked within the last [`METADATA_CHECK`], else from the host.
     ///
     /// # Errors
     /// What the host's metadata call fails with (404 for an unknown dataset).
     pub fn get(&self, host: &Host, id: &str) -> Result<Arc<Described>, Error> {
-        if let Some(described) = self.described.get(id) {
+        if let Some(described) = self.checked.get(id) {
             return Ok(described);
         }
         let json = host.metadata_json(id)?;
-        let generation = xxhash_rust::xxh3::xxh3_64(json.as_bytes());
+        let generation = generation_of(&json);
+        if let Some(described) = self.described.get(id).filter(|d| d.generation == generation) {
+            self.checked.insert(id.to_owned(), Arc::clone(&described));
+            return Ok(described);
+        }
         let meta: DatasetMeta =
             serde_json::from_str(&json).map_err(|e| Error::internal(format!("metadata of '{id}': {e}")))?;
         let last_modified = meta.last_modified.map(|s| UNIX_EPOCH + Duration::from_secs(s.max(0) as u64));
         let described = Arc::new(Described { meta, generation, last_modified });
         self.described.insert(id.to_owned(), Arc::clone(&described));
+        self.checked.insert(id.to_owned(), Arc::clone(&described));
         Ok(described)
     }
 }
