@@ -16,39 +16,27 @@ struct Asset {
     bytes: &'static [u8],
 }
 
+/// An asset compiled in from `assets/{folder}{name}`.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        asset!("", $name, $content_type)
+    };
+    ($folder:literal, $name:literal, $content_type:expr) => {
+        Asset { name: $name, content_type: $content_type, bytes: include_bytes!(concat!("../assets/", $folder, $name)) }
+    };
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+
 const ASSETS: [Asset; 8] = [
-    Asset { name: "style.css", content_type: "text/css; charset=utf-8", bytes: include_bytes!("../assets/style.css") },
-    Asset {
-        name: "catalogue.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../assets/catalogue.js"),
-    },
-    Asset {
-        name: "dataset.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../assets/dataset.js"),
-    },
-    Asset {
-        name: "docs.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../assets/docs.js"),
-    },
-    Asset {
-        name: "stats.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../assets/stats.js"),
-    },
-    Asset { name: "world.svg", content_type: "image/svg+xml", bytes: include_bytes!("../assets/world.svg") },
-    Asset {
-        name: "swagger-ui.css",
-        content_type: "text/css; charset=utf-8",
-        bytes: include_bytes!("../assets/swagger-ui/swagger-ui.css"),
-    },
-    Asset {
-        name: "swagger-ui-bundle.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js"),
-    },
+    asset!("style.css", "text/css; charset=utf-8"),
+    asset!("catalogue.js", JS),
+    asset!("dataset.js", JS),
+    asset!("docs.js", JS),
+    asset!("stats.js", JS),
+    asset!("world.svg", "image/svg+xml"),
+    asset!("swagger-ui/", "swagger-ui.css", "text/css; charset=utf-8"),
+    asset!("swagger-ui/", "swagger-ui-bundle.js", JS),
 ];
 
 /// Files below this size are sent as they are: compressing them saves little.

@@ -44,27 +44,20 @@ fn sh(value: &str) -> String {
 fn snippets(cx: &Context<'_>) -> Vec<Snippet> {
     let url = cx.dataset_url;
     let mut out = Vec::new();
+    let xarray = |key, label, endpoint: &str| Snippet {
+        key,
+        label,
+        language: "python",
+        code: format!(
+            "import xarray as xr\n\nds = xr.open_dataset({}, engine=\"zarr\", chunks={{}})",
+            py(&format!("{url}/{endpoint}"))
+        ),
+    };
     if cx.loaded.has("zarr") {
-        out.push(Snippet {
-            key: "zarr",
-            label: "xarray · Zarr",
-            language: "python",
-            code: format!(
-                "import xarray as xr\n\nds = xr.open_dataset({}, engine=\"zarr\", chunks={{}})",
-                py(&format!("{url}/zarr"))
-            ),
-        });
+        out.push(xarray("zarr", "xarray · Zarr", "zarr"));
     }
     if cx.loaded.has("kerchunk") {
-        out.push(Snippet {
-            key: "kerchunk",
-            label: "xarray · kerchunk store",
-            language: "python",
-            code: format!(
-                "import xarray as xr\n\nds = xr.open_dataset({}, engine=\"zarr\", chunks={{}})",
-                py(&format!("{url}/kerchunk"))
-            ),
-        });
+        out.push(xarray("kerchunk", "xarray · kerchunk store", "kerchunk"));
         out.push(Snippet {
             key: "kerchunk-json",
             label: "kerchunk.json · fsspec",
