@@ -1,7 +1,8 @@
 """Scale-out figures (not a test): requests/s of chunk GETs through nginx with deploy/nginx's
 configuration, in front of 1 and of 3 replicas of this server, and the cache-hit rate.
 
-Two loads, each `wrk` for DURATION s with CONNECTIONS connections from this machine:
+Three loads, each `wrk` for DURATION s with CONNECTIONS connections from this machine:
+  direct: one replica without nginx, for the proxy's cost;
   miss: every URL new (a counter in the query), so every request reaches a replica;
   hit:  the dataset's chunk keys over and over, which nginx's cache answers after the first.
 The hit rate is 1 - (requests the replicas answered) / (requests nginx answered), from the
@@ -33,11 +34,16 @@ KEYS = [f"/datasets/tas/zarr/tas/{t}.0.0" for t in range(24)]
 
 LUA = """
 local keys = {%s}
+local threads = 0
+function setup(thread)
+  thread:set("id", threads)
+  threads = threads + 1
+end
 local n = 0
 request = function()
   n = n + 1
   local path = keys[(n %% #keys) + 1]
-  if os.getenv("BUST") == "1" then path = path .. "?n=" .. n end
+  if os.getenv("BUST") == "1" then path = path .. "?t=" .. id .. "&n=" .. n end
   return wrk.format("GET", path)
 end
 """ % ", ".join(f'"{k}"' for k in KEYS)
@@ -47,7 +53,7 @@ def answered(replicas):
     total = 0.0
     for replica in replicas:
         text = requests.get(f"{replica.url}/metrics", timeout=30).text
-        total += sum(float(v) for v in re.findall(r'^cloudify_http_requests_total\{route="/datasets/\{id\}/zarr/[^}]*\} (\S+)$',
+        total += sum(float(v) for v in re.findall(r'^cloudify_http_requests_total\{route="/datasets/\{id\}/zarr/\{\*key\}".*\} (\S+)$',
                                                      text, re.M))
     return total
 
@@ -65,7 +71,8 @@ def run(replica_count, folder):
     config = folder / "cloudify.toml"
     config.write_text(f'[demo]\nenabled = false\n\n[[datasets]]\nid = "tas"\npath = "{folder}/tas.nc"\n')
     ports = [free_port() for _ in range(replica_count)]
-    env = {"CLOUDIFY_LOG": "warn", "CLOUDIFY_SERVER__USAGE_DAYS": "0"}
+    # Its start line only: no line per request.
+    env = {"CLOUDIFY_LOG": "warn,cloudify=info", "CLOUDIFY_SERVER__USAGE_DAYS": "0"}
     replicas = [Server("--config", str(config), bind=f"127.0.0.1:{p}", env=env) for p in ports]
     proxy_dir = folder / f"nginx-{replica_count}"
     proxy_dir.mkdir()
@@ -80,6 +87,9 @@ def run(replica_count, folder):
                     break
             except requests.ConnectionError:
                 time.sleep(0.1)
+        size = len(requests.get(f"{url}{KEYS[0]}", timeout=30).content)
+        if replica_count == 1:
+            print(f"(a chunk answer: {size:,} bytes, blosc-lz4)", flush=True)
         script = folder / "keys.lua"
         script.write_text(LUA)
         before = answered(replicas)
@@ -88,8 +98,9 @@ def run(replica_count, folder):
         hit = wrk(url, script, bust=False)
         after = answered(replicas)
         hit_rate = 1 - (after - middle) / hit[1]
-        print(f"| {replica_count} | {miss[0]:,.0f} ({miss[2]} errors; replicas answered {middle - before:,.0f} of {miss[1]:,}) "
-              f"| {hit[0]:,.0f} ({hit[2]} errors) | {hit_rate:.2%} |", flush=True)
+        direct = wrk(replicas[0].url, script, bust=False)
+        print(f"| {replica_count} | {direct[0]:,.0f} | {miss[0]:,.0f} ({miss[2]} errors; replicas answered "
+              f"{middle - before:,.0f} of {miss[1]:,}) | {hit[0]:,.0f} ({hit[2]} errors) | {hit_rate:.2%} |", flush=True)
     finally:
         nginx.terminate()
         nginx.wait(20)
@@ -102,9 +113,10 @@ def main():
         folder = Path(tmp)
         write_source(folder / "tas.nc")
         print(f"nginx {subprocess.run(['nginx', '-v'], capture_output=True, text=True).stderr.strip()}, "
-              f"{os.cpu_count()} cores, wrk -c{CONNECTIONS} -d{DURATION}s, {len(KEYS)} chunks of 4.7 KB (blosc-lz4)")
-        print("| replicas | req/s, every URL new (cache misses) | req/s, repeated chunks | cache-hit rate (repeated) |")
-        print("|---|---|---|---|")
+              f"{os.cpu_count()} cores, wrk -c{CONNECTIONS} -d{DURATION}s over {len(KEYS)} chunk keys")
+        print("| replicas | req/s, one replica directly | req/s through nginx, every URL new (misses, each cached) "
+              "| req/s through nginx, repeated chunks | cache-hit rate (repeated) |")
+        print("|---|---|---|---|---|")
         for count in (1, 3):
             run(count, folder)
 
