@@ -351,3 +351,18 @@ def test_usage_is_counted_kept_across_restarts_and_drawn(tmp_path, browser):
         page.close()
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("key", ["kerchunk", "kerchunk-json", "intake", "stac"])
+def test_every_python_snippet_opens_the_dataset(site, browser, key):
+    """Each Python snippet of a dataset page, as the page shows it, run: the values are the
+    source file's."""
+    srv, folder = site
+    page = browser.new_page()
+    page.goto(f"{srv.url}/datasets/tos_pacific/")
+    code = page.locator(f"#code-{key}").text_content()
+    page.close()
+    namespace = {}
+    exec(code, namespace)  # noqa: S102 - the page's own snippet is what is tested
+    with netCDF4.Dataset(folder / "tos_pacific.nc") as source:
+        np.testing.assert_array_equal(namespace["ds"]["tos"].values, source["tos"][:])
