@@ -167,8 +167,14 @@ impl Datasets {
             }
         }
         let (mut scanned, mut cached) = (0, 0);
+        let mut seen = HashSet::new();
         for entry in wanted {
             let (id, path) = (entry.id.clone(), entry.path.clone());
+            // The first entry of an id wins, as at every pass (else two would take turns).
+            if !seen.insert(id.clone()) {
+                tracing::warn!(dataset = id, file = %path.display(), "dataset id already taken; file skipped");
+                continue;
+            }
             let now = stamp(&path);
             let previous = opened.get(&id);
             if previous.is_some_and(|old| old.path == path && old.stamp == now) {
