@@ -404,8 +404,17 @@ mod tests {
     use super::*;
 
     fn demo_app() -> Router {
+        app_opened(true)
+    }
+
+    /// The demo dataset served, the configured datasets all open or (`opened = false`) still
+    /// opening.
+    fn app_opened(opened: bool) -> Router {
         let registry = Registry::new(1 << 20, 1 << 20);
         registry.insert("demo", Arc::new(cloudify_dataset::demo_dataset("demo").unwrap()));
+        if opened {
+            registry.mark_opened();
+        }
         let server = ServerConfig::default();
         app(
             Arc::new(registry),
@@ -435,6 +444,16 @@ mod tests {
         assert_eq!((status, json(&body)["error"].as_str()), (StatusCode::NOT_FOUND, Some("Dataset 'x' not found")));
         let (status, body) = call("HEAD", "/datasets/demo/keys").await;
         assert_eq!((status, body.len()), (StatusCode::OK, 0));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_id_is_not_yet_while_datasets_open() {
+        let request = HttpRequest::builder().uri("/datasets/x/info").body(Body::empty()).unwrap();
+        let response = app_opened(false).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "1");
+        let request = HttpRequest::builder().uri("/datasets/demo/keys").body(Body::empty()).unwrap();
+        assert_eq!(app_opened(false).oneshot(request).await.unwrap().status(), StatusCode::OK);
     }
 
     #[tokio::test]
