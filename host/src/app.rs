@@ -10,7 +10,7 @@ use std::{
 use axum::{
     body::Body,
     extract::{rejection::RawPathParamsRejection, ConnectInfo, MatchedPath, RawPathParams, Request},
-    http::{HeaderName, HeaderValue, Method, StatusCode, Uri},
+    http::{header, HeaderName, HeaderValue, Method, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::{on, MethodFilter},
     Router,
@@ -366,7 +366,14 @@ impl PluginRoute {
             extensions: Default::default(),
         };
         let response = self.handler.call(self.host.clone(), request).await;
-        into_axum(response, self.registry.read_budget().until_sent(Held::current()))
+        let held = Held::current();
+        let retry_after = held.as_ref().and_then(Held::retry_after_secs);
+        let mut response = into_axum(response, self.registry.read_budget().until_sent(held));
+        if let Some(secs) = retry_after.filter(|_| response.status() == StatusCode::SERVICE_UNAVAILABLE) {
+            // The plugin passed on a refusal for a file being staged: tell the client when.
+            response.headers_mut().entry(header::RETRY_AFTER).or_insert(HeaderValue::from(secs));
+        }
+        response
     }
 }
 

@@ -116,9 +116,10 @@ tokio::task_local! {
     static HELD: Held;
 }
 
-/// The grants of the request being handled.
+/// The grants of the request being handled, and how long its client should wait before
+/// asking again when a read was refused for a file being staged.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Held(Arc<Mutex<Vec<Grant>>>);
+pub(crate) struct Held(Arc<Mutex<Vec<Grant>>>, Arc<std::sync::atomic::AtomicU64>);
 
 impl Held {
     /// The grants of the request whose handler is running on this task, if any.
@@ -129,6 +130,16 @@ impl Held {
     /// Keeps `grant` until the request's answer has been sent.
     pub(crate) fn keep(&self, grant: Grant) {
         self.grants().push(grant);
+    }
+
+    /// Notes that a read was refused until its file is staged, `secs` from now.
+    pub(crate) fn retry_after(&self, secs: u64) {
+        self.1.fetch_max(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The longest wait a refused read asked for, if any.
+    pub(crate) fn retry_after_secs(&self) -> Option<u64> {
+        Some(self.1.load(std::sync::atomic::Ordering::Relaxed)).filter(|secs| *secs > 0)
     }
 
     fn holds_any(&self) -> bool {

@@ -35,6 +35,9 @@ pub struct Config {
     pub folders: Vec<FolderConfig>,
     /// `[[catalogs]]`: intake catalog trees whose dataset entries are served.
     pub catalogs: Vec<CatalogConfig>,
+    /// `[[staging]]`: slow tiers (tape behind an HSM): files read only once online, staged
+    /// on first use while clients are answered 503 with `Retry-After`.
+    pub staging: Vec<StagingConfig>,
     /// `[plugin.<name>]`: each plugin's own table, handed to it as JSON.
     pub plugin: BTreeMap<String, serde_json::Value>,
 }
@@ -266,6 +269,66 @@ pub struct CatalogConfig {
     pub allow_targets: Vec<String>,
 }
 
+/// `[[staging]]`: a slow tier. A file under `prefix` is read only once `online` says it is
+/// online; otherwise a read starts `stage` for it (once, in the background) and is answered
+/// 503 with `Retry-After: retry_after_secs`. In both commands `{path}` is replaced by the
+/// file's path (or URL); they run without a shell, a path always one argument.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StagingConfig {
+    /// Files whose path (or URL) starts with this are on the tier (`/archive/`).
+    pub prefix: String,
+    /// Exits 0 when the file is online, e.g. `["sh", "-c", "! lfs hsm_state \"$1\" | grep -q
+    /// released", "-", "{path}"]`.
+    pub online: Vec<String>,
+    /// Brings the file online and exits 0 once it is, e.g. `["dmget", "{path}"]`.
+    pub stage: Vec<String>,
+    /// Seconds clients are told to wait (`Retry-After`). Default 600.
+    #[serde(default = "StagingConfig::default_retry_after")]
+    pub retry_after_secs: u64,
+    /// Seconds an online answer is trusted before the file is checked again (an HSM may
+    /// release it). Default 300.
+    #[serde(default = "StagingConfig::default_online")]
+    pub online_secs: u64,
+    /// Seconds a stage command may run before it is killed. Default 21600 (6 h).
+    #[serde(default = "StagingConfig::default_timeout")]
+    pub timeout_secs: u64,
+    /// Stage commands running at once; further files wait their turn. Default 4.
+    #[serde(default = "StagingConfig::default_max_at_once")]
+    pub max_at_once: usize,
+}
+
+impl StagingConfig {
+    fn default_retry_after() -> u64 {
+        600
+    }
+
+    fn default_online() -> u64 {
+        300
+    }
+
+    fn default_timeout() -> u64 {
+        21_600
+    }
+
+    fn default_max_at_once() -> usize {
+        4
+    }
+
+    /// The tier the byte stores follow.
+    pub fn tier(&self) -> cloudify_store::Tier {
+        cloudify_store::Tier {
+            prefix: self.prefix.clone(),
+            online: self.online.clone(),
+            stage: self.stage.clone(),
+            retry_after: std::time::Duration::from_secs(self.retry_after_secs),
+            online_for: std::time::Duration::from_secs(self.online_secs),
+            timeout: std::time::Duration::from_secs(self.timeout_secs),
+            max_at_once: self.max_at_once,
+        }
+    }
+}
+
 /// Catalog formats read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -286,7 +349,8 @@ impl Config {
     /// pins only with `CLOUDIFY_ALLOW_ENV_PLUGIN_PATHS=1`).
     ///
     /// # Errors
-    /// An unreadable file, invalid TOML, an unknown key or a value of the wrong type.
+    /// An unreadable file, invalid TOML, an unknown key or a value of the wrong type, a
+    /// `[[staging]]` tier without its prefix or commands.
     pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
@@ -303,7 +367,19 @@ impl Config {
             env_plugin_paths || !PLUGIN_PATH_KEYS.iter().any(|k| key.as_str().eq_ignore_ascii_case(k))
         });
         figment = figment.merge(env.split("__"));
-        figment.extract().map_err(Box::new)
+        let config: Self = figment.extract().map_err(Box::new)?;
+        for tier in &config.staging {
+            if tier.prefix.is_empty() || tier.online.is_empty() || tier.stage.is_empty() {
+                let message = "[[staging]] needs a prefix, an online command and a stage command";
+                return Err(Box::new(figment::Error::from(message.to_owned())));
+            }
+        }
+        Ok(config)
+    }
+
+    /// The byte stores the datasets are read through, following the `[[staging]]` tiers.
+    pub fn stores(&self) -> cloudify_store::Stores {
+        cloudify_store::Stores::with_tiers(self.staging.iter().map(StagingConfig::tier).collect())
     }
 
     /// The table of plugin `name` as JSON text (`{}` when absent).
@@ -346,6 +422,21 @@ mod tests {
         let err = Config::load(Some(&file)).unwrap_err().to_string();
         assert!(err.contains("bnd"), "{err}");
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+
+    #[test]
+    fn staging_tiers_take_defaults_and_need_their_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cloudify.toml");
+        let tier = "[[staging]]\nprefix = \"/archive/\"\nonline = [\"is-online\", \"{path}\"]\n";
+        std::fs::write(&file, format!("{tier}stage = [\"dmget\", \"{{path}}\"]\n")).unwrap();
+        let config = Config::load(Some(&file)).unwrap();
+        let tier = config.staging[0].tier();
+        assert_eq!(tier.stage, ["dmget", "{path}"]);
+        assert_eq!((tier.retry_after.as_secs(), tier.online_for.as_secs(), tier.max_at_once), (600, 300, 4));
+        std::fs::write(&file, "[[staging]]\nprefix = \"/archive/\"\nonline = [\"x\"]\nstage = []\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("stage command"), "{err}");
     }
 
     #[test]

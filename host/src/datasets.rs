@@ -14,7 +14,7 @@ use cloudify_dataset::{demo_dataset, ChunkCache};
 use cloudify_netcdf::{write_netcdf4, Origin};
 use cloudify_open::{
     catalog::{catalog_entries, Catalog},
-    folder_files, Entry, Opener,
+    folder_files, Entry, OpenError, Opener,
 };
 use cloudify_store::Stores;
 
@@ -149,9 +149,16 @@ pub struct Changes {
     pub rescanned: usize,
     /// Entries no longer configured or whose file is gone, no longer served.
     pub removed: usize,
+    /// Entries waiting for a file to be staged from a slow tier before they can be opened.
+    pub staging: usize,
 }
 
 impl Datasets {
+    /// Whether a dataset waits for its files to be staged before it can be opened.
+    pub fn any_staging(&self) -> bool {
+        self.registry.any_staging()
+    }
+
     /// Brings the served datasets in step with `config` and the files it names.
     pub async fn reconcile(&self, config: &Config, stores: &Arc<Stores>) -> Changes {
         let started = Instant::now();
@@ -168,6 +175,7 @@ impl Datasets {
         }
         let (mut scanned, mut cached) = (0, 0);
         let mut seen = HashSet::new();
+        let mut staging = HashMap::new();
         for entry in wanted {
             let (id, path) = (entry.id.clone(), entry.path.clone());
             // The first entry of an id wins, as at every pass (else two would take turns).
@@ -189,9 +197,15 @@ impl Datasets {
             let opener = Arc::clone(&self.opener);
             let result = tokio::task::spawn_blocking(move || opener.open(&entry))
                 .await
-                .unwrap_or_else(|e| Err(format!("scan task failed: {e}")));
+                .unwrap_or_else(|e| Err(OpenError::Failed(format!("scan task failed: {e}"))));
             let (sources, origin) = match result {
                 Ok(opened) => opened,
+                Err(OpenError::Staging { retry_after_secs }) => {
+                    // Opened when its staging ends (`Datasets::on_stagings`); a 503 until then.
+                    tracing::info!(dataset = id, file = %path.display(), "dataset waits for its file to be staged");
+                    staging.insert(id, retry_after_secs);
+                    continue;
+                }
                 Err(reason) => {
                     tracing::warn!(dataset = id, file = %path.display(), "dataset skipped: {reason}");
                     // A file that went or broke is served no more.
@@ -236,9 +250,12 @@ impl Datasets {
             }
             opened.insert(id, Opened { path, stamp: now, ids });
         }
+        changes.staging = staging.len();
+        self.registry.set_staging(staging);
         tracing::info!(
             scanned,
             cached,
+            staging = changes.staging,
             added = changes.added,
             rescanned = changes.rescanned,
             removed = changes.removed,

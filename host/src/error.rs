@@ -26,6 +26,10 @@ pub enum AppError {
     /// proxy thus sends clients to its peers instead of answering 404.
     #[error("Dataset '{0}' not found yet: datasets are still opening")]
     DatasetOpening(String),
+    /// A configured dataset whose file is being staged from a slow tier before it can be
+    /// opened: retry after the seconds given.
+    #[error("Dataset '{0}' is being staged from a slow tier (tape)")]
+    DatasetStaging(String, u64),
     /// No route matches the path.
     #[error("no route for {0}")]
     RouteNotFound(String),
@@ -49,6 +53,7 @@ pub(crate) fn kind_of(err: &DataError) -> ErrorKind {
         // The host checked the key before asking the plugin: its refusals stand.
         DataError::Provider { kind, .. } => *kind,
         DataError::Shared(first) => kind_of(first),
+        _ if err.retry_after_secs().is_some() => ErrorKind::UNAVAILABLE,
         _ => ErrorKind::INTERNAL,
     }
 }
@@ -61,7 +66,16 @@ pub(crate) fn to_host_error(err: &DataError) -> HostError {
         tracing::error!(error = %err, "data read failed");
         return HostError::new(kind, "internal error reading the dataset");
     }
+    if let Some(secs) = err.retry_after_secs() {
+        // Without the file's path: where the archive keeps its files is the operator's.
+        return HostError::new(kind, staging_message(secs));
+    }
     HostError::new(kind, err.to_string())
+}
+
+/// What a client reading a file that is being staged is told.
+fn staging_message(retry_after_secs: u64) -> String {
+    format!("the data is being staged from a slow tier (tape); retry after {retry_after_secs} s")
 }
 
 /// The header carrying each request's id (set by `SetRequestIdLayer`, echoed in the answer).
@@ -148,16 +162,25 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = match &self {
             Self::DatasetNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
-            Self::DatasetOpening(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DatasetOpening(_) | Self::DatasetStaging(..) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadPath(_) => StatusCode::BAD_REQUEST,
             Self::Data(err) => StatusCode::from_u16(kind_of(err).status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         };
         // A server error's message is logged and replaced on the way out (`shape_error`).
         tracing::debug!(error = %self, "request refused");
-        let opening = matches!(self, Self::DatasetOpening(_));
-        let mut response = json_error(status, self.to_string());
-        if opening {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        let retry_after = match &self {
+            Self::DatasetOpening(_) => Some(1),
+            Self::DatasetStaging(_, secs) => Some(*secs),
+            Self::Data(err) => err.retry_after_secs(),
+            _ => None,
+        };
+        let message = match retry_after {
+            Some(secs) if matches!(self, Self::Data(_)) => staging_message(secs),
+            _ => self.to_string(),
+        };
+        let mut response = json_error(status, message);
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -166,7 +189,9 @@ impl IntoResponse for AppError {
 impl AppError {
     /// The refusal of dataset `id`, which `registry` does not serve (now).
     pub(crate) fn unknown_dataset(registry: &crate::registry::Registry, id: &str) -> Self {
-        if registry.is_opened() {
+        if let Some(secs) = registry.staging_retry_after(id) {
+            Self::DatasetStaging(id.to_owned(), secs)
+        } else if registry.is_opened() {
             Self::DatasetNotFound(id.to_owned())
         } else {
             Self::DatasetOpening(id.to_owned())

@@ -80,11 +80,15 @@ impl PluginHost {
         let registry = Arc::clone(&self.registry);
         self.on_runtime(dataset, move |source| async move {
             let grant = registry.read_budget().take(bytes.await, held.as_ref()).await;
-            let bytes = read(source).await?;
+            let read = read(source).await;
             if let Some(held) = held {
-                held.keep(grant);
+                match &read {
+                    Ok(_) => held.keep(grant),
+                    // For the answer's `Retry-After`, should the plugin answer 503.
+                    Err(err) => err.retry_after_secs().into_iter().for_each(|secs| held.retry_after(secs)),
+                }
             }
-            Ok(bytes)
+            read
         })
     }
 }

@@ -354,7 +354,8 @@ async fn serve(config: Config, config_file: Option<PathBuf>, plugin_dirs: Vec<Pa
     if let Some(usage) = &usage {
         tokio::spawn(Arc::clone(usage).flush_periodically());
     }
-    let stores = Arc::new(Stores::new());
+    let stores = Arc::new(config.stores());
+    registry.set_stores(Arc::clone(&stores));
     let metrics = match Metrics::install(Arc::clone(&registry), Some(Arc::clone(&stores))) {
         Ok(metrics) => {
             let metrics = Arc::new(metrics);
@@ -373,9 +374,12 @@ async fn serve(config: Config, config_file: Option<PathBuf>, plugin_dirs: Vec<Pa
     // Then SIGHUP and watched folders keep them in step.
     let opening = Arc::clone(&registry);
     let open_config = config.clone();
+    // Before opening: a staging that ends while the datasets open is not missed.
+    let stagings = stores.stagings_finished();
     tokio::spawn(async move {
         let datasets = open_all(&open_config, Arc::clone(&stores), opening).await;
         let reloader = Arc::new(Reloader::new(config_file, open_config, datasets, stores));
+        tokio::spawn(Arc::clone(&reloader).on_stagings(stagings));
         match hangups {
             Ok(hangups) => drop(tokio::spawn(Arc::clone(&reloader).on_sighup(hangups))),
             Err(err) => tracing::warn!("SIGHUP cannot be caught ({err}): reloads need a restart"),

@@ -3,9 +3,12 @@
 //! A provider may also serve ids it does not list (the diagnostics plugin's derived
 //! datasets): an id no one lists is offered to each provider's `metadata` in turn.
 
-use std::sync::{
-    atomic::{AtomicBool, Ordering},
-    Arc, PoisonError, RwLock,
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, PoisonError, RwLock,
+    },
 };
 
 use abi_stable::std_types::RStr;
@@ -32,8 +35,13 @@ pub struct Registry {
     read_budget: ReadBudget,
     /// Whether every configured dataset has been opened (or skipped).
     opened: AtomicBool,
+    /// Configured datasets not served yet because their file is being staged for its scan,
+    /// with the seconds a client should wait.
+    staging: RwLock<HashMap<String, u64>>,
     /// Who may read what, when `[[auth.groups]]` are configured.
     auth: std::sync::OnceLock<Arc<Auth>>,
+    /// The byte stores the configured datasets are read through (for their slow tiers).
+    stores: std::sync::OnceLock<Arc<cloudify_store::Stores>>,
 }
 
 struct Provider {
@@ -52,7 +60,9 @@ impl Registry {
             max_region_bytes,
             read_budget: ReadBudget::new(max_inflight_bytes),
             opened: AtomicBool::new(false),
+            staging: RwLock::default(),
             auth: std::sync::OnceLock::new(),
+            stores: std::sync::OnceLock::new(),
         }
     }
 
@@ -60,6 +70,16 @@ impl Registry {
     /// answer only what the caller of the request being handled may read.
     pub fn set_auth(&self, auth: Arc<Auth>) {
         let _ = self.auth.set(auth);
+    }
+
+    /// Records the byte stores the configured datasets are read through.
+    pub fn set_stores(&self, stores: Arc<cloudify_store::Stores>) {
+        let _ = self.stores.set(stores);
+    }
+
+    /// The byte stores the configured datasets are read through, once set.
+    pub fn stores(&self) -> Option<Arc<cloudify_store::Stores>> {
+        self.stores.get().cloned()
     }
 
     /// The access control in force, if any.
@@ -94,6 +114,21 @@ impl Registry {
     /// Whether every configured dataset has been opened or skipped (`/ready`).
     pub fn is_opened(&self) -> bool {
         self.opened.load(Ordering::Acquire)
+    }
+
+    /// The datasets waiting for their files to be staged before they can be opened.
+    pub fn set_staging(&self, staging: HashMap<String, u64>) {
+        *self.staging.write().unwrap_or_else(PoisonError::into_inner) = staging;
+    }
+
+    /// Seconds to wait for dataset `id`, if it waits for its files to be staged.
+    pub fn staging_retry_after(&self, id: &str) -> Option<u64> {
+        self.staging.read().unwrap_or_else(PoisonError::into_inner).get(id).copied()
+    }
+
+    /// Whether any dataset waits for its files to be staged.
+    pub fn any_staging(&self) -> bool {
+        !self.staging.read().unwrap_or_else(PoisonError::into_inner).is_empty()
     }
 
     /// Adds the datasets of plugin `plugin`.

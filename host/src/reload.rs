@@ -2,7 +2,7 @@
 //! folders (`[[folders]] watch = true`, through `notify`) are followed. Both bring the served
 //! datasets in step ([`Datasets::reconcile`]); requests in flight finish on the sources they
 //! started with. Settings other than the datasets (`[server]`, `[plugins]`, plugin tables,
-//! `[cache]`, `[limits]`, `[auth]`) take a restart: a reload that changes them says so.
+//! `[cache]`, `[limits]`, `[auth]`, `[[staging]]`) take a restart: a reload that changes them says so.
 
 use std::{
     collections::HashSet,
@@ -34,7 +34,15 @@ pub struct Reloader {
 
 /// The parts of a configuration a reload does not apply.
 fn restart_only(config: &Config) -> serde_json::Value {
-    serde_json::json!([config.server, config.plugins, config.plugin, config.cache, config.limits, config.auth])
+    serde_json::json!([
+        config.server,
+        config.plugins,
+        config.plugin,
+        config.cache,
+        config.limits,
+        config.auth,
+        config.staging
+    ])
 }
 
 impl Reloader {
@@ -60,7 +68,7 @@ impl Reloader {
         };
         if restart_only(&config) != restart_only(&self.config()) {
             tracing::warn!(
-                "reload: [server], [plugins], [plugin.*], [cache], [limits] and [auth] changes take a restart"
+                "reload: [server], [plugins], [plugin.*], [cache], [limits], [auth] and [[staging]] changes take a restart"
             );
         }
         *self.config.lock().unwrap_or_else(PoisonError::into_inner) = config.clone();
@@ -74,6 +82,17 @@ impl Reloader {
     pub async fn on_sighup(self: Arc<Self>, mut hangups: tokio::signal::unix::Signal) {
         while hangups.recv().await.is_some() {
             self.reload().await;
+        }
+    }
+
+    /// Opens the datasets that waited for their files to be staged, each time a staging ends
+    /// (`finished` changes), for ever.
+    pub async fn on_stagings(self: Arc<Self>, mut finished: tokio::sync::watch::Receiver<u64>) {
+        while finished.changed().await.is_ok() {
+            if self.datasets.any_staging() {
+                let changes = self.datasets.reconcile(&self.config(), &self.stores).await;
+                tracing::info!(?changes, "a staging ended");
+            }
         }
     }
 

@@ -164,6 +164,8 @@ impl ErrorKind {
     /// The data lies where the operator did not allow reads (e.g. a virtual chunk outside
     /// the authorized containers).
     pub const FORBIDDEN: Self = Self(8);
+    /// The data is not readable yet (a file being staged from tape): ask again later.
+    pub const UNAVAILABLE: Self = Self(9);
 
     /// The HTTP status this kind maps to: the one table from error kinds to statuses, used
     /// by the host and by plugins. Kinds this SDK does not know are 500.
@@ -176,6 +178,7 @@ impl ErrorKind {
             Self::PRECONDITION_FAILED => 412,
             Self::RANGE_NOT_SATISFIABLE => 416,
             Self::FORBIDDEN => 403,
+            Self::UNAVAILABLE => 503,
             _ => 500,
         }
     }

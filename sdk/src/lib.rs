@@ -70,6 +70,9 @@
 //!
 //! Versions:
 //!
+//! * 0.3.1: [`ErrorKind::UNAVAILABLE`] (503): data not readable yet, a file being staged from
+//!   a slow tier; the host adds `Retry-After` to a plugin's 503 that stems from it (plugins
+//!   built before answer 500 for the kind).
 //! * 0.3.0: a dataset provider also answers where a chunk's stored bytes are and the bytes
 //!   themselves (`DatasetSource::chunk_reference`, `read_raw_chunk`; [`Provider::chunk_ref`]
 //!   and [`Provider::read_raw_chunk`] with defaults), so `/kerchunk` and `kerchunk.json` work

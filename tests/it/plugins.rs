@@ -244,7 +244,7 @@ fn built_in_routes_have_xpublish_shapes() {
     assert!(html.content_type.starts_with("text/html"));
     assert!(html.text().contains("Near-Surface Air Temperature"));
     let versions = server.get("/versions").json();
-    assert_eq!(versions["cloudify-sdk"], "0.3.0");
+    assert_eq!(versions["cloudify-sdk"], "0.3.1");
     assert_eq!(versions["plugin-hello"], "0.1.0");
     let health = server.get("/health").json();
     assert_eq!(health["status"], "ok");

@@ -112,5 +112,17 @@ pub enum Error {
     Shared(Arc<Error>),
 }
 
+impl Error {
+    /// Seconds to wait before asking again, for a read refused because its file is being
+    /// staged from a slow tier.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::Store(cloudify_store::Error::Staging { retry_after_secs, .. }) => Some(*retry_after_secs),
+            Self::Shared(first) => first.retry_after_secs(),
+            _ => None,
+        }
+    }
+}
+
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -195,6 +195,10 @@ impl Source for VirtualSource {
         let Some(chunk) = chunk else {
             let fallback =
                 self.fallback.clone().ok_or_else(|| Error::Unsupported { what: format!("reading '{name}'") })?;
+            // The library opens the file itself: on a slow tier, only once it is online.
+            for file in &self.dataset.files {
+                self.stores.ready(file).await?;
+            }
             let (name, var, index) = (name.to_owned(), var.clone(), index.to_vec());
             return tokio::task::spawn_blocking(move || fallback.read_chunk(&name, &var, &index))
                 .await

@@ -48,6 +48,11 @@ pub enum Origin {
     Scanned,
 }
 
+/// Whether the cache in `dir` holds a scan of `path` as it is now (no need to read the file).
+pub fn is_cached(path: &Path, dir: &Path, limits: &Limits) -> bool {
+    key(path, limits).is_ok_and(|key| dir.join(format!("{key}.json")).is_file())
+}
+
 /// [`scan`], through the cache in `dir`: an unchanged file is not scanned again. A cache that
 /// cannot be read or written is passed over (with a warning), never an error.
 ///

@@ -22,7 +22,7 @@ use std::{io::Read, path::Path, sync::Arc};
 
 use cloudify_dataset::{hyperslab::unravel, FallbackReader, Limits, StoredChunk, VariableChunks, VirtualDataset};
 
-pub use cache::{scan_cached, Origin};
+pub use cache::{is_cached, scan_cached, Origin};
 pub use fallback::NetcdfFallback;
 pub use write::write_netcdf4;
 

@@ -19,7 +19,7 @@ use std::{
 
 use cloudify_cfa::{Fragment, Fragments};
 use cloudify_dataset::{concat, Limits, SharedSource, VirtualDataset, VirtualSource};
-use cloudify_netcdf::{fallback_for, group_id, scan_cached, scan_remote, Origin};
+use cloudify_netcdf::{fallback_for, group_id, is_cached, scan_cached, scan_remote, Origin, Scan};
 use cloudify_store::{Confinement, Stores};
 use cloudify_zarr::ZarrSource;
 
@@ -202,9 +202,26 @@ impl Opener {
         let scan = if Stores::is_remote(target) {
             tokio::runtime::Handle::current().block_on(scan_remote(target, id, &self.stores, &self.limits))
         } else {
-            scan_cached(Path::new(target), id, &self.cache, &self.limits).map(|(scan, _)| scan)
+            return self.scan_local(Path::new(target), id).map(|(scan, _)| scan.dataset).map_err(|e| e.to_string());
         };
         scan.map(|scan| scan.dataset).map_err(|e| e.to_string())
+    }
+
+    /// A local NetCDF file scanned, through the reference cache. A file on a slow tier is
+    /// scanned only once it is online: until then its staging is started and the scan
+    /// refused with the store's `Staging` error.
+    fn scan_local(&self, file: &Path, id: &str) -> Result<(Scan, Origin), OpenError> {
+        if !is_cached(file, &self.cache, &self.limits) {
+            let location = file.to_string_lossy();
+            match tokio::runtime::Handle::current().block_on(self.stores.ready(&location)) {
+                Ok(()) => {}
+                Err(cloudify_store::Error::Staging { retry_after_secs, .. }) => {
+                    return Err(OpenError::Staging { retry_after_secs })
+                }
+                Err(err) => return Err(err.to_string().into()),
+            }
+        }
+        Ok(scan_cached(file, id, &self.cache, &self.limits).map_err(|e| e.to_string())?)
     }
 
     /// The datasets of one entry (a NetCDF4 file's sub-groups follow its root, with the ids
@@ -213,23 +230,23 @@ impl Opener {
     ///
     /// # Errors
     /// Why the entry cannot be served (unreadable, unknown format, files that do not join).
-    pub fn open(&self, entry: &Entry) -> Result<Opened, String> {
+    pub fn open(&self, entry: &Entry) -> Result<Opened, OpenError> {
         let location = entry.path.to_string_lossy();
         let one = |source: SharedSource| (vec![(entry.id.clone(), source)], Origin::Scanned);
         if Stores::is_remote(&location) {
-            return self.remote(entry, &location).map(one);
+            return self.remote(entry, &location).map(one).map_err(OpenError::from);
         }
         if is_reference_set(&location) {
-            return self.references(entry, &location).map(one);
+            return self.references(entry, &location).map(one).map_err(OpenError::from);
         }
         if is_zarr(&entry.path) {
-            return self.zarr(entry, &location).map(one);
+            return self.zarr(entry, &location).map(one).map_err(OpenError::from);
         }
         let mut origin = Origin::Cached;
         let mut parts = Vec::new();
         let mut groups = Vec::new();
         for file in files_of(&entry.path)? {
-            let (scan, from) = scan_cached(&file, &entry.id, &self.cache, &self.limits).map_err(|e| e.to_string())?;
+            let (scan, from) = self.scan_local(&file, &entry.id)?;
             warn_skipped(&entry.id, &scan.skipped);
             if from == Origin::Scanned {
                 origin = Origin::Scanned;
@@ -283,7 +300,7 @@ impl Opener {
             Format::References => self.references(entry, &location),
             Format::NetCdf if Stores::is_remote(&location) => self.remote_file(entry, &location),
             Format::NetCdf => {
-                let (mut opened, _) = self.open(entry)?;
+                let (mut opened, _) = self.open(entry).map_err(|e| e.to_string())?;
                 Ok(opened.swap_remove(0).1)
             }
         }
@@ -295,6 +312,33 @@ impl Opener {
         let source =
             VirtualSource::new(dataset, Arc::clone(&self.stores), fallback, &self.limits).map_err(|e| e.to_string())?;
         Ok(Arc::new(source))
+    }
+}
+
+/// Why an entry is not served, now or at all.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// A file of the entry is being staged from a slow tier to be scanned: it opens once the
+    /// file is online.
+    #[error("a file is being staged from a slow tier; retry after {retry_after_secs} s")]
+    Staging {
+        /// Seconds a client should wait before asking again.
+        retry_after_secs: u64,
+    },
+    /// The entry cannot be served (unreadable, unknown format, files that do not join).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for OpenError {
+    fn from(reason: String) -> Self {
+        Self::Failed(reason)
+    }
+}
+
+impl From<&str> for OpenError {
+    fn from(reason: &str) -> Self {
+        Self::Failed(reason.to_owned())
     }
 }
 

@@ -26,8 +26,10 @@ use url::Url;
 
 mod client;
 mod confine;
+mod staging;
 
 pub use confine::{is_internal, Confinement};
+pub use staging::{FileState, Tier};
 
 /// The request header naming the server instance a remote read comes from.
 pub const INSTANCE_HEADER: &str = "x-cloudify-instance";
@@ -77,6 +79,14 @@ pub enum Error {
         /// The limit.
         max: u64,
     },
+    /// The location is on a slow tier and not online: it is being staged, ask again later.
+    #[error("{location} is being staged from a slow tier; retry after {retry_after_secs} s")]
+    Staging {
+        /// Path or URL.
+        location: String,
+        /// Seconds a client should wait before asking again.
+        retry_after_secs: u64,
+    },
     /// The read failed, or returned fewer bytes than asked.
     #[error("reading {location} failed: {reason}")]
     Read {
@@ -111,12 +121,19 @@ pub struct Stores {
     /// instead of object_store's open, stat, seek and read: +30 % small-chunk requests per
     /// second on /kerchunk. Closed after a minute unused (a replaced file is then reopened).
     files: moka::sync::Cache<PathBuf, Arc<File>>,
+    /// Slow tiers: files read only once staged.
+    staging: staging::Staging,
 }
 
 impl Default for Stores {
     fn default() -> Self {
         let files = moka::sync::Cache::builder().max_capacity(OPEN_FILES).time_to_idle(Duration::from_secs(60)).build();
-        Self { open: Mutex::default(), remote: tokio::sync::Semaphore::new(REMOTE_READS), files }
+        Self {
+            open: Mutex::default(),
+            remote: tokio::sync::Semaphore::new(REMOTE_READS),
+            files,
+            staging: staging::Staging::default(),
+        }
     }
 }
 
@@ -211,6 +228,56 @@ impl Stores {
         Self::default()
     }
 
+    /// Stores whose files under the prefixes of `tiers` are read only once staged.
+    pub fn with_tiers(tiers: Vec<Tier>) -> Self {
+        Self { staging: staging::Staging::new(tiers), ..Self::default() }
+    }
+
+    /// The name a slow tier knows `location` by: a local file's path, else the URL.
+    fn tier_name(location: &str) -> String {
+        local_path(location).map_or_else(|| location.to_owned(), |path| path.to_string_lossy().into_owned())
+    }
+
+    /// Ok when `location` may be read now. A file on a slow tier that is not online is
+    /// staged (once, in the background) and refused meanwhile.
+    ///
+    /// # Errors
+    /// [`Error::Staging`].
+    pub async fn ready(&self, location: &str) -> Result<()> {
+        // The path of every chunk read: nothing to work out without tiers.
+        if self.staging.is_empty() {
+            return Ok(());
+        }
+        self.staging.ready(&Self::tier_name(location)).await
+    }
+
+    /// Where `location` stands on its slow tier (`None`: on no tier).
+    pub async fn tier_state(&self, location: &str) -> Option<FileState> {
+        self.staging.state(&Self::tier_name(location)).await
+    }
+
+    /// The seconds clients are told to wait for `location`, if it is on a slow tier.
+    pub fn tier_retry_after(&self, location: &str) -> Option<u64> {
+        self.staging.retry_after(&Self::tier_name(location))
+    }
+
+    /// Where `location` stands on its slow tier as far as known, without running a command
+    /// (`None`: on no tier).
+    pub fn known_tier_state(&self, location: &str) -> Option<FileState> {
+        self.staging.known_state(&Self::tier_name(location))
+    }
+
+    /// Starts staging `location` unless it is online or being staged; where it stands then
+    /// (`None`: on no tier).
+    pub async fn stage(&self, location: &str) -> Option<FileState> {
+        self.staging.stage(&Self::tier_name(location)).await
+    }
+
+    /// Changes each time a staging finishes (or fails).
+    pub fn stagings_finished(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.staging.finished()
+    }
+
     /// Local files held open for reads.
     pub fn open_files(&self) -> u64 {
         self.files.entry_count()
@@ -244,8 +311,9 @@ impl Stores {
     ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::BadLocation`], [`Error::Read`] (also when the object is
-    /// shorter than the range: a truncated file).
+    /// shorter than the range: a truncated file), [`Error::Staging`].
     pub async fn read_range(&self, location: &str, offset: u64, length: u64) -> Result<Bytes> {
+        self.ready(location).await?;
         if let Some(path) = local_path(location) {
             return self.read_local(location, path, offset, length).await;
         }
@@ -328,6 +396,7 @@ impl Stores {
     /// # Errors
     /// As [`Stores::read_range`]; [`Error::TooLarge`] over `max`.
     pub async fn read_all_at_most(&self, location: &str, max: u64) -> Result<Bytes> {
+        self.ready(location).await?;
         let (store, path) = self.resolve(location)?;
         let _permit = self.permit().await;
         // The size the answer declares is checked before its body is read.

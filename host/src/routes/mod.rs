@@ -2,6 +2,7 @@
 
 pub(crate) mod cfa;
 pub(crate) mod datasets;
+pub(crate) mod staging;
 pub(crate) mod system;
 
 use axum::{routing::get, Router};
@@ -18,6 +19,11 @@ const BUILT_IN: &[(&str, &str, &str)] = &[
         "/datasets/{id}/cfa.nc",
         "The dataset as a CF-1.13 aggregation file over its source files (?targets=server|source)",
         "application/x-netcdf",
+    ),
+    (
+        "/datasets/{id}/staging",
+        "Where the dataset's files stand on their slow tier (tape), as last known",
+        "application/json",
     ),
     ("/versions", "Versions of the server and its plugins", "application/json"),
     ("/plugins", "Loaded plugins", "application/json"),
@@ -45,7 +51,17 @@ fn doc(path: &str, summary: &str, content_type: &str) -> RouteDoc {
 
 /// The documentation entries of the built-in routes.
 pub(crate) fn docs() -> Vec<RouteDoc> {
-    BUILT_IN.iter().map(|(path, summary, content_type)| doc(path, summary, content_type)).collect()
+    let mut docs: Vec<RouteDoc> =
+        BUILT_IN.iter().map(|(path, summary, content_type)| doc(path, summary, content_type)).collect();
+    docs.push(RouteDoc {
+        method: "POST".to_owned(),
+        ..doc(
+            "/datasets/{id}/staging",
+            "Stage every file of the dataset that is not online (202 while they are being staged)",
+            "application/json",
+        )
+    });
+    docs
 }
 
 /// The built-in answer at dataset page `path` and its documentation: the HTML summary, or,
@@ -66,6 +82,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/datasets/{id}/dict", get(datasets::dict))
         .route("/datasets/{id}/info", get(datasets::info))
         .route("/datasets/{id}/cfa.nc", get(cfa::aggregation_file))
+        .route("/datasets/{id}/staging", get(staging::status).post(staging::order))
         .route("/versions", get(system::versions))
         .route("/plugins", get(system::plugins))
         .route("/openapi.json", get(system::openapi))
