@@ -73,6 +73,27 @@ pub struct AppState {
     pub usage: Option<Arc<Usage>>,
     /// The Prometheus metrics; `None` when not installed.
     pub metrics: Option<Arc<Metrics>>,
+    /// The plugins' own metrics (`/metrics/{plugin}`), appended to `/metrics`.
+    pub plugin_metrics: PluginMetrics,
+}
+
+/// The routes where plugins expose their own metrics (`GET /metrics/{plugin}`, e.g. the zarr
+/// plugin's encoded-chunk cache): a plugin's counters live in its own recorder, out of the
+/// host's reach but through its handler.
+#[derive(Clone, Default)]
+pub struct PluginMetrics(Arc<Vec<(String, Arc<PluginRoute>)>>);
+
+impl PluginMetrics {
+    /// Every plugin's exposition, one after the other (a plugin that fails is left out).
+    pub(crate) async fn render(&self) -> String {
+        let mut text = String::new();
+        for (path, route) in self.0.iter() {
+            if let Some(exposition) = route.scrape(path).await {
+                text.push_str(&exposition);
+            }
+        }
+        text
+    }
 }
 
 /// The router, and the problems found while building it (one line each).
@@ -98,6 +119,7 @@ pub fn app(
     let mut router: Router<AppState> = routes::router();
     let mut warnings = Vec::new();
     let mut infos = Vec::new();
+    let mut plugin_metrics = Vec::new();
     for plugin in plugins {
         let mut mounted = Vec::new();
         for spec in plugin.routes {
@@ -127,6 +149,9 @@ pub fn app(
                 max_body: server.max_request_body,
                 links: Arc::clone(&links),
             });
+            if spec.scope == Scope::App && method == "GET" && path == format!("/metrics/{}", plugin.name) {
+                plugin_metrics.push((path.clone(), Arc::clone(&target)));
+            }
             let handler = move |params: Result<RawPathParams, RawPathParamsRejection>, req: Request| {
                 let target = Arc::clone(&target);
                 async move {
@@ -185,6 +210,7 @@ pub fn app(
         links,
         usage: observers.usage.clone(),
         metrics: observers.metrics.clone(),
+        plugin_metrics: PluginMetrics(Arc::new(plugin_metrics)),
     };
     let router = router.fallback(fallback).with_state(state).layer(axum::middleware::from_fn(refuse_own_requests));
     let router = match state_auth {
@@ -374,6 +400,26 @@ impl PluginRoute {
             response.headers_mut().entry(header::RETRY_AFTER).or_insert(HeaderValue::from(secs));
         }
         response
+    }
+}
+
+impl PluginRoute {
+    /// The text a plugin's `/metrics/{plugin}` route answers at `path`, if 200.
+    async fn scrape(&self, path: &str) -> Option<String> {
+        let request = cloudify_sdk::Request {
+            method: "GET".into(),
+            path: path.into(),
+            params: Default::default(),
+            query: Default::default(),
+            headers: Default::default(),
+            body: Default::default(),
+            extensions: Default::default(),
+        };
+        let response = self.handler.call(self.host.clone(), request).await;
+        match response.body {
+            cloudify_sdk::abi::Body::Bytes(bytes) if response.status == 200 => String::from_utf8(bytes.to_vec()).ok(),
+            _ => None,
+        }
     }
 }
 

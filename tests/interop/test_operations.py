@@ -46,6 +46,13 @@ def test_counters_move_as_requests_are_made(observed):
     assert grew("cloudify_dataset_response_bytes_total", dataset="demo") == sent
     assert grew("cloudify_decoded_cache_requests_total", result="miss") + \
         grew("cloudify_decoded_cache_requests_total", result="hit") >= 3
+    # The zarr plugin's own cache, appended from /metrics/zarr: each new chunk a miss, a
+    # repeated one a hit.
+    assert grew("cloudify_zarr_encoded_cache_requests_total", result="miss") == 3
+    assert requests.get(f"{url}/datasets/demo/zarr/tas/0.0.0", timeout=30).content == chunks[0].content
+    assert value(scrape(url), "cloudify_zarr_encoded_cache_requests_total", result="hit") == \
+        value(after, "cloudify_zarr_encoded_cache_requests_total", result="hit") + 1
+    assert ("cloudify_kerchunk_stored_cache_requests_total", frozenset({("result", "miss")})) in after
     assert value(after, "cloudify_datasets") == 1
     assert value(after, "cloudify_plugins") >= 8
     # An unknown dataset gets no label of its own.

@@ -88,7 +88,9 @@ pub(crate) async fn usage(
 pub(crate) async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, crate::error::AppError> {
     match &state.metrics {
         Some(metrics) => {
-            Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.render()))
+            let mut text = metrics.render();
+            text.push_str(&state.plugin_metrics.render().await);
+            Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text))
         }
         None => Err(crate::error::AppError::RouteNotFound("/metrics (no metrics recorder in this process)".to_owned())),
     }

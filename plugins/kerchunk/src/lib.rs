@@ -80,6 +80,7 @@ const FILE_OPERATION: &str = r#"{
 fn init(host: Host) -> Result<Plugin, String> {
     let config = host.config().map_err(|err| err.to_string())?;
     let service = Arc::new(KerchunkService::new(config));
+    let metrics = Arc::clone(&service.metrics);
     let (store, refs, parquet) = (Arc::clone(&service), Arc::clone(&service), Arc::clone(&service));
     let (file, list, parquet_keys) = (Arc::clone(&service), Arc::clone(&service), service);
     Ok(Plugin::new("kerchunk", env!("CARGO_PKG_VERSION"))
@@ -135,5 +136,6 @@ fn init(host: Host) -> Result<Plugin, String> {
             })
             .summary("The dataset's source files: name, size, modification time")
             .content_type("application/json"),
-        ))
+        )
+        .route(metrics.route("kerchunk")))
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use cloudify_sdk::{ChunkRef, Error, ErrorKind, Host, HostExt, RVec, Request, Response};
 use cloudify_zarr_store::{
-    encode_values, reply, request_key, Array, CodecName, Document, Format, RenderedStores, Resolved, ServedCodec,
-    Store, METADATA_TTL,
+    encode_values, reply, request_key, Array, CacheMetrics, CodecName, Document, Format, RenderedStores, Resolved,
+    ServedCodec, Store, METADATA_TTL,
 };
 
 use crate::{
@@ -32,6 +32,8 @@ pub(crate) struct KerchunkService {
     pub(crate) config: Config,
     stores: RenderedStores,
     chunks: moka::future::Cache<ChunkId, Arc<Document>>,
+    /// The stored-chunk cache's hits and misses (`/metrics/kerchunk`).
+    pub(crate) metrics: Arc<CacheMetrics>,
     /// Reference sets built, reused while the metadata stays the same.
     pub(crate) exports: moka::sync::Cache<ExportId, Arc<Export>>,
 }
@@ -55,7 +57,11 @@ impl KerchunkService {
             .max_capacity(EXPORT_BYTES)
             .time_to_live(METADATA_TTL)
             .build();
-        Self { stores: RenderedStores::default(), chunks, exports, config }
+        let metrics = Arc::new(CacheMetrics::new(
+            "cloudify_kerchunk_stored_cache_requests_total",
+            "Stored-chunk cache lookups of the kerchunk plugin (with cache_bytes > 0): hit or miss",
+        ));
+        Self { stores: RenderedStores::default(), chunks, metrics, exports, config }
     }
 
     /// Answers `GET`/`HEAD /datasets/{id}/kerchunk/{key}`.
@@ -110,7 +116,9 @@ impl KerchunkService {
         }
         let key =
             ChunkId { dataset: id.to_owned(), generation: store.generation, var: var.to_owned(), index: index.clone() };
-        self.chunks.try_get_with(key, read).await.map_err(|failure| (*failure).clone())
+        let entry = self.chunks.entry(key).or_try_insert_with(read).await.map_err(|failure| (*failure).clone())?;
+        self.metrics.looked_up(!entry.is_fresh());
+        Ok(entry.into_value())
     }
 }
 

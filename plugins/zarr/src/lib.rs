@@ -41,13 +41,17 @@ const OPERATION: &str = r#"{
 fn init(host: Host) -> Result<Plugin, String> {
     let config = host.config().map_err(|err| err.to_string())?;
     let service = Arc::new(ZarrService::new(config));
-    Ok(Plugin::new("zarr", env!("CARGO_PKG_VERSION")).description("every dataset as Zarr v2 and v3 over HTTP").route(
-        Route::get(Scope::Dataset, "/zarr/{*key}", move |host, req| {
-            let service = Arc::clone(&service);
-            async move { service.answer(&host, &req).await }
-        })
-        .summary("Zarr v2 and v3 store of the dataset")
-        .content_type("application/octet-stream")
-        .openapi(OPERATION),
-    ))
+    let metrics = Arc::clone(&service.metrics);
+    Ok(Plugin::new("zarr", env!("CARGO_PKG_VERSION"))
+        .description("every dataset as Zarr v2 and v3 over HTTP")
+        .route(
+            Route::get(Scope::Dataset, "/zarr/{*key}", move |host, req| {
+                let service = Arc::clone(&service);
+                async move { service.answer(&host, &req).await }
+            })
+            .summary("Zarr v2 and v3 store of the dataset")
+            .content_type("application/octet-stream")
+            .openapi(OPERATION),
+        )
+        .route(metrics.route("zarr")))
 }

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use cloudify_sdk::{hyperslab::pad, Error, ErrorKind, Host, HostExt, RVec, Request, Response};
-use cloudify_zarr_store::{reply, request_key, Array, Document, Format, RenderedStores, Resolved, ServedCodec, Store};
+use cloudify_zarr_store::{
+    reply, request_key, Array, CacheMetrics, Document, Format, RenderedStores, Resolved, ServedCodec, Store,
+};
 
 use crate::config::Config;
 
@@ -29,6 +31,8 @@ pub(crate) struct ZarrService {
     codec: ServedCodec,
     stores: RenderedStores,
     chunks: moka::future::Cache<ChunkId, Arc<Document>>,
+    /// The encoded-chunk cache's hits and misses (`/metrics/zarr`).
+    pub(crate) metrics: Arc<CacheMetrics>,
     inflight: tokio::sync::Semaphore,
     inflight_permits: u32,
 }
@@ -44,6 +48,10 @@ impl ZarrService {
             codec: ServedCodec::new(config.codec, config.level),
             stores: RenderedStores::default(),
             chunks,
+            metrics: Arc::new(CacheMetrics::new(
+                "cloudify_zarr_encoded_cache_requests_total",
+                "Encoded-chunk cache lookups of the zarr plugin: hit or miss",
+            )),
             inflight: tokio::sync::Semaphore::new(inflight_permits as usize),
             inflight_permits,
             config,
@@ -114,7 +122,9 @@ impl ZarrService {
             index: index.clone(),
             v3_only: format == Format::V3 && !array.formats_share_bytes(),
         };
-        self.chunks.try_get_with(key, produce).await.map_err(|failure| (*failure).clone())
+        let entry = self.chunks.entry(key).or_try_insert_with(produce).await.map_err(|failure| (*failure).clone())?;
+        self.metrics.looked_up(!entry.is_fresh());
+        Ok(entry.into_value())
     }
 
     fn reply(&self, req: &Request, store: &Store, doc: Arc<Document>, content_type: &str) -> Response {
