@@ -27,15 +27,29 @@ def _binary() -> Path:
 
 
 class Server:
-    def __init__(self, *args: str, env: dict | None = None, cache_dir: str | None = None, bind="127.0.0.1:0"):
+    """The release binary serving on `bind`; or, with `image`, the container image running it
+    (`docker run --network host`, `mounts` folders at the same paths, as the calling user)."""
+
+    def __init__(self, *args: str, env: dict | None = None, cache_dir: str | None = None, bind="127.0.0.1:0",
+                 image: str | None = None, mounts: tuple = ()):
         self.log: list[str] = []
-        self.proc = subprocess.Popen(
-            [str(_binary()), "serve", "--bind", bind, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "CLOUDIFY_LOG": "info", "CLOUDIFY_CACHE__DIR": cache_dir or tempfile.mkdtemp(), **(env or {})},
-        )
+        settings = {"CLOUDIFY_LOG": "info", "CLOUDIFY_CACHE__DIR": cache_dir or tempfile.mkdtemp(), **(env or {})}
+        self.container = None
+        if image:
+            self.container = f"cloudify-test-{os.getpid()}-{time.monotonic_ns()}"
+            command = ["docker", "run", "--rm", "--name", self.container, "--network", "host",
+                       "--user", f"{os.getuid()}:{os.getgid()}"]
+            for folder in {*mounts, settings["CLOUDIFY_CACHE__DIR"]}:
+                command += ["-v", f"{folder}:{folder}"]
+            for key, value in settings.items():
+                command += ["-e", f"{key}={value}"]
+            command += [image, "serve", "--bind", bind, *args]
+            env_of_process = None
+        else:
+            command = [str(_binary()), "serve", "--bind", bind, *args]
+            env_of_process = {**os.environ, **settings}
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env=env_of_process)
         found = threading.Event()
         self.url = None
 
@@ -67,7 +81,17 @@ class Server:
         except urllib.error.HTTPError:
             return False
 
+    def kill(self):
+        """Ends the server at once (SIGKILL; `docker kill` for a container)."""
+        if self.container:
+            subprocess.run(["docker", "kill", self.container], capture_output=True, timeout=30)
+        else:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+
     def stop(self):
+        if self.container and self.proc.poll() is None:
+            subprocess.run(["docker", "stop", "-t", "20", self.container], capture_output=True, timeout=60)
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
             try:

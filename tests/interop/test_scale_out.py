@@ -115,8 +115,10 @@ path = "{refs}"
 allow_targets = ["s3://climate/"]
 """)
     ports = [free_port() for _ in range(3)]
+    # CLOUDIFY_TEST_IMAGE=cloudify:dev runs the replicas from deploy/Dockerfile's image.
+    image = os.environ.get("CLOUDIFY_TEST_IMAGE")
     start = lambda port: Server("--config", str(config), env=env, bind=f"127.0.0.1:{port}",  # noqa: E731
-                                cache_dir=str(folder / f"cache-{port}"))
+                                cache_dir=str(folder / f"cache-{port}"), image=image, mounts=(str(folder),))
     replicas = [start(port) for port in ports]
     listen = free_port()
     (folder / "nginx").mkdir()
@@ -178,8 +180,7 @@ def test_a_replica_killed_mid_loop_loses_no_request_and_no_byte(cluster):
         thread.start()
     time.sleep(1.0)
     victim = 1
-    os.kill(replicas[victim].proc.pid, signal.SIGKILL)
-    replicas[victim].proc.wait(10)
+    replicas[victim].kill()
     before_restart = len(answered)
     time.sleep(1.0)
     replicas[victim] = cluster["start"](cluster["ports"][victim])
