@@ -9,6 +9,7 @@ use std::{
 
 use cloudify_sdk::{meta::DatasetMeta, Host, HostExt, Request, Response};
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -226,15 +227,21 @@ fn search_form(config: &Config, base: &str, summaries: &[Summary]) -> String {
     )
 }
 
+/// Everything but RFC 3986's unreserved characters is escaped in a path segment.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
 /// `id` as one URL path segment.
 pub(crate) fn percent(id: &str) -> String {
-    let mut out = String::with_capacity(id.len());
-    for byte in id.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
+    utf8_percent_encode(id, UNRESERVED).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent;
+
+    #[test]
+    fn ids_become_one_path_segment() {
+        assert_eq!(percent("cmip6.tas_day-v1~x"), "cmip6.tas_day-v1~x");
+        assert_eq!(percent("a/b c?d#é"), "a%2Fb%20c%3Fd%23%C3%A9");
     }
-    out
 }
