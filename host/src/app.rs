@@ -451,6 +451,8 @@ fn into_axum(response: cloudify_sdk::Response, release: Option<Release>) -> Resp
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use axum::{body::to_bytes, http::Request as HttpRequest};
     use tower::ServiceExt as _;
 
@@ -463,11 +465,17 @@ mod tests {
     /// The demo dataset served, the configured datasets all open or (`opened = false`) still
     /// opening.
     fn app_opened(opened: bool) -> Router {
+        app_with(opened, HashMap::new())
+    }
+
+    /// As [`app_opened`], with datasets waiting for their files to be staged.
+    fn app_with(opened: bool, staging: HashMap<String, u64>) -> Router {
         let registry = Registry::new(1 << 20, 1 << 20);
         registry.insert("demo", Arc::new(cloudify_dataset::demo_dataset("demo").unwrap()));
         if opened {
             registry.mark_opened();
         }
+        registry.set_staging(staging);
         let server = ServerConfig::default();
         app(
             Arc::new(registry),
@@ -497,6 +505,26 @@ mod tests {
         assert_eq!((status, json(&body)["error"].as_str()), (StatusCode::NOT_FOUND, Some("Dataset 'x' not found")));
         let (status, body) = call("HEAD", "/datasets/demo/keys").await;
         assert_eq!((status, body.len()), (StatusCode::OK, 0));
+    }
+
+    #[tokio::test]
+    async fn a_dataset_waiting_for_tape_is_503_with_its_retry_after() {
+        let app = app_with(true, HashMap::from([("archived".to_owned(), 600)]));
+        let request = HttpRequest::builder().uri("/datasets/archived/info").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "600");
+        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        assert!(json(&body)["error"].as_str().unwrap().contains("being staged"));
+    }
+
+    #[tokio::test]
+    async fn usage_refuses_a_days_that_is_not_a_count() {
+        for query in ["days=abc", "days=-1", "days=99999999999999999999999"] {
+            let (status, body) = call("GET", &format!("/usage?{query}")).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+            assert!(json(&body)["error"].is_string());
+        }
     }
 
     #[tokio::test]
