@@ -97,6 +97,8 @@ pub struct Loaded {
 fn static_plugins() -> Vec<PluginModRef> {
     #[allow(unused_mut)]
     let mut modules = Vec::new();
+    #[cfg(feature = "static-datapoint")]
+    modules.push(cloudify_datapoint_plugin::plugin_module());
     #[cfg(feature = "static-diagnostics")]
     modules.push(cloudify_diagnostics_plugin::plugin_module());
     #[cfg(feature = "static-icechunk")]

@@ -18,6 +18,7 @@ fn static_all_serves_the_same_plugins_without_shared_libraries() {
     assert_eq!(plugins["zarr"]["path"], "static");
     assert_eq!(plugins["kerchunk"]["path"], "static");
     assert_eq!(plugins["stac"]["path"], "static");
+    assert_eq!(plugins["datapoint"]["path"], "static");
     assert_eq!(
         static_server.get("/datasets/demo/stac").json()["assets"]["zstore"]["href"],
         format!("{}/datasets/demo/zarr", static_server.url)
