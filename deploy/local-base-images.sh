@@ -25,7 +25,7 @@ mkdir "$work/rust/certs"
 cp /usr/local/share/ca-certificates/*.crt "$work/rust/certs/" 2> /dev/null || true
 cat > "$work/rust/Dockerfile" << 'DOCKERFILE'
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev ca-certificates pkg-config \
+RUN apt-get update && apt-get install -y --no-install-recommends gcc g++ make libc6-dev ca-certificates pkg-config \
  && rm -rf /var/lib/apt/lists/*
 COPY toolchain /usr/local/rust
 COPY certs/ /usr/local/share/ca-certificates/

@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 packages=()
-# The C toolchain and the NetCDF/HDF5 libraries the server links (scans go through them).
-for package in gcc pkg-config libnetcdf-dev libhdf5-dev; do
+# The C and C++ toolchains (snappy, under the parquet reader, is C++) and the NetCDF/HDF5
+# libraries the server links (scans go through them).
+for package in gcc g++ pkg-config libnetcdf-dev libhdf5-dev; do
   installed "$package" || packages+=("$package")
 done
 if [ "${1:-}" = "--python" ]; then
