@@ -77,10 +77,12 @@ pub(crate) struct Staging {
 }
 
 /// What is known of the tiers' files; shared with the stage commands' tasks.
-#[derive(Default)]
 struct Files {
     /// Files known to be online, until when.
     online: Mutex<HashMap<String, Instant>>,
+    /// The online checks of the last moment: concurrent reads of a file not known to be
+    /// online (its first, or the first after its answer expired) share one check.
+    checks: moka::future::Cache<String, bool>,
     staged: Mutex<HashMap<String, Staged>>,
     /// Counts finished stagings, for whoever waits on them (the host opens datasets whose
     /// files had to be staged before they could be scanned).
@@ -95,6 +97,20 @@ impl std::fmt::Debug for Staging {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// How long a check's answer is shared with the reads that asked at the same moment.
+const CHECK_SHARED_FOR: Duration = Duration::from_secs(1);
+
+impl Default for Files {
+    fn default() -> Self {
+        Self {
+            online: Mutex::default(),
+            checks: moka::future::Cache::builder().max_capacity(REMEMBERED).time_to_live(CHECK_SHARED_FOR).build(),
+            staged: Mutex::default(),
+            finished: tokio::sync::watch::Sender::default(),
+        }
+    }
 }
 
 impl Files {
@@ -163,7 +179,8 @@ impl Staging {
             Some(Staged::Failed { retry }) if retry > Instant::now() => return FileState::Offline,
             _ => {}
         }
-        if run(&tier.online, location, CHECK_TIMEOUT).await.is_ok() {
+        let check = async { run(&tier.online, location, CHECK_TIMEOUT).await.is_ok() };
+        if self.files.checks.get_with(location.to_owned(), check).await {
             self.files.set_online(location, tier);
             return FileState::Online;
         }
@@ -363,6 +380,26 @@ mod tests {
         }
         // The failing command ran once; the hung one was killed before it logged.
         assert_eq!(runs(&file), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_reads_share_one_online_check() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tape")).unwrap();
+        let file = dir.path().join("tape/a.nc");
+        std::fs::write(&file, b"abc").unwrap();
+        let checks = dir.path().join("checks");
+        let check = format!("echo check >> {}; sleep 0.2", checks.display());
+        let tier = Tier { online: vec!["sh".into(), "-c".into(), check], ..tape(dir.path(), "0", 0) };
+        let stores = std::sync::Arc::new(Stores::with_tiers(vec![tier]));
+        let reads = (0..16).map(|_| {
+            let (stores, location) = (std::sync::Arc::clone(&stores), file.to_string_lossy().into_owned());
+            tokio::spawn(async move { stores.read_range(&location, 0, 3).await })
+        });
+        for read in reads {
+            assert_eq!(&read.await.unwrap().unwrap()[..], b"abc");
+        }
+        assert_eq!(std::fs::read_to_string(&checks).unwrap().lines().count(), 1);
     }
 
     #[tokio::test]
