@@ -115,8 +115,8 @@ path = "{refs}"
 allow_targets = ["s3://climate/"]
 """)
     ports = [free_port() for _ in range(3)]
-    # CLOUDIFY_TEST_IMAGE=cloudify:dev runs the replicas from deploy/Dockerfile's image.
-    image = os.environ.get("CLOUDIFY_TEST_IMAGE")
+    # SCALE_OUT_IMAGE=cloudify:dev runs the replicas from deploy/Dockerfile's image.
+    image = os.environ.get("SCALE_OUT_IMAGE")
     start = lambda port: Server("--config", str(config), env=env, bind=f"127.0.0.1:{port}",  # noqa: E731
                                 cache_dir=str(folder / f"cache-{port}"), image=image, mounts=(str(folder),))
     replicas = [start(port) for port in ports]
