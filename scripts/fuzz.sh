@@ -13,6 +13,7 @@ shift || true
 targets=(
   "cloudify-netcdf3 header::tests::fuzz_header"
   "cloudify-netcdf tests::fuzz_classic_scan"
+  "cloudify-netcdf chunk_index::tests::fuzz_chunk_index_walk"
   "cloudify-kerchunk source::tests::fuzz_reference_sets"
   "cloudify-kerchunk parquet::tests::fuzz_parquet_records"
   "cloudify-zarr-store store::tests::fuzz_store_keys"

@@ -14,7 +14,11 @@ use netcdf::{
 };
 use serde_json::{json, Map, Value};
 
-use crate::{attrs, Error, Result, Scan};
+use crate::{
+    attrs,
+    chunk_index::{ChunkIndexes, FoundChunk},
+    Error, Result, Scan,
+};
 
 fn dtype(vartype: &NcVariableType) -> Option<DataType> {
     Some(match vartype {
@@ -93,9 +97,9 @@ fn codecs(filters: &[Filter], dtype: DataType, big_endian: bool) -> Result<Vec<V
     Ok(chain)
 }
 
-/// Where each chunk of `ds` is, in C order over `var`'s chunk grid of `count` chunks (checked
-/// against the limits by the caller).
-fn locate(ds: &Dataset, var: &VariableMeta, count: u64) -> VariableChunks {
+/// Where each chunk of `ds` (at `path` in the file) is, in C order over `var`'s chunk grid of
+/// `count` chunks (checked against the limits by the caller).
+fn locate(ds: &Dataset, indexes: Option<&ChunkIndexes>, path: &str, var: &VariableMeta, count: u64) -> VariableChunks {
     let fallback = |reason: &str| VariableChunks::Fallback { reason: reason.to_owned() };
     let grid = var.chunk_grid();
     let Ok(count) = usize::try_from(count) else {
@@ -110,45 +114,36 @@ fn locate(ds: &Dataset, var: &VariableMeta, count: u64) -> VariableChunks {
             VariableChunks::Stored(vec![chunk; count])
         }
         Layout::Chunked => {
-            let stored = ds.num_chunks().unwrap_or(0);
-            if stored > count {
-                return fallback("the chunk index holds more chunks than the grid");
-            }
             if var.chunks.len() != ds.ndim() {
                 return fallback("chunk rank differs from the dataset's");
             }
+            let walked = indexes.map(|indexes| indexes.chunks(path));
+            if let Some(Err(reason)) = &walked {
+                tracing::debug!(variable = path, "chunks looked up one by one: {reason}");
+            }
+            let found = match walked {
+                Some(Ok(found)) => found,
+                _ => match look_up_each(ds, var, count) {
+                    Ok(found) => found,
+                    Err(reason) => return fallback(reason),
+                },
+            };
             let mut chunks = vec![StoredChunk::Missing; count];
-            // Lookups walk the chunk index either way (libhdf5 1.10): by coordinate when most
-            // chunks exist, the faster walk; by position when few do (fewer lookups).
-            let dense = stored.saturating_mul(2) >= count;
-            for i in 0..if dense { count } else { stored } {
-                let found = if dense {
-                    let start: Vec<u64> =
-                        unravel(i as u64, &grid).iter().zip(&var.chunks).map(|(i, c)| i * c).collect();
-                    match chunk_at(ds, &start) {
-                        Some(Some(found)) => Some(found),
-                        Some(None) => continue,
-                        None => None,
-                    }
-                } else {
-                    ds.chunk_info(i).map(|info| FoundChunk {
-                        offset: info.offset,
-                        addr: info.addr,
-                        size: info.size,
-                        filter_mask: info.filter_mask,
-                    })
-                };
-                let Some(found) = found else {
-                    return fallback("chunk index unreadable");
-                };
+            for found in found {
                 if found.filter_mask != 0 {
                     return fallback("some chunks skip filters");
                 }
+                if found.offset.len() != grid.len() || found.offset.iter().zip(&var.chunks).any(|(o, c)| o % c != 0) {
+                    return fallback("a chunk off the chunk grid");
+                }
                 let index: Vec<u64> =
-                    found.offset.iter().zip(&var.chunks).map(|(&offset, &size)| offset / size).collect();
-                match chunks.get_mut(ravel(&index, &grid) as usize) {
-                    Some(slot) => *slot = StoredChunk::Range { file: 0, offset: found.addr, length: found.size },
-                    None => return fallback("chunk outside the grid"),
+                    found.offset.iter().zip(&var.chunks).map(|(offset, size)| offset / size).collect();
+                // HDF5 keeps the chunks of a dataset shrunk since they were written.
+                if index.iter().zip(&grid).any(|(i, n)| i >= n) {
+                    continue;
+                }
+                if let Some(slot) = chunks.get_mut(ravel(&index, &grid) as usize) {
+                    *slot = StoredChunk::Range { file: 0, offset: found.addr, length: found.size };
                 }
             }
             VariableChunks::Stored(chunks)
@@ -158,13 +153,36 @@ fn locate(ds: &Dataset, var: &VariableMeta, count: u64) -> VariableChunks {
     }
 }
 
-/// Where a stored chunk is.
-struct FoundChunk {
-    /// Its first element.
-    offset: Vec<u64>,
-    addr: u64,
-    size: u64,
-    filter_mask: u32,
+/// The stored chunks of `ds` through libhdf5, one lookup per chunk: for files the pure-Rust
+/// index walk cannot read. Each lookup walks the chunk index (libhdf5 1.10): by coordinate
+/// when most chunks exist, the faster walk; by position when few do (fewer lookups).
+fn look_up_each(ds: &Dataset, var: &VariableMeta, count: usize) -> Result<Vec<FoundChunk>, &'static str> {
+    let stored = ds.num_chunks().unwrap_or(0);
+    if stored > count {
+        return Err("the chunk index holds more chunks than the grid");
+    }
+    let grid = var.chunk_grid();
+    let dense = stored.saturating_mul(2) >= count;
+    let mut found = Vec::with_capacity(stored);
+    for i in 0..if dense { count } else { stored } {
+        let chunk = if dense {
+            let start: Vec<u64> = unravel(i as u64, &grid).iter().zip(&var.chunks).map(|(i, c)| i * c).collect();
+            match chunk_at(ds, &start) {
+                Some(Some(chunk)) => Some(chunk),
+                Some(None) => continue,
+                None => None,
+            }
+        } else {
+            ds.chunk_info(i).map(|info| FoundChunk {
+                offset: info.offset,
+                addr: info.addr,
+                size: info.size,
+                filter_mask: info.filter_mask,
+            })
+        };
+        found.push(chunk.ok_or("chunk index unreadable")?);
+    }
+    Ok(found)
 }
 
 /// The chunk of `ds` starting at element `start` (one coordinate per dimension): `Some(None)`
@@ -195,7 +213,17 @@ pub(crate) fn scan(path: &Path, location: &str, id: &str, limits: &Limits) -> Re
     let nc = netcdf::open(path).map_err(|e| corrupt(&e))?;
     let h5 = hdf5_metno::File::open(path).map_err(|e| corrupt(&e))?;
     let root = nc.root().ok_or_else(|| corrupt(&"no root group"))?;
-    let mut scanner = Scanner { h5: &h5, location, id, limits, chunks: 0, skipped: Vec::new(), groups: Vec::new() };
+    let indexes = ChunkIndexes::open(path);
+    let mut scanner = Scanner {
+        h5: &h5,
+        indexes: indexes.as_ref(),
+        location,
+        id,
+        limits,
+        chunks: 0,
+        skipped: Vec::new(),
+        groups: Vec::new(),
+    };
     let dataset = scanner.group(&root, "", id)?;
     scanner.subgroups(&root, "")?;
     Ok(Scan { dataset, skipped: scanner.skipped, groups: scanner.groups })
@@ -204,6 +232,8 @@ pub(crate) fn scan(path: &Path, location: &str, id: &str, limits: &Limits) -> Re
 /// One file's groups being scanned, and what the scan found so far.
 struct Scanner<'a> {
     h5: &'a hdf5_metno::File,
+    /// The same file for walking chunk indexes, where the pure-Rust reader opens it.
+    indexes: Option<&'a ChunkIndexes>,
     location: &'a str,
     /// The root's dataset id.
     id: &'a str,
@@ -303,7 +333,7 @@ impl Scanner<'_> {
                 Ok(ds) => match codecs(&ds.filters(), dtype, big_endian) {
                     Ok(chain) => {
                         meta.codecs = chain;
-                        locate(&ds, &meta, count)
+                        locate(&ds, self.indexes, &in_group(&name), &meta, count)
                     }
                     Err(reason) => VariableChunks::Fallback { reason },
                 },

@@ -2,9 +2,9 @@
 //! chunk, so the data plane reads files without the NetCDF library on the hot path.
 //!
 //! * NetCDF classic / 64-bit offset / CDF-5: a pure-Rust header parser (`cloudify-netcdf3`).
-//! * NetCDF4 / HDF5: metadata through libnetcdf (the `netcdf` crate), chunk addresses through
-//!   libhdf5 (`hdf5-metno`, `H5Dget_chunk_info`); compact-layout data (inside the object
-//!   header) is kept inline. Variables whose chunks cannot be expressed as byte ranges (szip,
+//! * NetCDF4 / HDF5: metadata through libnetcdf (the `netcdf` crate), chunk addresses from
+//!   one walk of each chunk index (`hdf5-reader`; libhdf5's lookups where it cannot walk
+//!   one); compact-layout data (inside the object header) is kept inline. Variables whose chunks cannot be expressed as byte ranges (szip,
 //!   scale-offset, n-bit, chunks with skipped filters, variable-length strings) are read
 //!   through libnetcdf instead ([`NetcdfFallback`]). libnetcdf and libhdf5 share one global
 //!   lock: scans are meant for a blocking thread, and their results for a cache.
@@ -13,6 +13,7 @@
 
 mod attrs;
 mod cache;
+mod chunk_index;
 mod classic;
 mod fallback;
 mod hdf;
