@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use cloudify_sdk::hyperslab::{ravel, unravel};
 use cloudify_store::Stores;
 use serde_json::json;
 
@@ -155,45 +154,62 @@ fn join_aligned(parts: Vec<VirtualDataset>, dim: &str, skip: &[String], limits: 
     let Some(mut joined) = parts.next() else {
         return Err(mismatch("no files".to_owned()));
     };
-    for part in parts {
-        let file_offset = joined.files.len() as u32;
-        for (name, var) in &mut joined.meta.variables {
-            let Some(axis) = var.dimensions.iter().position(|d| d == dim) else { continue };
-            let other = &part.meta.variables[name];
-            let length = var.shape[axis].checked_add(other.shape[axis]);
-            let length = length.ok_or_else(|| Error::OverLimit(format!("'{name}' joined along '{dim}' overflows")))?;
-            let mut grown = var.clone();
-            grown.shape[axis] = length;
-            limits.check_variable(name, &grown).map_err(Error::OverLimit)?;
-            if skip.contains(name) {
-                var.shape[axis] = length;
-                continue;
-            }
-            let (mine, theirs) = (&joined.chunks[name], &part.chunks[name]);
-            let (VariableChunks::Stored(mine), VariableChunks::Stored(theirs)) = (mine, theirs) else {
+    let rest: Vec<VirtualDataset> = parts.collect();
+    // Where each part's files start in the joined file list.
+    let mut file_offsets = Vec::with_capacity(rest.len());
+    let mut files = joined.files.len() as u32;
+    for part in &rest {
+        file_offsets.push(files);
+        files = files.saturating_add(part.files.len() as u32);
+    }
+    for (name, var) in &mut joined.meta.variables {
+        let Some(axis) = var.dimensions.iter().position(|d| d == dim) else { continue };
+        let others: Vec<&crate::VariableMeta> = rest.iter().map(|part| &part.meta.variables[name]).collect();
+        let length = others.iter().try_fold(var.shape[axis], |n, other| n.checked_add(other.shape[axis]));
+        let length = length.ok_or_else(|| Error::OverLimit(format!("'{name}' joined along '{dim}' overflows")))?;
+        let mut grown = var.clone();
+        grown.shape[axis] = length;
+        limits.check_variable(name, &grown).map_err(Error::OverLimit)?;
+        if skip.contains(name) {
+            var.shape[axis] = length;
+            continue;
+        }
+        // Each part's chunk table, its grid length along `dim`, and where its files start.
+        let mut tables: Vec<(&[StoredChunk], u64, u32)> = Vec::with_capacity(rest.len() + 1);
+        let parts_chunks = std::iter::once((&joined.chunks[name], &*var, 0)).chain(
+            rest.iter().zip(&others).zip(&file_offsets).map(|((part, other), &at)| (&part.chunks[name], *other, at)),
+        );
+        for (chunks, meta, file_offset) in parts_chunks {
+            let VariableChunks::Stored(chunks) = chunks else {
                 return Err(mismatch(format!("variable '{name}' is read through libnetcdf and cannot be joined")));
             };
-            let (grid_a, grid_b) = (var.chunk_grid(), other.chunk_grid());
-            let mut grid = grid_a.clone();
-            grid[axis] += grid_b[axis];
-            let chunks: Vec<StoredChunk> = (0..grid.iter().product::<u64>())
-                .map(|flat| {
-                    let mut index = unravel(flat, &grid);
-                    if index[axis] < grid_a[axis] {
-                        return mine[ravel(&index, &grid_a) as usize].clone();
-                    }
-                    index[axis] -= grid_a[axis];
-                    match &theirs[ravel(&index, &grid_b) as usize] {
-                        StoredChunk::Range { file, offset, length } => {
-                            StoredChunk::Range { file: file + file_offset, offset: *offset, length: *length }
-                        }
-                        other => other.clone(),
-                    }
-                })
-                .collect();
-            var.shape[axis] = length;
-            joined.chunks.insert(name.clone(), VariableChunks::Stored(chunks));
+            tables.push((chunks, meta.chunk_grid()[axis], file_offset));
         }
+        var.shape[axis] = length;
+        let grid = grown.chunk_grid();
+        // In C order the joined table is, for each index before `dim`, every part's block of
+        // chunks in turn: one pass over all chunks, whatever the number of files.
+        let inner: u64 = grid[axis + 1..].iter().product();
+        let outer: u64 = grid[..axis].iter().product();
+        let mut chunks = Vec::with_capacity(grid.iter().product::<u64>() as usize);
+        for o in 0..outer {
+            for &(table, steps, file_offset) in &tables {
+                let block = steps * inner;
+                let range = (o * block) as usize..((o + 1) * block) as usize;
+                let Some(block) = table.get(range) else {
+                    return Err(mismatch(format!("variable '{name}' has a chunk table shorter than its grid")));
+                };
+                chunks.extend(block.iter().map(|chunk| match chunk {
+                    StoredChunk::Range { file, offset, length } => {
+                        StoredChunk::Range { file: file + file_offset, offset: *offset, length: *length }
+                    }
+                    other => other.clone(),
+                }));
+            }
+        }
+        joined.chunks.insert(name.clone(), VariableChunks::Stored(chunks));
+    }
+    for part in rest {
         if let Some(len) = joined.meta.dimensions.get_mut(dim) {
             *len = len.saturating_add(part.meta.dimensions[dim]);
         }
@@ -201,4 +217,73 @@ fn join_aligned(parts: Vec<VirtualDataset>, dim: &str, skip: &[String], limits: 
         joined.files.extend(part.files);
     }
     Ok(joined)
+}
+
+#[cfg(test)]
+mod tests {
+    use cloudify_sdk::hyperslab::{ravel, unravel};
+    use indexmap::IndexMap;
+
+    use super::*;
+    use crate::{DataType, VariableMeta};
+
+    /// A part of `steps` along `t` in a (y, t, x) grid of chunks (1, 2, 2), each chunk's offset
+    /// naming its part and its place in the part.
+    fn part(number: u64, steps: u64) -> VirtualDataset {
+        let var = VariableMeta {
+            dtype: DataType::Float32,
+            dimensions: vec!["y".into(), "t".into(), "x".into()],
+            shape: vec![2, steps, 3],
+            chunks: vec![1, 2, 2],
+            attributes: Default::default(),
+            fill_value: serde_json::Value::Null,
+            codecs: Vec::new(),
+        };
+        let count: u64 = var.chunk_grid().iter().product();
+        let chunks = (0..count).map(|i| StoredChunk::Range { file: 0, offset: number * 1000 + i, length: 1 }).collect();
+        let meta = DatasetMeta {
+            id: "joined".into(),
+            attributes: Default::default(),
+            dimensions: IndexMap::from([("y".into(), 2), ("t".into(), steps), ("x".into(), 3)]),
+            unlimited: Vec::new(),
+            variables: IndexMap::from([("v".into(), var)]),
+            last_modified: Some(number as i64),
+        };
+        VirtualDataset {
+            meta,
+            files: vec![format!("part{number}.nc")],
+            chunks: IndexMap::from([("v".into(), VariableChunks::Stored(chunks))]),
+        }
+    }
+
+    /// Joining along a middle dimension puts every chunk where the part it came from had it,
+    /// shifted along `t` by the parts before, with its file renumbered; the last part may end
+    /// in a partial chunk.
+    #[test]
+    fn joins_chunk_tables_along_a_middle_dimension() {
+        let steps = [4, 2, 3];
+        let parts: Vec<_> = steps.iter().enumerate().map(|(n, &s)| part(n as u64, s)).collect();
+        let joined = join_aligned(parts, "t", &[], &Limits::default()).unwrap();
+        let var = &joined.meta.variables["v"];
+        assert_eq!(var.shape, [2, 9, 3]);
+        assert_eq!(joined.meta.dimensions["t"], 9);
+        assert_eq!(joined.files, ["part0.nc", "part1.nc", "part2.nc"]);
+        assert_eq!(joined.meta.last_modified, Some(2));
+        let VariableChunks::Stored(chunks) = &joined.chunks["v"] else { panic!("not stored") };
+        let grid = var.chunk_grid();
+        assert_eq!(grid, [2, 5, 2]);
+        assert_eq!(chunks.len(), 20);
+        let step_grids = [2u64, 1, 2];
+        for (flat, chunk) in chunks.iter().enumerate() {
+            let mut index = unravel(flat as u64, &grid);
+            let mut number = 0;
+            while index[1] >= step_grids[number] {
+                index[1] -= step_grids[number];
+                number += 1;
+            }
+            let local = ravel(&index, &[2, step_grids[number], 2]);
+            let expected = StoredChunk::Range { file: number as u32, offset: number as u64 * 1000 + local, length: 1 };
+            assert_eq!(*chunk, expected, "chunk {flat}");
+        }
+    }
 }

@@ -42,6 +42,9 @@ pub(crate) async fn write_array(
     let grid = array.grid();
     let mut counts = Counts::default();
     let mut references = Vec::new();
+    // The last file's URL and where it was placed: runs of chunks come from one file, whose
+    // location is worked out (and parsed) once.
+    let mut placed: Option<(String, Placement)> = None;
     for flat in 0..grid.iter().product::<u64>() {
         let index = unravel(flat, &grid);
         let mut target: Vec<u32> = index
@@ -59,9 +62,18 @@ pub(crate) async fn write_array(
         };
         let native = match located {
             ChunkRef::Range { url, offset, length } if array.stored_bytes && length >= inline_threshold => {
-                match place(url.into_string())? {
+                let url = url.into_string();
+                if placed.as_ref().is_none_or(|(seen, _)| *seen != url) {
+                    let location = match place(url.clone())? {
+                        Some((location, checksum)) => {
+                            Some((VirtualChunkLocation::from_url(&location).map_err(|e| in_array(&e))?, checksum))
+                        }
+                        None => None,
+                    };
+                    placed = Some((url, location));
+                }
+                match placed.as_ref().and_then(|(_, location)| location.clone()) {
                     Some((location, checksum)) => {
-                        let location = VirtualChunkLocation::from_url(&location).map_err(|e| in_array(&e))?;
                         let reference = VirtualChunkRef { location, offset, length, checksum };
                         references.push((ChunkIndices(target), reference));
                         continue;
@@ -89,6 +101,9 @@ pub(crate) async fn write_array(
         }
     }
 }
+
+/// Where a file's chunks point and their checksum; `None` when their bytes are copied in.
+type Placement = Option<(VirtualChunkLocation, Option<Checksum>)>;
 
 /// The chunk key of grid index `index` (Zarr v3's default encoding).
 pub(crate) fn chunk_key(name: &str, index: &[u32]) -> String {
