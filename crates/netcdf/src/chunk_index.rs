@@ -157,14 +157,14 @@ fn guarded<T>(walk: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use hdf5_metno::{plist::dataset_create::AllocTime, File};
 
     use super::*;
 
     /// Datasets of 12 × 6 `f32` in each kind of chunk index libhdf5 writes, named after the
     /// kind, in `earliest.h5` (the oldest file format) and `latest.h5`.
-    const CASES: [&str; 7] = [
+    pub(crate) const CASES: [&str; 7] = [
         "btree_v1",
         "extensible_array",
         "btree_v2",
@@ -174,7 +174,7 @@ mod tests {
         "implicit",
     ];
 
-    fn write_cases(dir: &Path) {
+    pub(crate) fn write_cases(dir: &Path) {
         let values: Vec<f32> = (0..72).map(|i| i as f32).collect();
         // (chunk shape, rows written, resizable dimensions, filtered, allocated early): the
         // index libhdf5 picks follows from these.
@@ -209,7 +209,7 @@ mod tests {
         latest.close().unwrap();
     }
 
-    fn file_of(name: &str) -> &'static str {
+    pub(crate) fn file_of(name: &str) -> &'static str {
         if name == "btree_v1" {
             "earliest.h5"
         } else {

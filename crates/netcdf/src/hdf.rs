@@ -358,3 +358,40 @@ impl Scanner<'_> {
         Ok(VirtualDataset { meta, files: vec![location.to_owned()], chunks })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use cloudify_dataset::DataType;
+
+    use super::*;
+    use crate::chunk_index::tests::{file_of, write_cases, CASES};
+
+    /// libhdf5's lookups, the fallback when the index walk fails, place every chunk where the
+    /// walk does, on every kind of chunk index.
+    #[test]
+    fn lookups_place_chunks_where_the_walk_does() {
+        let dir = tempfile::tempdir().unwrap();
+        write_cases(dir.path());
+        for name in CASES {
+            let path = dir.path().join(file_of(name));
+            let indexes = ChunkIndexes::open(&path).unwrap();
+            let h5 = hdf5_metno::File::open(&path).unwrap();
+            let ds = h5.dataset(name).unwrap();
+            let var = VariableMeta {
+                dtype: DataType::Float32,
+                dimensions: vec!["y".into(), "x".into()],
+                shape: ds.shape().iter().map(|&n| n as u64).collect(),
+                chunks: ds.chunk().unwrap().iter().map(|&n| n as u64).collect(),
+                attributes: Map::new(),
+                fill_value: Value::Null,
+                codecs: Vec::new(),
+            };
+            let count = var.chunk_grid().iter().product();
+            let walked = locate(&ds, Some(&indexes), name, &var, count);
+            let looked_up = locate(&ds, None, name, &var, count);
+            let VariableChunks::Stored(chunks) = &walked else { panic!("{name}: {walked:?}") };
+            assert!(chunks.iter().any(|c| matches!(c, StoredChunk::Range { .. })), "{name}: no chunk located");
+            assert_eq!(walked, looked_up, "{name}");
+        }
+    }
+}
