@@ -4,7 +4,8 @@
 //! `data-plane-bench BIG_FILE SMALL_FOLDER CLOUDIFY_BINARY`
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpStream,
     path::Path,
     process::{Command, Stdio},
     sync::Arc,
@@ -15,7 +16,8 @@ use cloudify_dataset::{Source, VirtualSource};
 use cloudify_store::Stores;
 use futures::StreamExt as _;
 
-/// Seconds from spawning the server until it listens.
+/// Time from spawning the server until `/ready` answers 200: every dataset open (the server
+/// listens before its datasets are scanned).
 fn startup(binary: &Path, config: &Path, cache: &Path) -> Duration {
     let started = Instant::now();
     let mut child = Command::new(binary)
@@ -27,16 +29,27 @@ fn startup(binary: &Path, config: &Path, cache: &Path) -> Duration {
         .spawn()
         .expect("server starts");
     let stdout = child.stdout.take().expect("piped");
-    let mut elapsed = None;
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        if line.contains("listening on") {
-            elapsed = Some(started.elapsed());
-            break;
-        }
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let address = lines.find_map(|line| line.split("listening on http://").nth(1).map(|rest| rest.trim().to_owned()));
+    let address = address.expect("server listened");
+    // The log goes on: read to its end, or the server's writes fail.
+    std::thread::spawn(move || lines.for_each(drop));
+    while !ready(&address) {
+        assert!(started.elapsed() < Duration::from_secs(300), "not ready within 300 s");
+        std::thread::sleep(Duration::from_millis(5));
     }
+    let elapsed = started.elapsed();
     let _ = child.kill();
     let _ = child.wait();
-    elapsed.expect("server listened")
+    elapsed
+}
+
+/// Whether `GET /ready` at `address` answers 200.
+fn ready(address: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(address) else { return false };
+    let request = format!("GET /ready HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    let mut status = [0u8; 12];
+    stream.write_all(request.as_bytes()).is_ok() && stream.read_exact(&mut status).is_ok() && status.ends_with(b" 200")
 }
 
 #[tokio::main]
