@@ -133,7 +133,9 @@ fn locate(ds: &Dataset, indexes: Option<&ChunkIndexes>, path: &str, var: &Variab
                 if found.filter_mask != 0 {
                     return fallback("some chunks skip filters");
                 }
-                if found.offset.len() != grid.len() || found.offset.iter().zip(&var.chunks).any(|(o, c)| o % c != 0) {
+                if found.offset.len() != grid.len()
+                    || found.offset.iter().zip(&var.chunks).any(|(o, c)| o.checked_rem(*c) != Some(0))
+                {
                     return fallback("a chunk off the chunk grid");
                 }
                 let index: Vec<u64> =
